@@ -1,0 +1,170 @@
+//! The contract between the supasaasy daemon and a provider connector.
+//!
+//! A connector knows one provider's HTTP protocol (authentication, pagination, error shapes) and
+//! nothing of Postgres, the job queue or the daemon's config file. The daemon asks it for one page of
+//! a resource at a time, starting from an opaque cursor the connector handed out earlier, and writes
+//! the records of that page in one transaction together with the next cursor. A connector must
+//! therefore be restartable from any cursor it returned: a crash between two pages resumes with the
+//! cursor of the last committed page.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A resource a connector can sync, as named in `sync_resources` and `resource_types`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resource {
+    /// The name operators use (`customer`, `subscription`).
+    pub name: &'static str,
+    /// The collection key of the resource's own rows in `supasaasy.entities`.
+    pub collection_key: &'static str,
+    /// Collection keys of rows that ride along with this resource (a subscription's items). A
+    /// complete run of the resource also sweeps these collections.
+    pub child_collection_keys: &'static [&'static str],
+}
+
+impl Resource {
+    /// Every collection key a run of this resource writes, its own first.
+    pub fn collection_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.collection_key).chain(self.child_collection_keys.iter().copied())
+    }
+}
+
+/// What the daemon knows of one configured app instance, handed to the connector's constructor.
+#[derive(Clone)]
+pub struct AppSettings {
+    /// The app's key (`stripe_prod`), for messages only.
+    pub app_key: String,
+    /// The provider API key, read from the environment by the daemon.
+    pub api_key: Secret,
+    /// The provider's base URL (`https://api.stripe.com`, a regional Intercom host, a fake in tests).
+    pub base_url: String,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// A secret string that never prints: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Options that shape a listing; the same for every page of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Only objects created at or after this Unix time (`sync_from`).
+    pub created_gte: Option<i64>,
+}
+
+/// One provider object as fetched, ready for the mirror.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The collection the row belongs to (`stripe_customer`, `stripe_subscription_item`).
+    pub collection_key: &'static str,
+    /// The provider's id of the object.
+    pub external_id: String,
+    /// The object exactly as the provider sent it.
+    pub payload: serde_json::Value,
+    /// When the provider created the object (Unix seconds), when it says.
+    pub created: Option<i64>,
+    /// The object is archived (inactive) at the provider but still exists.
+    pub archived: bool,
+}
+
+/// One page of a resource.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The records of the page, children included (a subscription's items follow it).
+    pub records: Vec<Record>,
+    /// The cursor to pass for the next page; `None` when this was the last page.
+    pub next_cursor: Option<String>,
+    /// HTTP requests the page took (a subscription with many items takes more than one).
+    pub requests: u32,
+}
+
+/// Why a provider call failed, classified next to the HTTP call that got it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth retrying as is: 5xx, timeouts, connection errors, `Stripe-Should-Retry: true`.
+    #[error("{message}")]
+    Retryable {
+        /// What happened, for the operator.
+        message: String,
+    },
+    /// The provider asked us to slow down; retry after the delay when it gave one.
+    #[error("{message}")]
+    RateLimited {
+        /// What happened, for the operator.
+        message: String,
+        /// How long the provider asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help: a rejected key, an invalid request, an unknown resource.
+    #[error("{message}")]
+    Fatal {
+        /// What happened, for the operator.
+        message: String,
+    },
+}
+
+impl ConnectorError {
+    /// True when the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ConnectorError::Fatal { .. })
+    }
+}
+
+/// A provider connector: one instance per configured app.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The connector's name in the config (`stripe`).
+    fn kind(&self) -> &'static str;
+
+    /// The resources this connector syncs, in the order a full sync runs them.
+    fn resources(&self) -> &'static [Resource];
+
+    /// The provider API version this connector pins, recorded on every row it fetches.
+    fn api_version(&self) -> &str;
+
+    /// Fetches one page of `resource` starting at `cursor` (`None` for the first page).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConnectorError`] saying whether the page is worth asking for again.
+    async fn list_page(
+        &self,
+        resource: &str,
+        cursor: Option<&str>,
+        options: &ListOptions,
+    ) -> Result<Page, ConnectorError>;
+}
+
+/// Finds a resource by name in a connector's list.
+pub fn find_resource(connector: &dyn Connector, name: &str) -> Option<Resource> {
+    connector.resources().iter().find(|r| r.name == name).copied()
+}

@@ -1,0 +1,496 @@
+//! `supasaasy.toml`: parsed, checked and turned into the domain types the daemon runs on.
+//!
+//! Everything is validated here, at the edge, so that the rest of the daemon never meets a bad app
+//! key, an unknown resource or a missing secret. A config error names the key at fault in one line
+//! and nothing starts. Secrets never sit in the file: each is named by the environment variable that
+//! holds it, read once here and wrapped in [`Secret`] so it never prints.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use supasaasy_connector::Secret;
+
+use crate::connectors::{self, ConnectorKind};
+
+/// A config error: the key at fault and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("config error: {key}: {message}")]
+pub struct ConfigError {
+    /// The key at fault, as a path (`apps[0].sync_resources`).
+    pub key: String,
+    /// What is wrong, for the operator.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the mirror and the queue live.
+    pub database: DatabaseConfig,
+    /// The HTTP listener.
+    pub server: ServerConfig,
+    /// The task workers of this process.
+    pub worker: WorkerConfig,
+    /// Whether webhook requests are logged to `supasaasy.webhook_logs`.
+    pub webhook_logging: WebhookLoggingConfig,
+    /// The provider app instances, in file order.
+    pub apps: Vec<AppConfig>,
+    /// Scheduled syncs.
+    pub sync_schedules: Vec<ScheduleConfig>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// The connection URL, read from the environment.
+    pub url: Secret,
+    /// Connections in this process's pool.
+    pub pool_size: usize,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address the listener binds.
+    pub listen: SocketAddr,
+    /// Bearer key of the admin routes.
+    pub admin_api_key: Secret,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Tasks this process runs at once.
+    pub concurrency: usize,
+    /// How often idle workers look for tasks when no notification arrives.
+    pub poll_interval: Duration,
+    /// How long a claimed task stays ours without a heartbeat; then another worker may take it.
+    pub lease: Duration,
+    /// Attempts a task gets before it fails its job.
+    pub max_attempts: i32,
+    /// Provider request timeout.
+    pub request_timeout: Duration,
+    /// Provider connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// `[webhook_logging]`.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookLoggingConfig {
+    /// Log every webhook request.
+    pub enabled: bool,
+    /// Days a logged request is kept.
+    pub retention_days: u32,
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// `^[a-z0-9_]{1,64}$`, unique; in webhook URLs and every mirror row.
+    pub app_key: String,
+    /// A human name.
+    pub name: String,
+    /// Which connector serves it.
+    pub connector: ConnectorKind,
+    /// The provider API key.
+    pub api_key: Secret,
+    /// The webhook signing secret, when webhooks are configured.
+    pub webhook_secret: Option<Secret>,
+    /// The provider's base URL.
+    pub base_url: String,
+    /// Resources synced when a job names none, in the connector's order.
+    pub sync_resources: Vec<String>,
+    /// Objects created before this are ignored.
+    pub sync_from: Option<DateTime<Utc>>,
+}
+
+/// Sync mode of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Walk every object of each resource, then sweep the ones not seen.
+    Full,
+    /// Apply what changed since the last run.
+    Incremental,
+}
+
+impl SyncMode {
+    /// The name stored in `sync_jobs.mode` and used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Incremental => "incremental",
+        }
+    }
+}
+
+impl FromStr for SyncMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(SyncMode::Full),
+            "incremental" => Ok(SyncMode::Incremental),
+            other => Err(format!(
+                "unknown mode {other:?}: expected \"full\" or \"incremental\""
+            )),
+        }
+    }
+}
+
+/// One `[[sync_schedules]]` entry.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// The app it syncs.
+    pub app_key: String,
+    /// The cron expression as written.
+    pub cron: String,
+    /// The parsed schedule (seconds field added to a 5-field expression).
+    pub schedule: cron::Schedule,
+    /// Sync mode of the jobs it enqueues.
+    pub mode: SyncMode,
+    /// Disabled schedules are kept but never fire.
+    pub enabled: bool,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, resolving secrets from the environment.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        Config::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates config text; `env` looks up environment variables.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let raw = parse_raw(text)?;
+        validate(raw, env)
+    }
+
+    /// The app with this key.
+    pub fn app(&self, app_key: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.app_key == app_key)
+    }
+}
+
+fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let line = inner
+            .span()
+            .map(|span| format!(" (line {})", text[..span.start].lines().count().max(1)))
+            .unwrap_or_default();
+        let key = if path == "." {
+            "supasaasy.toml".to_string()
+        } else {
+            path
+        };
+        ConfigError::new(key, format!("{}{line}", inner.message().trim()))
+    })
+}
+
+fn read_env(
+    env: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    var: &str,
+) -> Result<Secret, ConfigError> {
+    match env(var) {
+        Some(v) if !v.is_empty() => Ok(Secret::new(v)),
+        _ => Err(ConfigError::new(
+            key,
+            format!("environment variable {var} is not set"),
+        )),
+    }
+}
+
+fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let url_env = raw.database.url_env.as_deref().unwrap_or("DATABASE_URL");
+    let database = DatabaseConfig {
+        url: read_env(env, "database.url_env", url_env)?,
+        pool_size: positive(raw.database.pool_size.unwrap_or(16), "database.pool_size")?,
+    };
+
+    let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
+    let server = ServerConfig {
+        listen: listen.parse().map_err(|_| {
+            ConfigError::new("server.listen", format!("{listen:?} is not an address like 127.0.0.1:8080"))
+        })?,
+        admin_api_key: read_env(
+            env,
+            "server.admin_api_key_env",
+            raw.server.admin_api_key_env.as_deref().unwrap_or("ADMIN_API_KEY"),
+        )?,
+        max_body_bytes: positive(raw.server.max_body_bytes.unwrap_or(1 << 20), "server.max_body_bytes")?,
+    };
+
+    let w = raw.worker;
+    let worker = WorkerConfig {
+        concurrency: positive(w.concurrency.unwrap_or(4), "worker.concurrency")?,
+        poll_interval: Duration::from_millis(
+            positive(w.poll_interval_ms.unwrap_or(1000), "worker.poll_interval_ms")? as u64,
+        ),
+        lease: Duration::from_secs(positive(w.lease_seconds.unwrap_or(60), "worker.lease_seconds")? as u64),
+        max_attempts: positive(w.max_attempts.unwrap_or(3), "worker.max_attempts")? as i32,
+        request_timeout: Duration::from_secs(
+            positive(w.request_timeout_seconds.unwrap_or(30), "worker.request_timeout_seconds")? as u64,
+        ),
+        connect_timeout: Duration::from_secs(
+            positive(w.connect_timeout_seconds.unwrap_or(10), "worker.connect_timeout_seconds")? as u64,
+        ),
+    };
+    if worker.lease < worker.request_timeout * 2 {
+        return Err(ConfigError::new(
+            "worker.lease_seconds",
+            "must be at least twice worker.request_timeout_seconds, or a slow request loses the lease",
+        ));
+    }
+
+    let webhook_logging = WebhookLoggingConfig {
+        enabled: raw.webhook_logging.enabled.unwrap_or(false),
+        retention_days: raw.webhook_logging.retention_days.unwrap_or(7),
+    };
+
+    let mut apps = Vec::with_capacity(raw.apps.len());
+    let mut seen = HashSet::new();
+    for (i, a) in raw.apps.into_iter().enumerate() {
+        let app = validate_app(i, a, env)?;
+        if !seen.insert(app.app_key.clone()) {
+            return Err(ConfigError::new(
+                format!("apps[{i}].app_key"),
+                format!("{:?} is used by another app", app.app_key),
+            ));
+        }
+        apps.push(app);
+    }
+
+    let mut sync_schedules = Vec::with_capacity(raw.sync_schedules.len());
+    for (i, s) in raw.sync_schedules.into_iter().enumerate() {
+        let key = |k: &str| format!("sync_schedules[{i}].{k}");
+        if !seen.contains(&s.app_key) {
+            return Err(ConfigError::new(
+                key("app_key"),
+                format!("no app has app_key {:?}", s.app_key),
+            ));
+        }
+        let schedule = parse_cron(&s.cron).map_err(|m| ConfigError::new(key("cron"), m))?;
+        let mode = match s.mode.as_deref() {
+            None => SyncMode::Incremental,
+            Some(m) => m.parse().map_err(|e: String| ConfigError::new(key("mode"), e))?,
+        };
+        sync_schedules.push(ScheduleConfig {
+            app_key: s.app_key,
+            cron: s.cron,
+            schedule,
+            mode,
+            enabled: s.enabled.unwrap_or(true),
+        });
+    }
+
+    Ok(Config {
+        database,
+        server,
+        worker,
+        webhook_logging,
+        apps,
+        sync_schedules,
+    })
+}
+
+fn validate_app(
+    i: usize,
+    a: RawApp,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AppConfig, ConfigError> {
+    let key = |k: &str| format!("apps[{i}].{k}");
+    let valid_key = !a.app_key.is_empty()
+        && a.app_key.len() <= 64
+        && a.app_key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid_key {
+        return Err(ConfigError::new(
+            key("app_key"),
+            format!("{:?} must match ^[a-z0-9_]{{1,64}}$", a.app_key),
+        ));
+    }
+    let connector: ConnectorKind = a
+        .connector
+        .parse()
+        .map_err(|e: String| ConfigError::new(key("connector"), e))?;
+    let all = connectors::resources(connector);
+    let sync_resources = match a.sync_resources {
+        None => all.iter().map(|r| r.name.to_string()).collect(),
+        Some(list) => {
+            for name in &list {
+                if !all.iter().any(|r| r.name == name) {
+                    let known: Vec<_> = all.iter().map(|r| r.name).collect();
+                    return Err(ConfigError::new(
+                        key("sync_resources"),
+                        format!(
+                            "{connector} has no resource {name:?} (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            // Keep the connector's order, drop repeats.
+            all.iter()
+                .filter(|r| list.iter().any(|n| n == r.name))
+                .map(|r| r.name.to_string())
+                .collect()
+        }
+    };
+    let base_url = match a.base_url_env.as_deref().and_then(env).filter(|v| !v.is_empty()) {
+        Some(url) => url,
+        None => a
+            .base_url
+            .unwrap_or_else(|| connectors::default_base_url(connector).to_string()),
+    };
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(ConfigError::new(
+            key("base_url"),
+            format!("{base_url:?} is not an http(s) URL"),
+        ));
+    }
+    let sync_from = a
+        .sync_from
+        .map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| ConfigError::new(key("sync_from"), format!("{s:?} is not RFC 3339: {e}")))
+        })
+        .transpose()?;
+    let api_key_env = a.api_key_env.ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
+    Ok(AppConfig {
+        api_key: read_env(env, &key("api_key_env"), &api_key_env)?,
+        webhook_secret: a
+            .webhook_secret_env
+            .map(|var| read_env(env, &key("webhook_secret_env"), &var))
+            .transpose()?,
+        name: a.name.unwrap_or_else(|| a.app_key.clone()),
+        app_key: a.app_key,
+        connector,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        sync_resources,
+        sync_from,
+    })
+}
+
+/// Parses a standard 5-field cron expression, or a 6-field one with seconds first.
+fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let full = match fields {
+        5 => format!("0 {expr}"),
+        6 => expr.to_string(),
+        _ => return Err(format!("{expr:?} must have 5 fields (or 6 with seconds)")),
+    };
+    cron::Schedule::from_str(&full).map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
+}
+
+fn positive(v: i64, key: &str) -> Result<usize, ConfigError> {
+    if v > 0 {
+        Ok(v as usize)
+    } else {
+        Err(ConfigError::new(key, format!("must be positive, got {v}")))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    worker: RawWorker,
+    #[serde(default)]
+    webhook_logging: RawWebhookLogging,
+    #[serde(default)]
+    apps: Vec<RawApp>,
+    #[serde(default)]
+    sync_schedules: Vec<RawSchedule>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url_env: Option<String>,
+    pool_size: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    admin_api_key_env: Option<String>,
+    max_body_bytes: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorker {
+    concurrency: Option<i64>,
+    poll_interval_ms: Option<i64>,
+    lease_seconds: Option<i64>,
+    max_attempts: Option<i64>,
+    request_timeout_seconds: Option<i64>,
+    connect_timeout_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebhookLogging {
+    enabled: Option<bool>,
+    retention_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    app_key: String,
+    name: Option<String>,
+    connector: String,
+    api_key_env: Option<String>,
+    webhook_secret_env: Option<String>,
+    base_url: Option<String>,
+    base_url_env: Option<String>,
+    sync_resources: Option<Vec<String>>,
+    sync_from: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    app_key: String,
+    cron: String,
+    mode: Option<String>,
+    enabled: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+use super::*;
+
+const GOOD: &str = r#"
+[database]
+url_env = "DATABASE_URL"
+pool_size = 8
+
+[server]
+listen = "127.0.0.1:0"
+admin_api_key_env = "ADMIN_API_KEY"
+
+[[apps]]
+app_key = "stripe_prod"
+name = "Stripe Production"
+connector = "stripe"
+api_key_env = "STRIPE_API_KEY"
+base_url_env = "STRIPE_BASE_URL"
+sync_resources = ["subscription", "customer"]
+sync_from = "2024-01-01T00:00:00Z"
+
+[[sync_schedules]]
+app_key = "stripe_prod"
+cron = "0 */6 * * *"
+"#;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "DATABASE_URL" => Some("postgres://localhost/x".into()),
+        "ADMIN_API_KEY" => Some("admin".into()),
+        "STRIPE_API_KEY" => Some("sk_test_x".into()),
+        _ => None,
+    }
+}
+
+fn error_of(text: &str) -> String {
+    Config::parse(text, &env).unwrap_err().to_string()
+}
+
+#[test]
+fn parses_a_good_config() {
+    let c = Config::parse(GOOD, &env).unwrap();
+    let app = &c.apps[0];
+    assert_eq!(app.app_key, "stripe_prod");
+    assert_eq!(app.base_url, "https://api.stripe.com");
+    // The connector's order, whatever the file's.
+    assert_eq!(app.sync_resources, vec!["customer", "subscription"]);
+    assert_eq!(app.sync_from.unwrap().timestamp(), 1_704_067_200);
+    assert_eq!(c.sync_schedules[0].mode, SyncMode::Incremental);
+    assert_eq!(c.database.pool_size, 8);
+    assert_eq!(c.worker.concurrency, 4);
+    assert!(!format!("{c:?}").contains("sk_test_x"), "secrets never print");
+}
+
+#[test]
+fn base_url_env_overrides_base_url() {
+    let env = |name: &str| match name {
+        "STRIPE_BASE_URL" => Some("http://127.0.0.1:9/".to_string()),
+        other => env(other),
+    };
+    let c = Config::parse(GOOD, &env).unwrap();
+    assert_eq!(c.apps[0].base_url, "http://127.0.0.1:9");
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases = [
+        (GOOD.replace("pool_size = 8", "pool_size = 8\ncolour = 1"), "database: unknown field `colour`"),
+        (GOOD.replace("app_key = \"stripe_prod\"\nname", "app_key = \"Stripe-Prod\"\nname"), "apps[0].app_key"),
+        (GOOD.replace("connector = \"stripe\"", "connector = \"paypal\""), "apps[0].connector"),
+        (GOOD.replace("[\"subscription\", \"customer\"]", "[\"invoice\"]"), "apps[0].sync_resources"),
+        (GOOD.replace("2024-01-01T00:00:00Z", "yesterday"), "apps[0].sync_from"),
+        (GOOD.replace("STRIPE_API_KEY", "MISSING_KEY"), "apps[0].api_key_env: environment variable MISSING_KEY is not set"),
+        (GOOD.replace("cron = \"0 */6 * * *\"", "cron = \"often\""), "sync_schedules[0].cron"),
+        (GOOD.replace("app_key = \"stripe_prod\"\ncron", "app_key = \"nope\"\ncron"), "sync_schedules[0].app_key"),
+        (GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"here\""), "server.listen"),
+        (GOOD.replace("pool_size = 8", "pool_size = \"many\""), "database.pool_size"),
+        (format!("{GOOD}\n[[apps]]\napp_key = \"stripe_prod\"\nconnector = \"stripe\"\napi_key_env = \"STRIPE_API_KEY\"\n"), "apps[1].app_key"),
+    ];
+    for (text, want) in cases {
+        let got = error_of(&text);
+        assert!(got.starts_with("config error: "), "{got}");
+        assert!(got.contains(want), "wanted {want:?} in {got:?}");
+        assert!(!got.contains('\n'), "one line: {got:?}");
+    }
+}
+
+#[test]
+fn missing_database_url_is_named() {
+    let env = |name: &str| if name == "DATABASE_URL" { None } else { env(name) };
+    let got = Config::parse(GOOD, &env).unwrap_err().to_string();
+    assert_eq!(got, "config error: database.url_env: environment variable DATABASE_URL is not set");
+}

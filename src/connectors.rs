@@ -1,0 +1,76 @@
+//! The registry of provider connectors: which connector names exist, their resources, and building
+//! one connector instance per configured app. Adding a provider touches this file only to register it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use supasaasy_connector::{AppSettings, Connector, ConnectorError, Resource};
+
+use crate::config::{AppConfig, WorkerConfig};
+
+/// The connectors this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    /// Stripe, through `supasaasy-stripe`.
+    Stripe,
+}
+
+impl ConnectorKind {
+    /// The name used in `connector = "..."`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Stripe => "stripe",
+        }
+    }
+}
+
+impl fmt::Display for ConnectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConnectorKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stripe" => Ok(ConnectorKind::Stripe),
+            "intercom" => Err("connector \"intercom\" is not available in this build yet".into()),
+            other => Err(format!("unknown connector {other:?} (known: stripe)")),
+        }
+    }
+}
+
+/// The resources a connector syncs, in the order a full sync runs them.
+pub fn resources(kind: ConnectorKind) -> &'static [Resource] {
+    match kind {
+        ConnectorKind::Stripe => supasaasy_stripe::RESOURCES,
+    }
+}
+
+/// The provider's public API host.
+pub fn default_base_url(kind: ConnectorKind) -> &'static str {
+    match kind {
+        ConnectorKind::Stripe => "https://api.stripe.com",
+    }
+}
+
+/// Builds the connector of one app.
+///
+/// # Errors
+///
+/// When the HTTP client cannot be built.
+pub fn build(app: &AppConfig, worker: &WorkerConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
+    let settings = AppSettings {
+        app_key: app.app_key.clone(),
+        api_key: app.api_key.clone(),
+        base_url: app.base_url.clone(),
+        request_timeout: worker.request_timeout,
+        connect_timeout: worker.connect_timeout,
+    };
+    Ok(match app.connector {
+        ConnectorKind::Stripe => Arc::new(supasaasy_stripe::StripeConnector::new(settings)?),
+    })
+}

@@ -1,0 +1,50 @@
+//! What every part of a running daemon shares: the validated config, the database pool, and one
+//! connector per configured app. Built once at start-up and passed down; there are no globals.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use supasaasy_connector::Connector;
+
+use crate::config::{AppConfig, Config};
+use crate::{connectors, db};
+
+/// The shared state of one daemon process.
+#[derive(Clone)]
+pub struct Context {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// The Postgres pool.
+    pub pool: Pool,
+    /// One connector per app, by app key.
+    pub connectors: Arc<HashMap<String, Arc<dyn Connector>>>,
+}
+
+impl Context {
+    /// Builds the pool and the connectors. Opens no connection yet.
+    ///
+    /// # Errors
+    ///
+    /// When the database URL does not parse or a connector cannot be built.
+    pub fn build(config: Config) -> anyhow::Result<Context> {
+        let pool = db::pool(&config.database)?;
+        let mut map = HashMap::new();
+        for app in &config.apps {
+            let connector = connectors::build(app, &config.worker)
+                .with_context(|| format!("building the connector of app {}", app.app_key))?;
+            map.insert(app.app_key.clone(), connector);
+        }
+        Ok(Context {
+            config: Arc::new(config),
+            pool,
+            connectors: Arc::new(map),
+        })
+    }
+
+    /// The app and its connector.
+    pub fn app(&self, app_key: &str) -> Option<(&AppConfig, &Arc<dyn Connector>)> {
+        Some((self.config.app(app_key)?, self.connectors.get(app_key)?))
+    }
+}

@@ -1,0 +1,26 @@
+//! `serve`: the daemon itself. Migrates the schema, then runs the HTTP listener and the worker pool
+//! side by side until the cancellation token fires, and returns once both have stopped cleanly
+//! (running tasks checkpointed and released, in-flight requests answered).
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+use crate::worker::Worker;
+use crate::{db, http};
+
+/// Runs the daemon on a bound listener until `cancel`.
+///
+/// # Errors
+///
+/// When the schema cannot be migrated (the database is unreachable at start-up).
+pub async fn run(ctx: Context, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+    db::migrate(&ctx.config.database).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");
+    let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
+    http::serve(listener, ctx, cancel.clone()).await;
+    worker.await?;
+    tracing::info!("supasaasy stopped");
+    Ok(())
+}

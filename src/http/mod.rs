@@ -1,0 +1,76 @@
+//! The HTTP listener: a small hyper 1 server over a bound `TcpListener`.
+//!
+//! [`serve`] takes the listener and a cancellation token, so tests bind port 0 and the daemon's
+//! shutdown is one `cancel()`. On cancel it stops accepting, lets each open connection finish the
+//! request in hand (hyper's graceful shutdown), and returns when they have, or after the grace period.
+
+mod routes;
+mod util;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish once the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the API on `listener` until `cancel`.
+pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToken) {
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = cancel.cancelled() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        connections.spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(routes::handle(&ctx, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("closing connections still open after {SHUTDOWN_GRACE:?}");
+    }
+}

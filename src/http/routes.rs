@@ -1,0 +1,218 @@
+//! The routes of SPEC.md's API table and their error codes.
+//!
+//! Every answer is JSON; errors are `{"error": ...}`; internal error text is logged, never returned.
+//! Admin routes check the bearer key before they read the body.
+
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::util::{
+    check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_body,
+    unavailable, Resp,
+};
+use crate::config::SyncMode;
+use crate::context::Context;
+use crate::store::jobs::{self, CancelOutcome, JobFilter};
+use crate::store::StoreError;
+use crate::sync;
+
+/// Routes one request.
+pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let admin = |req: &Request<Incoming>| check_admin(req, &ctx.config.server.admin_api_key);
+    let result = match (segments.as_slice(), &method) {
+        (["health"], &Method::GET) => Ok(health(ctx).await),
+        (["health"], _) => Err(method_not_allowed("GET")),
+        (["sync"], &Method::POST) => match admin(&req) {
+            Ok(()) => create_sync(ctx, req).await,
+            Err(resp) => Err(resp),
+        },
+        (["sync"], _) => Err(method_not_allowed("POST")),
+        (["jobs"], &Method::GET) => match admin(&req) {
+            Ok(()) => list_jobs(ctx, &req).await,
+            Err(resp) => Err(resp),
+        },
+        (["jobs"], _) => Err(method_not_allowed("GET")),
+        (["jobs" | "job-status", id], &Method::GET) => match admin(&req) {
+            Ok(()) => get_job(ctx, id, &req).await,
+            Err(resp) => Err(resp),
+        },
+        (["jobs" | "job-status", _], _) => Err(method_not_allowed("GET")),
+        (["jobs", id, "cancel"], &Method::POST) => match admin(&req) {
+            Ok(()) => cancel_job(ctx, id).await,
+            Err(resp) => Err(resp),
+        },
+        (["jobs", _, "cancel"], _) => Err(method_not_allowed("POST")),
+        _ => Err(error(StatusCode::NOT_FOUND, format!("no route {path}"))),
+    };
+    let resp = result.unwrap_or_else(|resp| resp);
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+fn store_error(e: StoreError) -> Resp {
+    match e {
+        StoreError::Pool(e) => unavailable(&e),
+        StoreError::Db(e) if e.is_closed() => unavailable(&e),
+        e => internal(&e),
+    }
+}
+
+async fn health(ctx: &Context) -> Resp {
+    let probe = async {
+        let client = ctx.pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Ok(_)) => json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "database": {"status": "ok"}}),
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database unavailable");
+            down()
+        }
+        Err(_) => down(),
+    }
+}
+
+fn down() -> Resp {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "down", "database": {"status": "unavailable"}}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    app_key: String,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    resource_types: Option<Vec<String>>,
+    #[serde(default)]
+    immediate: bool,
+}
+
+async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, Resp> {
+    let body = read_body(req, ctx.config.server.max_body_bytes).await?;
+    let request: SyncRequest = serde_json::from_slice(&body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))?;
+    let mode = match request.mode.as_deref() {
+        None => SyncMode::Incremental,
+        Some(m) => m
+            .parse()
+            .map_err(|e: String| error(StatusCode::BAD_REQUEST, e))?,
+    };
+    let plan = sync::plan(ctx, &request.app_key, mode, request.resource_types.as_deref())
+        .map_err(|e| match e {
+            sync::PlanError::UnknownApp(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+            sync::PlanError::UnknownResource { .. } | sync::PlanError::NoResources => {
+                error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+        })?;
+    let job_id = sync::enqueue(ctx, &plan, "api").await.map_err(store_error)?;
+    if request.immediate {
+        let doc = sync::wait_for_end(ctx, job_id, |_| {}).await.map_err(store_error)?;
+        return Ok(json_response(StatusCode::OK, &doc));
+    }
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({
+            "job_id": job_id.to_string(),
+            "app_key": plan.app_key,
+            "mode": plan.mode.as_str(),
+            "status": "pending",
+            "total_tasks": plan.resource_types.len(),
+            "resource_types": plan.resource_types,
+        }),
+    ))
+}
+
+fn parse_job_id(id: &str) -> Result<Uuid, Resp> {
+    Uuid::try_parse(id).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("job id {id:?} is not a UUID"),
+        )
+    })
+}
+
+async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Resp, Resp> {
+    let job_id = parse_job_id(id)?;
+    let mut include_tasks = false;
+    for (k, v) in query_pairs(req.uri().query()) {
+        if k == "include_tasks" {
+            include_tasks = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                _ => return Err(error(StatusCode::BAD_REQUEST, "include_tasks must be true or false")),
+            };
+        }
+    }
+    let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
+    match jobs::job_document(&**client, job_id, include_tasks).await {
+        Ok(Some(doc)) => Ok(json_response(StatusCode::OK, &doc)),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, format!("no job {job_id}"))),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, Resp> {
+    let mut filter = JobFilter {
+        limit: 20,
+        ..JobFilter::default()
+    };
+    for (k, v) in query_pairs(req.uri().query()) {
+        match k.as_str() {
+            "app_key" => filter.app_key = Some(v),
+            "status" => {
+                if !["pending", "processing", "completed", "failed", "cancelled"].contains(&v.as_str()) {
+                    return Err(error(StatusCode::BAD_REQUEST, format!("unknown status {v:?}")));
+                }
+                filter.status = Some(v);
+            }
+            "limit" => {
+                filter.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000"))?;
+            }
+            other => return Err(error(StatusCode::BAD_REQUEST, format!("unknown filter {other:?}"))),
+        }
+    }
+    let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
+    let jobs = jobs::list_jobs(&**client, &filter).await.map_err(store_error)?;
+    Ok(json_response(StatusCode::OK, &json!({ "jobs": jobs })))
+}
+
+async fn cancel_job(ctx: &Context, id: &str) -> Result<Resp, Resp> {
+    let job_id = parse_job_id(id)?;
+    let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
+    match jobs::cancel_job(&**client, job_id).await.map_err(store_error)? {
+        CancelOutcome::Cancelled => {
+            let doc = jobs::job_document(&**client, job_id, false)
+                .await
+                .map_err(store_error)?
+                .unwrap_or(Value::Null);
+            Ok(json_response(StatusCode::OK, &doc))
+        }
+        CancelOutcome::AlreadyEnded(status) => Err(error(
+            StatusCode::CONFLICT,
+            format!("job {job_id} already ended: {status}"),
+        )),
+        CancelOutcome::NotFound => Err(error(StatusCode::NOT_FOUND, format!("no job {job_id}"))),
+    }
+}

@@ -1,0 +1,147 @@
+//! Small pieces every route uses: JSON answers, reading a bounded body, query strings, and the
+//! admin bearer check.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+use supasaasy_connector::Secret;
+
+/// The response type of every route.
+pub type Resp = Response<Full<Bytes>>;
+
+/// A JSON answer.
+pub fn json_response(status: StatusCode, body: &Value) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// An error answer: `{"error": message}`.
+pub fn error(status: StatusCode, message: impl AsRef<str>) -> Resp {
+    json_response(status, &json!({ "error": message.as_ref() }))
+}
+
+/// 405 with the methods the route allows.
+pub fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}"));
+    resp.headers_mut()
+        .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// The 500 answer; the cause goes to the log, never to the caller.
+pub fn internal(e: &dyn std::fmt::Display) -> Resp {
+    tracing::error!(error = %e, "request failed");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+/// 503 while the database does not answer.
+pub fn unavailable(e: &dyn std::fmt::Display) -> Resp {
+    tracing::warn!(error = %e, "database unavailable");
+    error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+}
+
+/// Reads the whole body, counting bytes as they arrive; more than `limit` is an error answer (413).
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Resp> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {limit} bytes"),
+        )),
+        Err(_) => Err(error(StatusCode::BAD_REQUEST, "could not read the request body")),
+    }
+}
+
+/// Checks `Authorization: Bearer <admin key>` in constant time; the error answer is 401.
+pub fn check_admin<B>(req: &Request<B>, key: &Secret) -> Result<(), Resp> {
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !given.is_empty() && constant_time_eq(given.as_bytes(), key.expose().as_bytes()) {
+        Ok(())
+    } else {
+        let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key");
+        resp.headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Err(resp)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The decoded `key=value` pairs of a query string.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'+' => Some((b' ', 1)),
+            b'%' if i + 2 < bytes.len() => {
+                hex(bytes[i + 1]).zip(hex(bytes[i + 2])).map(|(h, l)| (h * 16 + l, 3))
+            }
+            _ => None,
+        };
+        let (byte, step) = decoded.unwrap_or((bytes[i], 1));
+        out.push(byte);
+        i += step;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_strings() {
+        let pairs = query_pairs(Some("a=1&b=x%20y&c=%zz&d&e=%4"));
+        assert_eq!(
+            pairs,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "%zz".into()),
+                ("d".into(), "".into()),
+                ("e".into(), "%4".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn compares_in_constant_time() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

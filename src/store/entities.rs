@@ -1,0 +1,207 @@
+//! The one write path into the mirror, `supasaasy.entities`.
+//!
+//! A page of records goes in as one statement: the arrays of the page are `unnest`ed into an
+//! `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, in the same statement as the fenced update of the
+//! task's cursor and counters, so the page and the cursor commit together or not at all, and a
+//! worker that lost its lease writes nothing.
+//!
+//! Invariants of every write:
+//! - a row's state is replaced only by state at least as new (`source_updated_at`); equal time
+//!   refreshes, older changes nothing;
+//! - a row whose state did not change is not rewritten, except to record the run that saw it;
+//! - rows are never deleted: a deletion sets `deleted_at`, and only newer state clears it.
+
+use chrono::{DateTime, Utc};
+use supasaasy_connector::Record;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// The conflict rule shared by every write into `entities`: newer-or-equal state replaces, older
+/// changes nothing, unchanged rows are only marked as seen.
+const ON_CONFLICT: &str = "
+ON CONFLICT (app_key, collection_key, external_id) DO UPDATE SET
+    raw_payload = CASE WHEN excluded.source_updated_at >= e.source_updated_at
+                       THEN excluded.raw_payload ELSE e.raw_payload END,
+    api_version = CASE WHEN excluded.source_updated_at >= e.source_updated_at
+                       THEN excluded.api_version ELSE e.api_version END,
+    deleted_at = CASE WHEN excluded.source_updated_at >= e.source_updated_at
+                      THEN excluded.deleted_at ELSE e.deleted_at END,
+    archived_at = CASE WHEN excluded.source_updated_at < e.source_updated_at THEN e.archived_at
+                       WHEN excluded.archived_at IS NULL THEN NULL
+                       ELSE COALESCE(e.archived_at, excluded.archived_at) END,
+    source_updated_at = GREATEST(e.source_updated_at, excluded.source_updated_at),
+    source_created_at = COALESCE(excluded.source_created_at, e.source_created_at),
+    last_seen_job = COALESCE(excluded.last_seen_job, e.last_seen_job),
+    updated_at = CASE WHEN excluded.source_updated_at >= e.source_updated_at
+                       AND (e.raw_payload IS DISTINCT FROM excluded.raw_payload
+                            OR e.deleted_at IS DISTINCT FROM excluded.deleted_at)
+                      THEN now() ELSE e.updated_at END
+WHERE (excluded.last_seen_job IS NOT NULL AND e.last_seen_job IS DISTINCT FROM excluded.last_seen_job)
+   OR (excluded.source_updated_at >= e.source_updated_at
+       AND (e.raw_payload IS DISTINCT FROM excluded.raw_payload
+            OR e.deleted_at IS DISTINCT FROM excluded.deleted_at
+            OR (e.archived_at IS NULL) <> (excluded.archived_at IS NULL)))";
+
+/// One page of a running task, ready to commit.
+pub struct PageWrite<'a> {
+    /// The task and the lease that fences the write.
+    pub task_id: Uuid,
+    /// The lease id handed out when the task was claimed.
+    pub lease_id: Uuid,
+    /// The job the task belongs to (recorded as the run that saw each row).
+    pub job_id: Uuid,
+    /// The app the rows belong to.
+    pub app_key: &'a str,
+    /// The connector's pinned API version.
+    pub api_version: &'a str,
+    /// The records of the page.
+    pub records: &'a [Record],
+    /// The cursor of the next page; `None` after the last page.
+    pub next_cursor: Option<&'a str>,
+    /// When the page request was sent: the provider state's time.
+    pub fetched_at: DateTime<Utc>,
+    /// Provider requests the page took.
+    pub requests: u32,
+    /// How long the lease is extended by.
+    pub lease_secs: f64,
+}
+
+/// What a page commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageOutcome {
+    /// Rows inserted or changed (a row only marked as seen counts too).
+    pub rows_written: u64,
+}
+
+/// Commits a page: the records, the task's next cursor and counters, and the job's entity count,
+/// as one statement fenced by the task's lease.
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours (nothing was written); a database
+/// error otherwise.
+pub async fn commit_page(
+    client: &impl GenericClient,
+    page: &PageWrite<'_>,
+) -> Result<PageOutcome, StoreError> {
+    let n = page.records.len();
+    let mut collections = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut archived = Vec::with_capacity(n);
+    for r in page.records {
+        collections.push(r.collection_key);
+        ids.push(r.external_id.as_str());
+        payloads.push(&r.payload);
+        created.push(r.created);
+        archived.push(r.archived);
+    }
+    let sql = format!(
+        "WITH task AS (
+            UPDATE supasaasy.sync_tasks
+               SET cursor = $1,
+                   pages = pages + 1,
+                   entity_count = entity_count + $2,
+                   requests = requests + $3,
+                   run_started_at = COALESCE(run_started_at, $4),
+                   lease_expires_at = now() + make_interval(secs => $5),
+                   updated_at = now()
+             WHERE id = $6 AND lease_id = $7 AND status = 'processing'
+         RETURNING job_id
+         ),
+         job AS (
+            UPDATE supasaasy.sync_jobs SET processed_entities = processed_entities + $2
+             WHERE id = (SELECT job_id FROM task)
+         ),
+         written AS (
+            INSERT INTO supasaasy.entities AS e
+                (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
+                 source_created_at, last_seen_job, archived_at, deleted_at)
+            SELECT $8, r.collection_key, r.external_id, r.raw_payload, $9, $4,
+                   to_timestamp(r.created), $10, CASE WHEN r.archived THEN $4 END, NULL
+              FROM unnest($11::text[], $12::text[], $13::jsonb[], $14::int8[], $15::bool[])
+                   AS r(collection_key, external_id, raw_payload, created, archived)
+             WHERE EXISTS (SELECT 1 FROM task)
+            {ON_CONFLICT}
+            RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM task), (SELECT count(*) FROM written)"
+    );
+    let row = client
+        .query_one(
+            &sql,
+            &[
+                &page.next_cursor,
+                &(n as i64),
+                &(page.requests as i64),
+                &page.fetched_at,
+                &page.lease_secs,
+                &page.task_id,
+                &page.lease_id,
+                &page.app_key,
+                &page.api_version,
+                &page.job_id,
+                &collections,
+                &ids,
+                &payloads,
+                &created,
+                &archived,
+            ],
+        )
+        .await?;
+    let tasks: i64 = row.get(0);
+    if tasks == 0 {
+        return Err(StoreError::LostLease);
+    }
+    let written: i64 = row.get(1);
+    Ok(PageOutcome {
+        rows_written: written as u64,
+    })
+}
+
+/// What a sweep covers: the rows of a resource that a complete full run did not see.
+pub struct Sweep<'a> {
+    /// The app whose rows are swept.
+    pub app_key: &'a str,
+    /// The collections the run wrote (the resource's and its children's).
+    pub collection_keys: &'a [&'a str],
+    /// The run: rows it saw carry its id.
+    pub job_id: Uuid,
+    /// When the run's first page was fetched: rows written after it (by a webhook, say) are newer
+    /// than the run and are left alone.
+    pub run_started_at: DateTime<Utc>,
+    /// The run only listed objects created at or after this; older rows are left alone.
+    pub created_from: Option<DateTime<Utc>>,
+}
+
+/// Tombstones the rows a complete full run did not see. Call only after a complete, error-free run,
+/// in the transaction that completes it.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn sweep_unseen(client: &impl GenericClient, sweep: &Sweep<'_>) -> Result<u64, StoreError> {
+    let n = client
+        .execute(
+            "UPDATE supasaasy.entities
+                SET deleted_at = now(), updated_at = now()
+              WHERE app_key = $1
+                AND collection_key = ANY($2)
+                AND deleted_at IS NULL
+                AND last_seen_job IS DISTINCT FROM $3
+                AND source_updated_at < $4
+                AND ($5::timestamptz IS NULL OR source_created_at IS NULL OR source_created_at >= $5)",
+            &[
+                &sweep.app_key,
+                &sweep.collection_keys,
+                &sweep.job_id,
+                &sweep.run_started_at,
+                &sweep.created_from,
+            ],
+        )
+        .await?;
+    Ok(n)
+}

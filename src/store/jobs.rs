@@ -1,0 +1,443 @@
+//! The sync queue: `supasaasy.sync_jobs` and `supasaasy.sync_tasks`.
+//!
+//! A job is created with one task per resource in one transaction. Workers of any daemon sharing
+//! the database claim tasks with `FOR UPDATE SKIP LOCKED`; a claim hands out a fresh lease id and
+//! every later write of that worker is fenced by it (zero rows updated means the lease is lost:
+//! stop). A task whose lease expired is claimable again, and resumes at its saved cursor. Job
+//! counters move in the same transaction as the task that moves them, and the job ends when its
+//! last task ends.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+use super::{rfc3339, StoreError};
+use crate::config::SyncMode;
+
+/// The channel workers `LISTEN` on for new or released tasks.
+pub const TASKS_CHANNEL: &str = "supasaasy_tasks";
+
+/// A new job, as the API or CLI asks for it.
+pub struct NewJob<'a> {
+    /// The app to sync.
+    pub app_key: &'a str,
+    /// Full or incremental.
+    pub mode: SyncMode,
+    /// One task per resource, in this order.
+    pub resource_types: &'a [String],
+    /// Who asked: `api`, `cli`, `schedule`.
+    pub trigger: &'a str,
+}
+
+/// Creates a job and its tasks in one transaction and wakes the workers.
+///
+/// # Errors
+///
+/// A database error; nothing is created then.
+pub async fn create_job(
+    client: &mut deadpool_postgres::Client,
+    job: &NewJob<'_>,
+) -> Result<Uuid, StoreError> {
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO supasaasy.sync_jobs (app_key, mode, resource_types, trigger, total_tasks)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[
+                &job.app_key,
+                &job.mode.as_str(),
+                &job.resource_types,
+                &job.trigger,
+                &(job.resource_types.len() as i32),
+            ],
+        )
+        .await?;
+    let id: Uuid = row.get(0);
+    tx.execute(
+        "INSERT INTO supasaasy.sync_tasks (job_id, app_key, resource_type, mode)
+         SELECT $1, $2, r, $3 FROM unnest($4::text[]) AS r",
+        &[&id, &job.app_key, &job.mode.as_str(), &job.resource_types],
+    )
+    .await?;
+    tx.execute("SELECT pg_notify($1, $2)", &[&TASKS_CHANNEL, &id.to_string()])
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A task this worker holds a lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    /// The task.
+    pub id: Uuid,
+    /// Its job.
+    pub job_id: Uuid,
+    /// The app it syncs.
+    pub app_key: String,
+    /// The resource it syncs.
+    pub resource_type: String,
+    /// Full or incremental.
+    pub mode: SyncMode,
+    /// Where to resume; `None` starts at the first page.
+    pub cursor: Option<String>,
+    /// Fences every write of this claim.
+    pub lease_id: Uuid,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+    /// When the run's first page was fetched, if one was.
+    pub run_started_at: Option<DateTime<Utc>>,
+}
+
+/// Claims the oldest runnable task of one of `app_keys`: pending and due, or processing with an
+/// expired lease (its worker died). Marks its job as processing.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn claim_task(
+    client: &impl GenericClient,
+    owner: &str,
+    app_keys: &[String],
+    lease_secs: f64,
+) -> Result<Option<ClaimedTask>, StoreError> {
+    let row = client
+        .query_opt(
+            "WITH next AS (
+                SELECT id FROM supasaasy.sync_tasks
+                 WHERE app_key = ANY($1)
+                   AND ((status = 'pending' AND run_after <= now())
+                        OR (status = 'processing' AND lease_expires_at < now()))
+                 ORDER BY created_at, id
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED
+             ),
+             claimed AS (
+                UPDATE supasaasy.sync_tasks t
+                   SET status = 'processing', lease_id = gen_random_uuid(), lease_owner = $2,
+                       lease_expires_at = now() + make_interval(secs => $3),
+                       attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now()),
+                       updated_at = now()
+                  FROM next WHERE t.id = next.id
+             RETURNING t.id, t.job_id, t.app_key, t.resource_type, t.mode, t.cursor, t.lease_id,
+                       t.attempts, t.run_started_at
+             ),
+             job AS (
+                UPDATE supasaasy.sync_jobs SET status = 'processing', started_at = COALESCE(started_at, now())
+                 WHERE id = (SELECT job_id FROM claimed) AND status = 'pending'
+             )
+             SELECT * FROM claimed",
+            &[&app_keys, &owner, &lease_secs],
+        )
+        .await?;
+    Ok(row.map(|r| ClaimedTask {
+        id: r.get("id"),
+        job_id: r.get("job_id"),
+        app_key: r.get("app_key"),
+        resource_type: r.get("resource_type"),
+        mode: if r.get::<_, &str>("mode") == "full" {
+            SyncMode::Full
+        } else {
+            SyncMode::Incremental
+        },
+        cursor: r.get("cursor"),
+        lease_id: r.get("lease_id"),
+        attempts: r.get("attempts"),
+        run_started_at: r.get("run_started_at"),
+    }))
+}
+
+/// Extends a task's lease.
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours.
+pub async fn heartbeat(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    lease_secs: f64,
+) -> Result<(), StoreError> {
+    let n = client
+        .execute(
+            "UPDATE supasaasy.sync_tasks SET lease_expires_at = now() + make_interval(secs => $3)
+              WHERE id = $1 AND lease_id = $2 AND status = 'processing'",
+            &[&task.id, &task.lease_id, &lease_secs],
+        )
+        .await?;
+    fenced(n)
+}
+
+fn fenced(rows: u64) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::LostLease)
+    } else {
+        Ok(())
+    }
+}
+
+/// Ends a task as completed or failed and moves its job's counters; the job ends with its last task.
+/// Returns the job's status after the update.
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours; a database error.
+pub async fn finish_task(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    error: Option<&str>,
+) -> Result<String, StoreError> {
+    let status = if error.is_some() { "failed" } else { "completed" };
+    let n = client
+        .execute(
+            "UPDATE supasaasy.sync_tasks
+                SET status = $3, error_message = $4, completed_at = now(), updated_at = now(),
+                    lease_id = NULL, lease_expires_at = NULL
+              WHERE id = $1 AND lease_id = $2 AND status = 'processing'",
+            &[&task.id, &task.lease_id, &status, &error],
+        )
+        .await?;
+    fenced(n)?;
+    let (done, failed) = if error.is_some() { (0, 1) } else { (1, 0) };
+    let job_error = error.map(|e| format!("{}: {e}", task.resource_type));
+    let row = client
+        .query_one(
+            "UPDATE supasaasy.sync_jobs
+                SET completed_tasks = completed_tasks + $2,
+                    failed_tasks = failed_tasks + $3,
+                    error_message = COALESCE(error_message, $4),
+                    status = CASE
+                        WHEN status IN ('completed', 'failed', 'cancelled') THEN status
+                        WHEN completed_tasks + $2 + failed_tasks + $3 >= total_tasks
+                            THEN CASE WHEN failed_tasks + $3 > 0 THEN 'failed' ELSE 'completed' END
+                        ELSE status END,
+                    completed_at = CASE
+                        WHEN status NOT IN ('completed', 'failed', 'cancelled')
+                             AND completed_tasks + $2 + failed_tasks + $3 >= total_tasks THEN now()
+                        ELSE completed_at END
+              WHERE id = $1
+          RETURNING status",
+            &[&task.job_id, &done, &failed, &job_error],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Puts a task back in the queue to be retried after `delay`, keeping its cursor.
+/// With `spend_attempt == false` the claim does not count (a clean stop of the daemon).
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours; a database error.
+pub async fn release_task(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    delay_secs: f64,
+    error: Option<&str>,
+    spend_attempt: bool,
+) -> Result<(), StoreError> {
+    let n = client
+        .execute(
+            "UPDATE supasaasy.sync_tasks
+                SET status = 'pending', lease_id = NULL, lease_expires_at = NULL, lease_owner = NULL,
+                    run_after = now() + make_interval(secs => $3),
+                    error_message = COALESCE($4, error_message),
+                    attempts = CASE WHEN $5 THEN attempts ELSE attempts - 1 END,
+                    updated_at = now()
+              WHERE id = $1 AND lease_id = $2 AND status = 'processing'",
+            &[&task.id, &task.lease_id, &delay_secs, &error, &spend_attempt],
+        )
+        .await?;
+    fenced(n)?;
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&TASKS_CHANNEL, &task.job_id.to_string()])
+        .await?;
+    Ok(())
+}
+
+/// Records a complete run of a resource in `sync_state`.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn record_complete_run(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    run_started_at: DateTime<Utc>,
+    api_version: &str,
+) -> Result<(), StoreError> {
+    let full = task.mode == SyncMode::Full;
+    client
+        .execute(
+            "INSERT INTO supasaasy.sync_state AS s
+                 (app_key, resource_type, last_full_sync_at, last_full_sync_job, last_sync_at, api_version)
+             VALUES ($1, $2, CASE WHEN $3 THEN $4::timestamptz END, CASE WHEN $3 THEN $5::uuid END, $4, $6)
+             ON CONFLICT (app_key, resource_type) DO UPDATE SET
+                 last_full_sync_at = COALESCE(excluded.last_full_sync_at, s.last_full_sync_at),
+                 last_full_sync_job = COALESCE(excluded.last_full_sync_job, s.last_full_sync_job),
+                 last_sync_at = excluded.last_sync_at,
+                 api_version = excluded.api_version,
+                 updated_at = now()",
+            &[&task.app_key, &task.resource_type, &full, &run_started_at, &task.job_id, &api_version],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What cancelling a job did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job was pending or running and is now cancelled.
+    Cancelled,
+    /// The job had already ended with this status.
+    AlreadyEnded(String),
+    /// No such job.
+    NotFound,
+}
+
+/// Cancels a pending or running job and its unfinished tasks. A worker running one of them loses its
+/// lease and stops at its next write; nothing of a cancelled run is swept.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn cancel_job(client: &impl GenericClient, job_id: Uuid) -> Result<CancelOutcome, StoreError> {
+    let row = client
+        .query_one(
+            "WITH job AS (
+                UPDATE supasaasy.sync_jobs
+                   SET status = 'cancelled', completed_at = now(),
+                       error_message = COALESCE(error_message, 'cancelled')
+                 WHERE id = $1 AND status IN ('pending', 'processing')
+             RETURNING id
+             ),
+             tasks AS (
+                UPDATE supasaasy.sync_tasks
+                   SET status = 'cancelled', completed_at = now(), updated_at = now(),
+                       lease_id = NULL, lease_expires_at = NULL
+                 WHERE job_id IN (SELECT id FROM job) AND status IN ('pending', 'processing')
+             )
+             SELECT (SELECT count(*) FROM job),
+                    (SELECT status FROM supasaasy.sync_jobs WHERE id = $1)",
+            &[&job_id],
+        )
+        .await?;
+    let cancelled: i64 = row.get(0);
+    let status: Option<String> = row.get(1);
+    Ok(match (cancelled, status) {
+        (1, _) => CancelOutcome::Cancelled,
+        (_, Some(s)) => CancelOutcome::AlreadyEnded(s),
+        (_, None) => CancelOutcome::NotFound,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
+    failed_tasks, processed_entities, error_message, created_at, started_at, completed_at";
+
+/// A job's status document, in SupaSaaSy's JSON shape; with `include_tasks` also its tasks.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn job_document(
+    client: &impl GenericClient,
+    job_id: Uuid,
+    include_tasks: bool,
+) -> Result<Option<Value>, StoreError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM supasaasy.sync_jobs WHERE id = $1");
+    let Some(row) = client.query_opt(&sql, &[&job_id]).await? else {
+        return Ok(None);
+    };
+    let mut doc = job_json(&row);
+    if include_tasks {
+        let tasks = client
+            .query(
+                "SELECT id, resource_type, status, entity_count, pages, requests, attempts, cursor,
+                        error_message, created_at, started_at, completed_at
+                   FROM supasaasy.sync_tasks WHERE job_id = $1 ORDER BY created_at, resource_type",
+                &[&job_id],
+            )
+            .await?;
+        doc["tasks"] = tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "task_id": t.get::<_, Uuid>("id").to_string(),
+                    "resource_type": t.get::<_, String>("resource_type"),
+                    "status": t.get::<_, String>("status"),
+                    "entity_count": t.get::<_, i64>("entity_count"),
+                    "pages": t.get::<_, i32>("pages"),
+                    "requests": t.get::<_, i64>("requests"),
+                    "attempts": t.get::<_, i32>("attempts"),
+                    "error_message": t.get::<_, Option<String>>("error_message"),
+                    "created_at": ts(t, "created_at"),
+                    "started_at": ts(t, "started_at"),
+                    "completed_at": ts(t, "completed_at"),
+                })
+            })
+            .collect();
+    }
+    Ok(Some(doc))
+}
+
+/// Filters of a job listing.
+#[derive(Debug, Default)]
+pub struct JobFilter {
+    /// Only this app's jobs.
+    pub app_key: Option<String>,
+    /// Only jobs in this status.
+    pub status: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Recent jobs, newest first.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn list_jobs(client: &impl GenericClient, filter: &JobFilter) -> Result<Vec<Value>, StoreError> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM supasaasy.sync_jobs
+          WHERE ($1::text IS NULL OR app_key = $1) AND ($2::text IS NULL OR status = $2)
+          ORDER BY created_at DESC, id LIMIT $3"
+    );
+    let rows = client
+        .query(&sql, &[&filter.app_key, &filter.status, &filter.limit])
+        .await?;
+    Ok(rows.iter().map(job_json).collect())
+}
+
+fn ts(row: &Row, column: &str) -> Option<String> {
+    row.get::<_, Option<DateTime<Utc>>>(column).map(rfc3339)
+}
+
+fn job_json(row: &Row) -> Value {
+    let total: i32 = row.get("total_tasks");
+    let completed: i32 = row.get("completed_tasks");
+    let failed: i32 = row.get("failed_tasks");
+    let status: String = row.get("status");
+    let progress = if status == "completed" {
+        100
+    } else if total > 0 {
+        (completed + failed) * 100 / total
+    } else {
+        0
+    };
+    json!({
+        "job_id": row.get::<_, Uuid>("id").to_string(),
+        "app_key": row.get::<_, String>("app_key"),
+        "mode": row.get::<_, String>("mode"),
+        "status": status,
+        "resource_types": row.get::<_, Vec<String>>("resource_types"),
+        "trigger": row.get::<_, String>("trigger"),
+        "progress_percentage": progress,
+        "total_tasks": total,
+        "completed_tasks": completed,
+        "failed_tasks": failed,
+        "processed_entities": row.get::<_, i64>("processed_entities"),
+        "created_at": ts(row, "created_at"),
+        "started_at": ts(row, "started_at"),
+        "completed_at": ts(row, "completed_at"),
+        "error_message": row.get::<_, Option<String>>("error_message"),
+    })
+}

@@ -1,0 +1,28 @@
+//! Everything the daemon reads from and writes to Postgres, one module per table family:
+//! [`entities`] (the mirror and its single write path) and [`jobs`] (the sync queue). SQL lives
+//! here and in `migrations/`, nowhere else.
+
+pub mod entities;
+pub mod jobs;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Why a store call failed, for the callers that branch on it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The task's lease is no longer ours (it expired and another worker took it, or its job was
+    /// cancelled): stop working on it and write nothing more.
+    #[error("the task's lease was lost")]
+    LostLease,
+    /// A database error.
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// Formats a timestamp as RFC 3339 UTC, as every API answer does.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
