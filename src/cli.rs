@@ -24,7 +24,13 @@ use crate::{daemon, db, sync};
 #[command(name = "supasaasy", version)]
 pub struct Cli {
     /// The config file.
-    #[arg(long, short, global = true, default_value = "supasaasy.toml", env = "SUPASAASY_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "supasaasy.toml",
+        env = "SUPASAASY_CONFIG"
+    )]
     pub config: PathBuf,
     /// What to do.
     #[command(subcommand)]
@@ -125,7 +131,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wait,
         } => {
             let ctx = Context::build(config)?;
-            let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
+            let mode = if full {
+                SyncMode::Full
+            } else {
+                SyncMode::Incremental
+            };
             let named = (!resources.is_empty()).then_some(resources.as_slice());
             let plan = match sync::plan(&ctx, &app_key, mode, named) {
                 Ok(p) => p,
@@ -154,7 +164,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = ctx.pool.get().await.context("connecting to the database")?;
             match job_id {
                 Some(id) => {
-                    let id = Uuid::try_parse(&id).with_context(|| format!("{id:?} is not a job id"))?;
+                    let id =
+                        Uuid::try_parse(&id).with_context(|| format!("{id:?} is not a job id"))?;
                     match jobs::job_document(&**client, id, true).await? {
                         Some(doc) => println!("{}", serde_json::to_string_pretty(&doc)?),
                         None => {
@@ -197,9 +208,13 @@ async fn stop_on_signal(cancel: CancellationToken) {
 }
 
 fn show_progress(doc: &Value) {
-    let pct = doc["progress_percentage"].as_i64().unwrap_or(0).clamp(0, 100) as usize;
+    let pct = doc["progress_percentage"]
+        .as_i64()
+        .unwrap_or(0)
+        .clamp(0, 100) as usize;
     let bar = format!("{}{}", "#".repeat(pct / 5), " ".repeat(20 - pct / 5));
-    let done = doc["completed_tasks"].as_i64().unwrap_or(0) + doc["failed_tasks"].as_i64().unwrap_or(0);
+    let done =
+        doc["completed_tasks"].as_i64().unwrap_or(0) + doc["failed_tasks"].as_i64().unwrap_or(0);
     eprint!(
         "\r[{bar}] {pct:>3}%  {done}/{} tasks  {} objects  {:<10}",
         doc["total_tasks"],

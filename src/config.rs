@@ -239,30 +239,44 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
     let server = ServerConfig {
         listen: listen.parse().map_err(|_| {
-            ConfigError::new("server.listen", format!("{listen:?} is not an address like 127.0.0.1:8080"))
+            ConfigError::new(
+                "server.listen",
+                format!("{listen:?} is not an address like 127.0.0.1:8080"),
+            )
         })?,
         admin_api_key: read_env(
             env,
             "server.admin_api_key_env",
-            raw.server.admin_api_key_env.as_deref().unwrap_or("ADMIN_API_KEY"),
+            raw.server
+                .admin_api_key_env
+                .as_deref()
+                .unwrap_or("ADMIN_API_KEY"),
         )?,
-        max_body_bytes: positive(raw.server.max_body_bytes.unwrap_or(1 << 20), "server.max_body_bytes")?,
+        max_body_bytes: positive(
+            raw.server.max_body_bytes.unwrap_or(1 << 20),
+            "server.max_body_bytes",
+        )?,
     };
 
     let w = raw.worker;
     let worker = WorkerConfig {
         concurrency: positive(w.concurrency.unwrap_or(4), "worker.concurrency")?,
-        poll_interval: Duration::from_millis(
-            positive(w.poll_interval_ms.unwrap_or(1000), "worker.poll_interval_ms")? as u64,
+        poll_interval: Duration::from_millis(positive(
+            w.poll_interval_ms.unwrap_or(1000),
+            "worker.poll_interval_ms",
+        )? as u64),
+        lease: Duration::from_secs(
+            positive(w.lease_seconds.unwrap_or(60), "worker.lease_seconds")? as u64,
         ),
-        lease: Duration::from_secs(positive(w.lease_seconds.unwrap_or(60), "worker.lease_seconds")? as u64),
         max_attempts: positive(w.max_attempts.unwrap_or(3), "worker.max_attempts")? as i32,
-        request_timeout: Duration::from_secs(
-            positive(w.request_timeout_seconds.unwrap_or(30), "worker.request_timeout_seconds")? as u64,
-        ),
-        connect_timeout: Duration::from_secs(
-            positive(w.connect_timeout_seconds.unwrap_or(10), "worker.connect_timeout_seconds")? as u64,
-        ),
+        request_timeout: Duration::from_secs(positive(
+            w.request_timeout_seconds.unwrap_or(30),
+            "worker.request_timeout_seconds",
+        )? as u64),
+        connect_timeout: Duration::from_secs(positive(
+            w.connect_timeout_seconds.unwrap_or(10),
+            "worker.connect_timeout_seconds",
+        )? as u64),
     };
     if worker.lease < worker.request_timeout * 2 {
         return Err(ConfigError::new(
@@ -301,7 +315,9 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         let schedule = parse_cron(&s.cron).map_err(|m| ConfigError::new(key("cron"), m))?;
         let mode = match s.mode.as_deref() {
             None => SyncMode::Incremental,
-            Some(m) => m.parse().map_err(|e: String| ConfigError::new(key("mode"), e))?,
+            Some(m) => m
+                .parse()
+                .map_err(|e: String| ConfigError::new(key("mode"), e))?,
         };
         sync_schedules.push(ScheduleConfig {
             app_key: s.app_key,
@@ -330,7 +346,9 @@ fn validate_app(
     let key = |k: &str| format!("apps[{i}].{k}");
     let valid_key = !a.app_key.is_empty()
         && a.app_key.len() <= 64
-        && a.app_key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && a.app_key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !valid_key {
         return Err(ConfigError::new(
             key("app_key"),
@@ -364,7 +382,12 @@ fn validate_app(
                 .collect()
         }
     };
-    let base_url = match a.base_url_env.as_deref().and_then(env).filter(|v| !v.is_empty()) {
+    let base_url = match a
+        .base_url_env
+        .as_deref()
+        .and_then(env)
+        .filter(|v| !v.is_empty())
+    {
         Some(url) => url,
         None => a
             .base_url
@@ -381,10 +404,14 @@ fn validate_app(
         .map(|s| {
             DateTime::parse_from_rfc3339(&s)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| ConfigError::new(key("sync_from"), format!("{s:?} is not RFC 3339: {e}")))
+                .map_err(|e| {
+                    ConfigError::new(key("sync_from"), format!("{s:?} is not RFC 3339: {e}"))
+                })
         })
         .transpose()?;
-    let api_key_env = a.api_key_env.ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
+    let api_key_env = a
+        .api_key_env
+        .ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
     Ok(AppConfig {
         api_key: read_env(env, &key("api_key_env"), &api_key_env)?,
         webhook_secret: a

@@ -14,7 +14,11 @@ use crate::{db, http};
 /// # Errors
 ///
 /// When the schema cannot be migrated (the database is unreachable at start-up).
-pub async fn run(ctx: Context, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    ctx: Context,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     db::migrate(&ctx.config.database).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");

@@ -63,7 +63,10 @@ pub fn plan(
         None => app.sync_resources.clone(),
         Some([]) => return Err(PlanError::NoResources),
         Some(list) => {
-            if let Some(bad) = list.iter().find(|n| !all.iter().any(|r| r.name == n.as_str())) {
+            if let Some(bad) = list
+                .iter()
+                .find(|n| !all.iter().any(|r| r.name == n.as_str()))
+            {
                 return Err(PlanError::UnknownResource {
                     app_key: app_key.to_string(),
                     resource: bad.clone(),
@@ -125,7 +128,9 @@ pub async fn wait_for_end(
             let client = ctx.pool.get().await?;
             jobs::job_document(&**client, job_id, true).await?
         };
-        let Some(doc) = doc else { return Ok(Value::Null) };
+        let Some(doc) = doc else {
+            return Ok(Value::Null);
+        };
         progress(&doc);
         if doc["status"].as_str().is_some_and(is_final) {
             return Ok(doc);

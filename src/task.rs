@@ -73,7 +73,9 @@ async fn run_logged(ctx: &Context, task: ClaimedTask, cancel: &CancellationToken
         TaskOutcome::Failed { error, .. } => tracing::warn!(%error, "task failed"),
         TaskOutcome::Retrying { error } => tracing::warn!(%error, "task will be retried"),
         TaskOutcome::Released => tracing::info!("task released at a page boundary"),
-        TaskOutcome::LostLease => tracing::info!("task lease lost (cancelled or taken over); stopped"),
+        TaskOutcome::LostLease => {
+            tracing::info!("task lease lost (cancelled or taken over); stopped")
+        }
         TaskOutcome::Interrupted { error } => tracing::warn!(%error, "task interrupted"),
     }
     outcome
@@ -89,7 +91,12 @@ async fn run_inner(
         return fail(ctx, task, format!("app {} is not configured", task.app_key)).await;
     };
     let Some(resource) = find_resource(connector.as_ref(), &task.resource_type) else {
-        return fail(ctx, task, format!("{} has no resource {}", app.connector, task.resource_type)).await;
+        return fail(
+            ctx,
+            task,
+            format!("{} has no resource {}", app.connector, task.resource_type),
+        )
+        .await;
     };
     if task.attempts > max_attempts {
         return fail(ctx, task, format!("gave up after {max_attempts} attempts")).await;
@@ -111,7 +118,15 @@ async fn run_inner(
             return Ok(TaskOutcome::Released);
         }
         let fetched_at = Utc::now();
-        let page = match fetch(connector.as_ref(), &task.resource_type, cursor.as_deref(), &options, cancel).await {
+        let page = match fetch(
+            connector.as_ref(),
+            &task.resource_type,
+            cursor.as_deref(),
+            &options,
+            cancel,
+        )
+        .await
+        {
             Ok(page) => page,
             Err(e) if e.is_retryable() && task.attempts < max_attempts => {
                 let error = e.to_string();
@@ -228,7 +243,9 @@ impl Heartbeat {
         let handle = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                let Ok(client) = ctx.pool.get().await else { continue };
+                let Ok(client) = ctx.pool.get().await else {
+                    continue;
+                };
                 match jobs::heartbeat(&**client, &task, lease.as_secs_f64()).await {
                     Ok(()) => {}
                     Err(StoreError::LostLease) => {

@@ -34,7 +34,11 @@ pub struct Worker {
 impl Worker {
     /// A worker pool for `ctx`'s apps.
     pub fn new(ctx: Context) -> Worker {
-        let owner = format!("{}-{}", std::process::id(), &Uuid::new_v4().simple().to_string()[..8]);
+        let owner = format!(
+            "{}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
         Worker {
             ctx,
             owner: owner.into(),
@@ -60,8 +64,20 @@ impl Worker {
 
     async fn claim(&self) -> Result<Option<jobs::ClaimedTask>, StoreError> {
         let client = self.ctx.pool.get().await?;
-        let app_keys: Vec<String> = self.ctx.config.apps.iter().map(|a| a.app_key.clone()).collect();
-        jobs::claim_task(&**client, &self.owner, &app_keys, self.ctx.config.worker.lease.as_secs_f64()).await
+        let app_keys: Vec<String> = self
+            .ctx
+            .config
+            .apps
+            .iter()
+            .map(|a| a.app_key.clone())
+            .collect();
+        jobs::claim_task(
+            &**client,
+            &self.owner,
+            &app_keys,
+            self.ctx.config.worker.lease.as_secs_f64(),
+        )
+        .await
     }
 
     /// Runs the pool until `cancel`, then waits for running tasks to checkpoint and release.
@@ -116,7 +132,9 @@ async fn listen(ctx: Context, wake: Arc<Notify>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         match listen_once(&ctx, &wake, &cancel).await {
             Ok(()) => backoff = Duration::from_millis(500),
-            Err(e) => tracing::debug!(error = %e, "task notifications unavailable; polling meanwhile"),
+            Err(e) => {
+                tracing::debug!(error = %e, "task notifications unavailable; polling meanwhile")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}

@@ -48,7 +48,10 @@ fn parses_a_good_config() {
     assert_eq!(c.sync_schedules[0].mode, SyncMode::Incremental);
     assert_eq!(c.database.pool_size, 8);
     assert_eq!(c.worker.concurrency, 4);
-    assert!(!format!("{c:?}").contains("sk_test_x"), "secrets never print");
+    assert!(
+        !format!("{c:?}").contains("sk_test_x"),
+        "secrets never print"
+    );
 }
 
 #[test]
@@ -64,7 +67,7 @@ fn base_url_env_overrides_base_url() {
 #[test]
 fn errors_name_the_key() {
     let cases = [
-        (GOOD.replace("pool_size = 8", "pool_size = 8\ncolour = 1"), "database: unknown field `colour`"),
+        (GOOD.replace("pool_size = 8", "pool_size = 8\ncolour = 1"), "database.colour: unknown field `colour`"),
         (GOOD.replace("app_key = \"stripe_prod\"\nname", "app_key = \"Stripe-Prod\"\nname"), "apps[0].app_key"),
         (GOOD.replace("connector = \"stripe\"", "connector = \"paypal\""), "apps[0].connector"),
         (GOOD.replace("[\"subscription\", \"customer\"]", "[\"invoice\"]"), "apps[0].sync_resources"),
@@ -86,7 +89,16 @@ fn errors_name_the_key() {
 
 #[test]
 fn missing_database_url_is_named() {
-    let env = |name: &str| if name == "DATABASE_URL" { None } else { env(name) };
+    let env = |name: &str| {
+        if name == "DATABASE_URL" {
+            None
+        } else {
+            env(name)
+        }
+    };
     let got = Config::parse(GOOD, &env).unwrap_err().to_string();
-    assert_eq!(got, "config error: database.url_env: environment variable DATABASE_URL is not set");
+    assert_eq!(
+        got,
+        "config error: database.url_env: environment variable DATABASE_URL is not set"
+    );
 }

@@ -107,24 +107,37 @@ struct SyncRequest {
 
 async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, Resp> {
     let body = read_body(req, ctx.config.server.max_body_bytes).await?;
-    let request: SyncRequest = serde_json::from_slice(&body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid request body: {e}")))?;
+    let request: SyncRequest = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {e}"),
+        )
+    })?;
     let mode = match request.mode.as_deref() {
         None => SyncMode::Incremental,
         Some(m) => m
             .parse()
             .map_err(|e: String| error(StatusCode::BAD_REQUEST, e))?,
     };
-    let plan = sync::plan(ctx, &request.app_key, mode, request.resource_types.as_deref())
-        .map_err(|e| match e {
-            sync::PlanError::UnknownApp(_) => error(StatusCode::NOT_FOUND, e.to_string()),
-            sync::PlanError::UnknownResource { .. } | sync::PlanError::NoResources => {
-                error(StatusCode::BAD_REQUEST, e.to_string())
-            }
-        })?;
-    let job_id = sync::enqueue(ctx, &plan, "api").await.map_err(store_error)?;
+    let plan = sync::plan(
+        ctx,
+        &request.app_key,
+        mode,
+        request.resource_types.as_deref(),
+    )
+    .map_err(|e| match e {
+        sync::PlanError::UnknownApp(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+        sync::PlanError::UnknownResource { .. } | sync::PlanError::NoResources => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    })?;
+    let job_id = sync::enqueue(ctx, &plan, "api")
+        .await
+        .map_err(store_error)?;
     if request.immediate {
-        let doc = sync::wait_for_end(ctx, job_id, |_| {}).await.map_err(store_error)?;
+        let doc = sync::wait_for_end(ctx, job_id, |_| {})
+            .await
+            .map_err(store_error)?;
         return Ok(json_response(StatusCode::OK, &doc));
     }
     Ok(json_response(
@@ -157,7 +170,12 @@ async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Res
             include_tasks = match v.as_str() {
                 "true" | "1" => true,
                 "false" | "0" | "" => false,
-                _ => return Err(error(StatusCode::BAD_REQUEST, "include_tasks must be true or false")),
+                _ => {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "include_tasks must be true or false",
+                    ))
+                }
             };
         }
     }
@@ -178,8 +196,13 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, Resp>
         match k.as_str() {
             "app_key" => filter.app_key = Some(v),
             "status" => {
-                if !["pending", "processing", "completed", "failed", "cancelled"].contains(&v.as_str()) {
-                    return Err(error(StatusCode::BAD_REQUEST, format!("unknown status {v:?}")));
+                if !["pending", "processing", "completed", "failed", "cancelled"]
+                    .contains(&v.as_str())
+                {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        format!("unknown status {v:?}"),
+                    ));
                 }
                 filter.status = Some(v);
             }
@@ -188,20 +211,32 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, Resp>
                     .parse()
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000"))?;
+                    .ok_or_else(|| {
+                        error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000")
+                    })?;
             }
-            other => return Err(error(StatusCode::BAD_REQUEST, format!("unknown filter {other:?}"))),
+            other => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown filter {other:?}"),
+                ))
+            }
         }
     }
     let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
-    let jobs = jobs::list_jobs(&**client, &filter).await.map_err(store_error)?;
+    let jobs = jobs::list_jobs(&**client, &filter)
+        .await
+        .map_err(store_error)?;
     Ok(json_response(StatusCode::OK, &json!({ "jobs": jobs })))
 }
 
 async fn cancel_job(ctx: &Context, id: &str) -> Result<Resp, Resp> {
     let job_id = parse_job_id(id)?;
     let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
-    match jobs::cancel_job(&**client, job_id).await.map_err(store_error)? {
+    match jobs::cancel_job(&**client, job_id)
+        .await
+        .map_err(store_error)?
+    {
         CancelOutcome::Cancelled => {
             let doc = jobs::job_document(&**client, job_id, false)
                 .await

@@ -28,7 +28,10 @@ pub fn error(status: StatusCode, message: impl AsRef<str>) -> Resp {
 
 /// 405 with the methods the route allows.
 pub fn method_not_allowed(allow: &'static str) -> Resp {
-    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed; use {allow}"));
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; use {allow}"),
+    );
     resp.headers_mut()
         .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
     resp
@@ -54,7 +57,10 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body larger than {limit} bytes"),
         )),
-        Err(_) => Err(error(StatusCode::BAD_REQUEST, "could not read the request body")),
+        Err(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "could not read the request body",
+        )),
     }
 }
 
@@ -70,8 +76,10 @@ pub fn check_admin<B>(req: &Request<B>, key: &Secret) -> Result<(), Resp> {
         Ok(())
     } else {
         let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key");
-        resp.headers_mut()
-            .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
         Err(resp)
     }
 }
@@ -107,9 +115,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let decoded = match bytes[i] {
             b'+' => Some((b' ', 1)),
-            b'%' if i + 2 < bytes.len() => {
-                hex(bytes[i + 1]).zip(hex(bytes[i + 2])).map(|(h, l)| (h * 16 + l, 3))
-            }
+            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1])
+                .zip(hex(bytes[i + 2]))
+                .map(|(h, l)| (h * 16 + l, 3)),
             _ => None,
         };
         let (byte, step) = decoded.unwrap_or((bytes[i], 1));

@@ -183,7 +183,10 @@ pub struct Sweep<'a> {
 /// # Errors
 ///
 /// A database error.
-pub async fn sweep_unseen(client: &impl GenericClient, sweep: &Sweep<'_>) -> Result<u64, StoreError> {
+pub async fn sweep_unseen(
+    client: &impl GenericClient,
+    sweep: &Sweep<'_>,
+) -> Result<u64, StoreError> {
     let n = client
         .execute(
             "UPDATE supasaasy.entities

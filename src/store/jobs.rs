@@ -60,8 +60,11 @@ pub async fn create_job(
         &[&id, &job.app_key, &job.mode.as_str(), &job.resource_types],
     )
     .await?;
-    tx.execute("SELECT pg_notify($1, $2)", &[&TASKS_CHANNEL, &id.to_string()])
-        .await?;
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&TASKS_CHANNEL, &id.to_string()],
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -186,7 +189,11 @@ pub async fn finish_task(
     task: &ClaimedTask,
     error: Option<&str>,
 ) -> Result<String, StoreError> {
-    let status = if error.is_some() { "failed" } else { "completed" };
+    let status = if error.is_some() {
+        "failed"
+    } else {
+        "completed"
+    };
     let n = client
         .execute(
             "UPDATE supasaasy.sync_tasks
@@ -249,7 +256,10 @@ pub async fn release_task(
         .await?;
     fenced(n)?;
     client
-        .execute("SELECT pg_notify($1, $2)", &[&TASKS_CHANNEL, &task.job_id.to_string()])
+        .execute(
+            "SELECT pg_notify($1, $2)",
+            &[&TASKS_CHANNEL, &task.job_id.to_string()],
+        )
         .await?;
     Ok(())
 }
@@ -300,7 +310,10 @@ pub enum CancelOutcome {
 /// # Errors
 ///
 /// A database error.
-pub async fn cancel_job(client: &impl GenericClient, job_id: Uuid) -> Result<CancelOutcome, StoreError> {
+pub async fn cancel_job(
+    client: &impl GenericClient,
+    job_id: Uuid,
+) -> Result<CancelOutcome, StoreError> {
     let row = client
         .query_one(
             "WITH job AS (
@@ -330,7 +343,8 @@ pub async fn cancel_job(client: &impl GenericClient, job_id: Uuid) -> Result<Can
     })
 }
 
-const JOB_COLUMNS: &str = "id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
+const JOB_COLUMNS: &str =
+    "id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
     failed_tasks, processed_entities, error_message, created_at, started_at, completed_at";
 
 /// A job's status document, in SupaSaaSy's JSON shape; with `include_tasks` also its tasks.
@@ -395,7 +409,10 @@ pub struct JobFilter {
 /// # Errors
 ///
 /// A database error.
-pub async fn list_jobs(client: &impl GenericClient, filter: &JobFilter) -> Result<Vec<Value>, StoreError> {
+pub async fn list_jobs(
+    client: &impl GenericClient,
+    filter: &JobFilter,
+) -> Result<Vec<Value>, StoreError> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM supasaasy.sync_jobs
           WHERE ($1::text IS NULL OR app_key = $1) AND ($2::text IS NULL OR status = $2)

@@ -166,5 +166,9 @@ pub trait Connector: Send + Sync {
 
 /// Finds a resource by name in a connector's list.
 pub fn find_resource(connector: &dyn Connector, name: &str) -> Option<Resource> {
-    connector.resources().iter().find(|r| r.name == name).copied()
+    connector
+        .resources()
+        .iter()
+        .find(|r| r.name == name)
+        .copied()
 }

@@ -1,0 +1,619 @@
+//! The HTTP side of the connector: one reqwest client per app, the GET of a list page, and the
+//! classification of every way that GET can fail.
+//!
+//! Invariants: every request carries the app's key as a bearer token (a header marked sensitive, so
+//! it never shows in debug output) and the pinned `Stripe-Version`; no request is retried here (the
+//! daemon owns retries, backoff and the circuit breaker); every error message names the app and the
+//! request and never contains the API key.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use supasaasy_connector::{AppSettings, ConnectorError, Secret};
+
+use crate::listing::List;
+use crate::STRIPE_API_VERSION;
+
+/// Talks to one Stripe account on behalf of one app.
+pub(crate) struct StripeHttp {
+    /// Carries the auth and version headers and the app's timeouts.
+    client: reqwest::Client,
+    /// Scheme and host, without a trailing slash (`https://api.stripe.com`).
+    base_url: String,
+    /// Names the app in messages.
+    app_key: String,
+    /// Kept only to scrub it from any message that would echo it.
+    api_key: Secret,
+}
+
+impl StripeHttp {
+    /// Builds the client of one app.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectorError::Fatal`] when the base URL is not an http(s) URL, the API key cannot be sent
+    /// as a header, or the TLS stack cannot start.
+    pub fn new(settings: AppSettings) -> Result<Self, ConnectorError> {
+        let app_key = settings.app_key;
+        let base_url = settings.base_url.trim_end_matches('/').to_owned();
+        match Url::parse(&base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => {
+                return Err(ConnectorError::Fatal {
+                    message: format!(
+                        "base_url {base_url:?} of app {app_key} is not an http(s) URL"
+                    ),
+                })
+            }
+        }
+
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", settings.api_key.expose())).map_err(
+                |_| ConnectorError::Fatal {
+                    message: format!(
+                        "the API key of app {app_key} holds characters an HTTP header cannot carry"
+                    ),
+                },
+            )?;
+        authorization.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, authorization);
+        headers.insert(
+            "stripe-version",
+            HeaderValue::from_static(STRIPE_API_VERSION),
+        );
+
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("supasaasy/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .build()
+            .map_err(|err| ConnectorError::Fatal {
+                message: format!(
+                    "cannot build the HTTP client of app {app_key}: {}",
+                    error_chain(&err)
+                ),
+            })?;
+
+        Ok(StripeHttp {
+            client,
+            base_url,
+            app_key,
+            api_key: settings.api_key,
+        })
+    }
+
+    /// The app this client serves.
+    pub fn app_key(&self) -> &str {
+        &self.app_key
+    }
+
+    /// The base URL requests go to, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// GETs one page of the list at `/v1/{path}`.
+    ///
+    /// # Errors
+    ///
+    /// A classified [`ConnectorError`]: see [`classify`] for Stripe's answers; transport failures
+    /// and bodies that are not a list are retryable; a request that cannot even be built is fatal.
+    pub async fn get_list(
+        &self,
+        path: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<List, ConnectorError> {
+        let request = format!("GET /v1/{path}");
+        let url = format!("{}/v1/{path}", self.base_url);
+        let result = self.fetch(&request, &url, query).await;
+        result.map_err(|err| self.redact(err))
+    }
+
+    async fn fetch(
+        &self,
+        request: &str,
+        url: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<List, ConnectorError> {
+        let response = self
+            .client
+            .get(url)
+            .query(query)
+            .send()
+            .await
+            .map_err(|err| transport_error(&self.app_key, request, &err))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| transport_error(&self.app_key, request, &err))?;
+        tracing::debug!(
+            app_key = %self.app_key,
+            request,
+            status = status.as_u16(),
+            request_id = headers.get("request-id").and_then(|v| v.to_str().ok()),
+            "stripe answered"
+        );
+        if !status.is_success() {
+            return Err(classify(&self.app_key, request, status, &headers, &body));
+        }
+        parse_list(&self.app_key, request, &body)
+    }
+
+    /// Scrubs the API key from a message, should Stripe or a transport error ever echo it.
+    fn redact(&self, err: ConnectorError) -> ConnectorError {
+        let key = self.api_key.expose();
+        if key.is_empty() {
+            return err;
+        }
+        let scrub = |message: String| message.replace(key, "***");
+        match err {
+            ConnectorError::Retryable { message } => ConnectorError::Retryable {
+                message: scrub(message),
+            },
+            ConnectorError::RateLimited {
+                message,
+                retry_after,
+            } => ConnectorError::RateLimited {
+                message: scrub(message),
+                retry_after,
+            },
+            ConnectorError::Fatal { message } => ConnectorError::Fatal {
+                message: scrub(message),
+            },
+        }
+    }
+}
+
+/// Reads a successful answer as a list page; anything else is treated as a garbled answer, worth
+/// asking for again.
+fn parse_list(app_key: &str, request: &str, body: &[u8]) -> Result<List, ConnectorError> {
+    serde_json::from_slice(body).map_err(|err| ConnectorError::Retryable {
+        message: format!("Stripe sent an unreadable list for app {app_key} on {request}: {err}"),
+    })
+}
+
+/// Stripe's error body: `{"error": {"type", "code", "message", ...}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: StripeError,
+}
+
+#[derive(Deserialize)]
+struct StripeError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// Classifies a non-2xx answer from Stripe.
+///
+/// Lock contention (`lock_timeout`) and `Stripe-Should-Retry: true` are retryable whatever the
+/// status, except that a 429 stays [`ConnectorError::RateLimited`] so its `Retry-After` is kept;
+/// 5xx is retryable even with `Stripe-Should-Retry: false`, since the connector only sends GETs and
+/// asking again cannot do harm; a rejected key (401, 403) and every other 4xx are fatal.
+fn classify(
+    app_key: &str,
+    request: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ConnectorError {
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
+    let code = error.as_ref().and_then(|e| e.code.as_deref());
+    let detail = match error.as_ref().and_then(|e| e.message.as_deref()) {
+        Some(message) => format!(": {message}"),
+        None => String::new(),
+    };
+    let request_id = match headers.get("request-id").and_then(|v| v.to_str().ok()) {
+        Some(id) => format!(" [{id}]"),
+        None => String::new(),
+    };
+    let status = status.as_u16();
+
+    if code == Some("lock_timeout") {
+        return ConnectorError::Retryable {
+            message: format!(
+                "Stripe could not lock the object for app {app_key} on {request} ({status}){detail}{request_id}"
+            ),
+        };
+    }
+    if status == 429 {
+        return ConnectorError::RateLimited {
+            message: format!(
+                "Stripe rate-limited app {app_key} on {request} (429){detail}{request_id}"
+            ),
+            retry_after: retry_after(headers),
+        };
+    }
+    if should_retry(headers) {
+        return ConnectorError::Retryable {
+            message: format!(
+                "Stripe answered {status} for app {app_key} on {request} and asked for a retry{detail}{request_id}"
+            ),
+        };
+    }
+    if (500..600).contains(&status) {
+        return ConnectorError::Retryable {
+            message: format!(
+                "Stripe answered {status} for app {app_key} on {request}{detail}{request_id}"
+            ),
+        };
+    }
+    let message = match status {
+        401 => format!(
+            "Stripe rejected the API key for app {app_key} (401); check the key in the app's api_key_env{request_id}"
+        ),
+        403 => format!(
+            "Stripe refused {request} to the API key of app {app_key} (403); a restricted key needs read access to customers, products, prices, plans and subscriptions{detail}{request_id}"
+        ),
+        _ => format!(
+            "Stripe answered {status} for app {app_key} on {request}{detail}{request_id}"
+        ),
+    };
+    ConnectorError::Fatal { message }
+}
+
+/// `Stripe-Should-Retry: true`: Stripe knows the request may succeed if sent again.
+fn should_retry(headers: &HeaderMap) -> bool {
+    headers
+        .get("stripe-should-retry")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The delay of a `Retry-After` header given in seconds; an HTTP date or garbage gives `None`.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+}
+
+/// Classifies a failure to send a request or read its answer.
+fn transport_error(app_key: &str, request: &str, err: &reqwest::Error) -> ConnectorError {
+    let cause = error_chain(err);
+    if err.is_builder() {
+        return ConnectorError::Fatal {
+            message: format!("cannot build {request} for app {app_key}: {cause}"),
+        };
+    }
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_body() || err.is_decode() {
+        "lost the answer mid-body"
+    } else {
+        "failed"
+    };
+    ConnectorError::Retryable {
+        message: format!("{request} to Stripe {what} for app {app_key}: {cause}"),
+    }
+}
+
+/// An error and its sources on one line: reqwest's own message hides the cause that matters
+/// ("connection refused", "operation timed out").
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const APP: &str = "stripe_prod";
+    const REQUEST: &str = "GET /v1/customers";
+    const KEY: &str = "sk_test_not_a_real_key_123";
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn stripe_error(code: Option<&str>, message: &str) -> Vec<u8> {
+        serde_json::json!({"error": {"type": "invalid_request_error", "code": code, "message": message}})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> ConnectorError {
+        let status = StatusCode::from_u16(status).expect("status");
+        classify(APP, REQUEST, status, headers, body)
+    }
+
+    fn settings(base_url: &str) -> AppSettings {
+        AppSettings {
+            app_key: APP.into(),
+            api_key: Secret::new(KEY),
+            base_url: base_url.into(),
+            request_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+
+    fn message(err: &ConnectorError) -> &str {
+        match err {
+            ConnectorError::Retryable { message }
+            | ConnectorError::RateLimited { message, .. }
+            | ConnectorError::Fatal { message } => message,
+        }
+    }
+
+    #[test]
+    fn rate_limit_keeps_retry_after_seconds() {
+        let err = classify_status(429, &headers(&[("retry-after", "7")]), b"");
+        match err {
+            ConnectorError::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        let err = classify_status(429, &headers(&[("retry-after", "0.5")]), b"");
+        assert!(matches!(
+            err,
+            ConnectorError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_millis(500)
+        ));
+    }
+
+    #[test]
+    fn rate_limit_without_usable_retry_after_has_no_delay() {
+        for value in [
+            None,
+            Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some("-3"),
+            Some("soon"),
+        ] {
+            let mut map = HeaderMap::new();
+            if let Some(value) = value {
+                map.insert(RETRY_AFTER, HeaderValue::from_static(value));
+            }
+            let err = classify_status(429, &map, &stripe_error(Some("rate_limit"), "Too many"));
+            assert!(
+                matches!(
+                    err,
+                    ConnectorError::RateLimited {
+                        retry_after: None,
+                        ..
+                    }
+                ),
+                "{value:?}: {err:?}"
+            );
+            assert!(message(&err).contains(APP));
+        }
+    }
+
+    #[test]
+    fn rate_limit_stays_rate_limited_when_stripe_says_retry() {
+        let err = classify_status(
+            429,
+            &headers(&[("stripe-should-retry", "true"), ("retry-after", "2")]),
+            b"",
+        );
+        assert!(matches!(
+            err,
+            ConnectorError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(2)
+        ));
+    }
+
+    #[test]
+    fn server_errors_are_retryable() {
+        for status in [500, 502, 503, 504] {
+            let err = classify_status(status, &HeaderMap::new(), b"<html>oops</html>");
+            assert!(matches!(err, ConnectorError::Retryable { .. }), "{status}");
+            assert!(message(&err).contains(&status.to_string()));
+            assert!(message(&err).contains(APP));
+        }
+        let err = classify_status(500, &headers(&[("stripe-should-retry", "false")]), b"");
+        assert!(matches!(err, ConnectorError::Retryable { .. }));
+    }
+
+    #[test]
+    fn should_retry_header_makes_any_status_retryable() {
+        for status in [400, 401, 404, 409] {
+            let err = classify_status(
+                status,
+                &headers(&[("stripe-should-retry", "true")]),
+                &stripe_error(None, "try again"),
+            );
+            assert!(matches!(err, ConnectorError::Retryable { .. }), "{status}");
+        }
+        let err = classify_status(
+            400,
+            &headers(&[("stripe-should-retry", "false")]),
+            &stripe_error(None, "bad"),
+        );
+        assert!(matches!(err, ConnectorError::Fatal { .. }));
+    }
+
+    #[test]
+    fn lock_timeout_is_retryable() {
+        for status in [409, 429, 400] {
+            let err = classify_status(
+                status,
+                &HeaderMap::new(),
+                &stripe_error(
+                    Some("lock_timeout"),
+                    "This object cannot be accessed right now",
+                ),
+            );
+            assert!(matches!(err, ConnectorError::Retryable { .. }), "{status}");
+        }
+    }
+
+    #[test]
+    fn rejected_key_is_fatal_and_actionable() {
+        let err = classify_status(
+            401,
+            &HeaderMap::new(),
+            &stripe_error(None, "Invalid API Key provided: sk_test_****_123"),
+        );
+        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        assert!(message(&err).starts_with("Stripe rejected the API key for app stripe_prod (401)"));
+        assert!(!message(&err).contains("sk_test"));
+
+        let err = classify_status(
+            403,
+            &headers(&[("request-id", "req_abc")]),
+            &stripe_error(
+                None,
+                "The provided key does not have the required permissions",
+            ),
+        );
+        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        let text = message(&err);
+        assert!(
+            text.contains("stripe_prod") && text.contains("403"),
+            "{text}"
+        );
+        assert!(
+            text.contains("required permissions") && text.contains("req_abc"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn other_client_errors_are_fatal_with_stripes_message() {
+        let err = classify_status(
+            400,
+            &HeaderMap::new(),
+            &stripe_error(Some("parameter_unknown"), "Received unknown parameter: foo"),
+        );
+        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        assert_eq!(
+            message(&err),
+            "Stripe answered 400 for app stripe_prod on GET /v1/customers: Received unknown parameter: foo"
+        );
+
+        let err = classify_status(404, &HeaderMap::new(), b"not json");
+        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        assert_eq!(
+            message(&err),
+            "Stripe answered 404 for app stripe_prod on GET /v1/customers"
+        );
+    }
+
+    #[test]
+    fn unreadable_success_body_is_retryable() {
+        for body in [
+            &b"not json"[..],
+            b"{\"data\": 3}",
+            b"{\"object\": \"list\"}",
+            b"",
+        ] {
+            let err = parse_list(APP, REQUEST, body).expect_err("malformed");
+            assert!(matches!(err, ConnectorError::Retryable { .. }));
+            assert!(message(&err).contains(APP));
+        }
+        let list = parse_list(
+            APP,
+            REQUEST,
+            br#"{"data": [{"id": "cus_1"}], "has_more": true}"#,
+        )
+        .expect("list");
+        assert!(list.has_more);
+    }
+
+    #[test]
+    fn new_checks_base_url_and_strips_trailing_slash() {
+        let http = StripeHttp::new(settings("http://127.0.0.1:12111/")).expect("client");
+        assert_eq!(http.base_url(), "http://127.0.0.1:12111");
+        assert_eq!(http.app_key(), APP);
+        for bad in ["", "api.stripe.com", "ftp://api.stripe.com", "https://"] {
+            let err = StripeHttp::new(settings(bad)).err().expect(bad);
+            assert!(matches!(err, ConnectorError::Fatal { .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_unfit_for_a_header_is_fatal_and_not_echoed() {
+        let mut settings = settings("https://api.stripe.com");
+        settings.api_key = Secret::new("sk_test_bad\nkey");
+        let err = StripeHttp::new(settings).err().expect("bad key");
+        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        assert!(!message(&err).contains("sk_test_bad"));
+    }
+
+    #[test]
+    fn messages_never_carry_the_key() {
+        let http = StripeHttp::new(settings("https://api.stripe.com")).expect("client");
+        let echoed = ConnectorError::Fatal {
+            message: format!("Stripe answered 400: bad key {KEY}"),
+        };
+        let err = http.redact(echoed);
+        assert_eq!(message(&err), "Stripe answered 400: bad key ***");
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_retryable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
+        let err = http.get_list("customers", &[]).await.expect_err("refused");
+        assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
+        assert!(message(&err).contains(APP));
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out_as_retryable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hold = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(socket);
+        });
+        let mut settings = settings(&format!("http://{addr}"));
+        settings.request_timeout = Duration::from_millis(200);
+        let http = StripeHttp::new(settings).expect("client");
+        let err = http.get_list("customers", &[]).await.expect_err("timeout");
+        assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
+        assert!(message(&err).contains("timed out"), "{err:?}");
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn answer_cut_mid_body_is_retryable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"data\": [";
+            let _ = socket.write_all(head.as_bytes()).await;
+            // Dropping the socket here ends the body 90 bytes short.
+        });
+        let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
+        let err = http.get_list("customers", &[]).await.expect_err("cut");
+        assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
+        server.await.expect("server task");
+    }
+}

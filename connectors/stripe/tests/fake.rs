@@ -1,0 +1,374 @@
+//! The connector against the fake Stripe of `supasaasy-testkit`: whole walks of every resource,
+//! pagination, truncated subscription items, the `created` filter and errors as the daemon sees them.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use supasaasy_connector::{AppSettings, Connector, ConnectorError, ListOptions, Record, Secret};
+use supasaasy_stripe::StripeConnector;
+use supasaasy_testkit::fake_stripe::{fixture, Counts, FakeStripe, StripeData};
+
+const APP: &str = "stripe_fake";
+
+fn connector_with_key(stripe: &FakeStripe, api_key: &str) -> StripeConnector {
+    StripeConnector::new(AppSettings {
+        app_key: APP.into(),
+        api_key: Secret::new(api_key),
+        base_url: format!("{}/", stripe.base_url()),
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+    })
+    .expect("connector")
+}
+
+fn connector(stripe: &FakeStripe) -> StripeConnector {
+    connector_with_key(stripe, stripe.api_key())
+}
+
+/// Every record of a resource, walked page by page as the daemon does.
+struct Walk {
+    records: Vec<Record>,
+    pages: usize,
+    requests: u32,
+}
+
+impl Walk {
+    fn ids(&self, collection_key: &str) -> Vec<String> {
+        self.records
+            .iter()
+            .filter(|r| r.collection_key == collection_key)
+            .map(|r| r.external_id.clone())
+            .collect()
+    }
+}
+
+async fn walk(connector: &StripeConnector, resource: &str, options: &ListOptions) -> Walk {
+    let mut walk = Walk {
+        records: Vec::new(),
+        pages: 0,
+        requests: 0,
+    };
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = connector
+            .list_page(resource, cursor.as_deref(), options)
+            .await
+            .unwrap_or_else(|err| panic!("{resource} page {}: {err}", walk.pages + 1));
+        walk.pages += 1;
+        walk.requests += page.requests;
+        walk.records.extend(page.records);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return walk,
+        }
+        assert!(walk.pages < 1000, "{resource} does not end");
+    }
+}
+
+fn counts() -> Counts {
+    Counts {
+        customers: 250,
+        products: 4,
+        prices_per_product: 3,
+        subscriptions: 120,
+        items_per_subscription: 2,
+        canceled_every: 4,
+    }
+}
+
+#[tokio::test]
+async fn walks_every_resource_across_pages() {
+    let stripe = FakeStripe::start(StripeData::generate(&counts())).await;
+    let connector = connector(&stripe);
+
+    for (resource, collection_key, pages) in [
+        ("customer", "stripe_customer", 3),
+        ("product", "stripe_product", 1),
+        ("price", "stripe_price", 1),
+        ("plan", "stripe_plan", 1),
+        ("subscription", "stripe_subscription", 2),
+    ] {
+        stripe.reset_requests();
+        let walk = walk(&connector, resource, &ListOptions::default()).await;
+        assert_eq!(walk.ids(collection_key), stripe.ids(resource), "{resource}");
+        assert_eq!(walk.pages, pages, "{resource}");
+        assert_eq!(u64::from(walk.requests), stripe.requests(), "{resource}");
+        for record in walk
+            .records
+            .iter()
+            .filter(|r| r.collection_key == collection_key)
+        {
+            assert_eq!(
+                Some(&record.payload),
+                stripe.get(resource, &record.external_id).as_ref()
+            );
+            assert_eq!(record.created, record.payload["created"].as_i64());
+            assert!(!record.archived, "{resource} {}", record.external_id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_include_canceled_ones_and_bring_their_items() {
+    let stripe = FakeStripe::start(StripeData::generate(&counts())).await;
+    let walk = walk(&connector(&stripe), "subscription", &ListOptions::default()).await;
+
+    assert_eq!(walk.ids("stripe_subscription").len(), 120);
+    let canceled = walk
+        .records
+        .iter()
+        .filter(|r| r.collection_key == "stripe_subscription" && r.payload["status"] == "canceled")
+        .count();
+    assert_eq!(canceled, 30);
+
+    // Two embedded items each: nothing beyond the two list pages is fetched.
+    assert_eq!(walk.requests, 2);
+    assert_eq!(stripe.requests_to("/v1/subscription_items"), 0);
+    assert_eq!(
+        walk.ids("stripe_subscription_item"),
+        stripe.ids("subscription_item")
+    );
+    assert_items_follow_their_subscription(&walk.records);
+}
+
+#[tokio::test]
+async fn a_page_fetched_again_from_its_cursor_is_the_same() {
+    let stripe = FakeStripe::start(StripeData::generate(&counts())).await;
+    let connector = connector(&stripe);
+    let options = ListOptions::default();
+
+    let first = connector
+        .list_page("customer", None, &options)
+        .await
+        .expect("page 1");
+    assert_eq!(first.records.len(), 100);
+    let cursor = first.next_cursor.expect("more customers");
+    assert_eq!(Some(&cursor), first.records.last().map(|r| &r.external_id));
+
+    let second = connector
+        .list_page("customer", Some(&cursor), &options)
+        .await
+        .expect("page 2");
+    let again = connector
+        .list_page("customer", Some(&cursor), &options)
+        .await
+        .expect("page 2");
+    assert_eq!(second.records, again.records);
+    assert_eq!(second.next_cursor, again.next_cursor);
+    assert_eq!(second.records[0].external_id, stripe.ids("customer")[100]);
+}
+
+#[tokio::test]
+async fn inactive_products_and_prices_are_archived() {
+    let stripe = FakeStripe::start(StripeData::generate(&counts())).await;
+    let connector = connector(&stripe);
+    for resource in ["product", "price", "plan"] {
+        let id = stripe.ids(resource)[1].clone();
+        assert!(stripe.update(resource, &id, |object| object["active"] = json!(false)));
+        let walk = walk(&connector, resource, &ListOptions::default()).await;
+        let archived: Vec<&str> = walk
+            .records
+            .iter()
+            .filter(|r| r.archived)
+            .map(|r| r.external_id.as_str())
+            .collect();
+        assert_eq!(archived, vec![id.as_str()], "{resource}");
+    }
+}
+
+#[tokio::test]
+async fn created_filter_limits_the_walk() {
+    let stripe = FakeStripe::start(StripeData::generate(&counts())).await;
+    let created = |id: &str| {
+        stripe
+            .get("customer", id)
+            .and_then(|c| c["created"].as_i64())
+            .expect("created")
+    };
+    let ids = stripe.ids("customer");
+    let since = created(&ids[149]);
+    let expected: Vec<String> = ids
+        .iter()
+        .filter(|id| created(id) >= since)
+        .cloned()
+        .collect();
+    assert!(expected.len() >= 150 && expected.len() < 250);
+
+    let options = ListOptions {
+        created_gte: Some(since),
+    };
+    let walk = walk(&connector(&stripe), "customer", &options).await;
+    assert_eq!(walk.ids("stripe_customer"), expected);
+    assert_eq!(walk.pages, 2);
+}
+
+/// A subscription with `n` items of its own.
+fn subscription_with_items(data: &mut StripeData, id: &str, created: i64, n: usize) {
+    let mut subscription = fixture("subscription");
+    subscription["id"] = json!(id);
+    subscription["created"] = json!(created);
+    data.upsert("subscription", subscription);
+    let items = (0..n)
+        .map(|i| {
+            let mut item = fixture("subscription_item");
+            item["id"] = json!(format!("si_{id}_{i:03}"));
+            item["created"] = json!(created + i as i64);
+            item
+        })
+        .collect();
+    data.set_subscription_items(id, items);
+}
+
+#[tokio::test]
+async fn truncated_items_are_listed_in_full() {
+    let mut data = StripeData::empty();
+    data.upsert("customer", fixture("customer"));
+    subscription_with_items(&mut data, "sub_few", 1_700_000_300, 3);
+    subscription_with_items(&mut data, "sub_dozen", 1_700_000_200, 12);
+    subscription_with_items(&mut data, "sub_many", 1_700_000_100, 150);
+    let stripe = FakeStripe::start(data).await;
+
+    let page = connector(&stripe)
+        .list_page("subscription", None, &ListOptions::default())
+        .await
+        .expect("page");
+
+    // One list request, one for the dozen, two (100 + 50) for the 150.
+    assert_eq!(page.requests, 4);
+    assert_eq!(stripe.requests_to("/v1/subscription_items"), 3);
+    assert_eq!(page.next_cursor, None);
+    assert_eq!(page.records.len(), 3 + 3 + 12 + 150);
+
+    let subscriptions: Vec<&Record> = page
+        .records
+        .iter()
+        .filter(|r| r.collection_key == "stripe_subscription")
+        .collect();
+    let sub_ids: Vec<&str> = subscriptions
+        .iter()
+        .map(|r| r.external_id.as_str())
+        .collect();
+    assert_eq!(sub_ids, ["sub_few", "sub_dozen", "sub_many"]);
+    // The subscription itself is kept as Stripe sent it, truncated list included.
+    assert_eq!(subscriptions[2].payload["items"]["has_more"], json!(true));
+    assert_eq!(
+        subscriptions[2].payload["items"]["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(10)
+    );
+
+    let items: Vec<String> = page
+        .records
+        .iter()
+        .filter(|r| r.collection_key == "stripe_subscription_item")
+        .map(|r| r.external_id.clone())
+        .collect();
+    assert_eq!(items, stripe.ids("subscription_item"));
+    assert_items_follow_their_subscription(&page.records);
+}
+
+#[tokio::test]
+async fn a_failed_request_is_not_retried_and_the_page_can_be_asked_again() {
+    let mut data = StripeData::empty();
+    subscription_with_items(&mut data, "sub_many", 1_700_000_100, 30);
+    let stripe = FakeStripe::start(data).await;
+    let connector = connector(&stripe);
+    let options = ListOptions::default();
+
+    let ok = connector
+        .list_page("subscription", None, &options)
+        .await
+        .expect("page");
+    assert_eq!(ok.requests, 2);
+    assert_eq!(ok.records.len(), 31);
+
+    stripe.reset_requests();
+    stripe.fail_next(1, 503);
+    let err = connector
+        .list_page("subscription", None, &options)
+        .await
+        .expect_err("503");
+    assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
+    assert_eq!(stripe.requests(), 1, "no retries inside the connector");
+
+    let page = connector
+        .list_page("subscription", None, &options)
+        .await
+        .expect("page");
+    assert_eq!(page.records, ok.records);
+}
+
+#[tokio::test]
+async fn provider_errors_reach_the_daemon_classified() {
+    let stripe = FakeStripe::start(StripeData::generate(&counts())).await;
+    let connector = connector(&stripe);
+    let options = ListOptions::default();
+
+    stripe.fail_next(1, 429);
+    match connector.list_page("customer", None, &options).await {
+        Err(ConnectorError::RateLimited {
+            retry_after,
+            message,
+        }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)));
+            assert!(message.contains(APP), "{message}");
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+
+    stripe.fail_next(1, 500);
+    let err = connector
+        .list_page("price", None, &options)
+        .await
+        .expect_err("500");
+    assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
+
+    stripe.fail_next(1, 400);
+    let err = connector
+        .list_page("plan", None, &options)
+        .await
+        .expect_err("400");
+    assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
+
+    let wrong_key = "sk_test_wrong_key_00000000";
+    let rejected = connector_with_key(&stripe, wrong_key)
+        .list_page("customer", None, &options)
+        .await
+        .expect_err("401");
+    match rejected {
+        ConnectorError::Fatal { message } => {
+            assert!(
+                message.starts_with("Stripe rejected the API key for app stripe_fake (401)"),
+                "{message}"
+            );
+            assert!(!message.contains(wrong_key), "{message}");
+        }
+        other => panic!("expected Fatal, got {other:?}"),
+    }
+
+    let page = connector
+        .list_page("customer", None, &options)
+        .await
+        .expect("recovers");
+    assert_eq!(page.records.len(), 100);
+}
+
+/// Every item record sits right after its subscription or a sibling item.
+fn assert_items_follow_their_subscription(records: &[Record]) {
+    let mut current: Option<&str> = None;
+    for record in records {
+        match record.collection_key {
+            "stripe_subscription" => current = Some(&record.external_id),
+            "stripe_subscription_item" => {
+                let owner = record.payload.get("subscription").and_then(Value::as_str);
+                assert_eq!(
+                    owner, current,
+                    "item {} is out of place",
+                    record.external_id
+                );
+            }
+            other => panic!("unexpected collection {other}"),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! A stateful fake of Stripe's HTTP API, speaking Stripe's real list protocol.
+//!
+//! [`FakeStripe`] serves `GET /v1/{customers,products,prices,plans,subscriptions}` (list and
+//! retrieve) and `GET /v1/subscription_items?subscription=...` on a real port, from data built with
+//! [`StripeData`]. Lists are newest first with `limit`, `starting_after`, `ending_before` and the
+//! `created` filters; subscriptions hide canceled ones unless asked (`status=all`) and embed at most
+//! ten items. Tests change the data while it serves ([`FakeStripe::upsert`], [`FakeStripe::delete`]),
+//! count requests, inject failures ([`FakeStripe::fail_next`]) and slow it down
+//! ([`FakeStripe::set_latency`]). It serves from a thread and runtime of its own, so whatever the
+//! test does with its own thread, the fake keeps answering.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
+//!
+//! let stripe = FakeStripe::start(StripeData::generate(&Counts::default())).await;
+//! // point the client at stripe.base_url() with stripe.api_key()
+//! stripe.fail_next(1, 429);
+//! # }
+//! ```
+
+mod data;
+mod error;
+mod generate;
+mod list;
+mod query;
+mod server;
+mod store;
+mod synth;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub use data::{fixture, StripeData, DEFAULT_API_KEY};
+pub use generate::Counts;
+
+use server::{lock, Shared};
+use store::Resource;
+
+/// A running fake Stripe. Stops when dropped or with [`FakeStripe::shutdown`].
+///
+/// Resource names in the mutation helpers are Stripe's object names: `customer`, `product`,
+/// `price`, `plan`, `subscription`, `subscription_item`; an unknown name panics.
+#[derive(Debug)]
+pub struct FakeStripe {
+    /// The store and counters, shared with the server thread.
+    shared: Arc<Shared>,
+    /// Where it listens.
+    addr: SocketAddr,
+    /// Stops the server thread when sent to or dropped.
+    stop: Option<oneshot::Sender<()>>,
+    /// Resolves once the server thread has closed the listener and every connection.
+    stopped: Option<oneshot::Receiver<()>>,
+}
+
+impl FakeStripe {
+    /// Serves `data` on `127.0.0.1` on a free port.
+    ///
+    /// # Panics
+    ///
+    /// When no local port can be bound at all or no thread can be started.
+    pub async fn start(data: StripeData) -> FakeStripe {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(addr, data)
+            .await
+            .expect("binding 127.0.0.1:0 for the fake Stripe")
+    }
+
+    /// Serves `data` on `addr` (port 0 picks a free one).
+    ///
+    /// The fake runs on its own thread and tokio runtime, so a test that blocks its own thread
+    /// (waiting for a child process, say) does not stall it.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound or the server thread cannot start.
+    pub async fn start_on(addr: SocketAddr, data: StripeData) -> std::io::Result<FakeStripe> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(data.store, data.api_key));
+        let (stop, stop_rx) = oneshot::channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let (ready_tx, ready) = oneshot::channel();
+        let serving = shared.clone();
+        std::thread::Builder::new()
+            .name("fake-stripe".into())
+            .spawn(move || {
+                server::run(listener, serving, ready_tx, stop_rx);
+                let _ = stopped_tx.send(());
+            })?;
+        ready
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the fake Stripe thread died")))?;
+        Ok(FakeStripe {
+            shared,
+            addr,
+            stop: Some(stop),
+            stopped: Some(stopped),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, to use as the Stripe base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API key the fake accepts.
+    pub fn api_key(&self) -> &str {
+        &self.shared.api_key
+    }
+
+    /// Stops serving and waits until the listener is closed; open connections are dropped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            let _ = stopped.await;
+        }
+    }
+
+    /// Inserts or replaces an object, live.
+    ///
+    /// A missing `created` is set to now. A replaced object keeps its place among objects created
+    /// in the same second. A new subscription takes its items from `items.data` when present; an
+    /// existing one keeps its items (change them with [`FakeStripe::set_subscription_items`] or by
+    /// upserting `subscription_item` objects, which name their subscription).
+    ///
+    /// # Panics
+    ///
+    /// On an unknown resource, an object without a string `id`, or an item whose subscription
+    /// does not exist.
+    pub fn upsert(&self, resource: &str, object: Value) {
+        lock(&self.shared.store).upsert(Resource::named(resource), object);
+    }
+
+    /// Applies `f` to the object as served and stores the result; returns whether it existed.
+    /// A subscription's `items` are not changed this way. `f` runs under the store's lock: it must
+    /// not call back into the fake.
+    pub fn update(&self, resource: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
+        lock(&self.shared.store).update(Resource::named(resource), id, f)
+    }
+
+    /// Removes an object from lists and retrieves; returns whether it was there. A deleted
+    /// customer still retrieves, as `{"id", "object": "customer", "deleted": true}`; a deleted
+    /// subscription takes its items with it. Nothing cascades otherwise (a deleted customer's
+    /// subscriptions stay as they are).
+    pub fn delete(&self, resource: &str, id: &str) -> bool {
+        lock(&self.shared.store).delete(Resource::named(resource), id)
+    }
+
+    /// Replaces a subscription's items (their `subscription` field is set to it).
+    ///
+    /// # Panics
+    ///
+    /// When the subscription does not exist or an item has no string `id`.
+    pub fn set_subscription_items(&self, subscription_id: &str, items: Vec<Value>) {
+        lock(&self.shared.store).set_items(subscription_id, items);
+    }
+
+    /// Live ids of a resource, newest first (items: grouped by subscription, newest first).
+    pub fn ids(&self, resource: &str) -> Vec<String> {
+        lock(&self.shared.store).ids(Resource::named(resource))
+    }
+
+    /// One live object as a retrieve would serve it (`None` once deleted).
+    pub fn get(&self, resource: &str, id: &str) -> Option<Value> {
+        lock(&self.shared.store).get(Resource::named(resource), id)
+    }
+
+    /// How many live objects a resource has.
+    pub fn count(&self, resource: &str) -> usize {
+        lock(&self.shared.store).count(Resource::named(resource))
+    }
+
+    /// Requests received so far, whatever their answer.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests received whose path (query excluded) starts with `path_prefix`.
+    pub fn requests_to(&self, path_prefix: &str) -> u64 {
+        lock(&self.shared.by_path)
+            .iter()
+            .filter(|(path, _)| path.starts_with(path_prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Forgets the request counts.
+    pub fn reset_requests(&self) {
+        lock(&self.shared.by_path).clear();
+        self.shared.requests.store(0, Ordering::Relaxed);
+    }
+
+    /// Answers the next `n` requests with `status` and a Stripe error body instead of serving them
+    /// (429 also carries `Retry-After: 1`). Replaces any failures still queued.
+    pub fn fail_next(&self, n: u64, status: u16) {
+        let mut faults = lock(&self.shared.faults);
+        faults.remaining = n;
+        faults.status = status;
+    }
+
+    /// Delays every answer by `latency` (without holding up other requests).
+    pub fn set_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.shared.latency_micros.store(micros, Ordering::Relaxed);
+    }
+}
+
+impl Drop for FakeStripe {
+    fn drop(&mut self) {
+        // Dropping the sender is enough to stop the thread; there is no waiting in `drop`.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The HTTP side of the fake: accept loop, authentication, injected faults, routing.
+//!
+//! Each request is counted, delayed by the configured latency (a tokio sleep, so other requests
+//! proceed), then either answered with an injected fault or authenticated and routed. The store's
+//! lock is held only while a page is gathered, never while bytes are written to the socket.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use super::error::ApiError;
+use super::list::{render_page, render_row};
+use super::query::{decode, parse_query, ListParams};
+use super::store::{Resource, Store};
+
+/// Faults queued by `fail_next`.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    pub remaining: u64,
+    pub status: u16,
+}
+
+/// State shared by the server and the [`FakeStripe`](super::FakeStripe) handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: Mutex<Store>,
+    /// The accepted key, and the `Authorization` values that present it.
+    pub api_key: String,
+    accepted: [String; 3],
+    pub requests: AtomicU64,
+    /// Requests per path (query excluded), for `requests_to`.
+    pub by_path: Mutex<HashMap<String, u64>>,
+    pub faults: Mutex<Faults>,
+    pub latency_micros: AtomicU64,
+}
+
+/// Locks a mutex, carrying on if a panicking test poisoned it: the data is still usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(store: Store, api_key: String) -> Self {
+        let accepted = [
+            format!("Bearer {api_key}"),
+            format!("Basic {}", base64(format!("{api_key}:").as_bytes())),
+            format!("Basic {}", base64(api_key.as_bytes())),
+        ];
+        Shared {
+            store: Mutex::new(store),
+            api_key,
+            accepted,
+            requests: AtomicU64::new(0),
+            by_path: Mutex::new(HashMap::new()),
+            faults: Mutex::new(Faults::default()),
+            latency_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn count(&self, path: &str) -> u64 {
+        *lock(&self.by_path).entry(path.to_owned()).or_default() += 1;
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn take_fault(&self) -> Option<u16> {
+        let mut faults = lock(&self.faults);
+        (faults.remaining > 0).then(|| {
+            faults.remaining -= 1;
+            faults.status
+        })
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(value) = headers.get(AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "You did not provide an API key. You need to provide your API key in the \
+                 Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
+                 YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, \
+                 or we can help at https://support.stripe.com/."
+                    .to_owned(),
+            ));
+        };
+        let value = value.to_str().unwrap_or_default().trim();
+        if self.accepted.iter().any(|a| a == value) {
+            return Ok(());
+        }
+        let presented = value
+            .strip_prefix("Bearer ")
+            .unwrap_or("(unreadable credentials)");
+        Err(ApiError::unauthorized(format!(
+            "Invalid API Key provided: {}",
+            mask(presented)
+        )))
+    }
+}
+
+/// Runs the server on the current thread, on a runtime of its own, until `stop` resolves (sent
+/// to or dropped). Reports on `ready` whether it could start.
+pub(crate) fn run(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    ready: oneshot::Sender<std::io::Result<()>>,
+    stop: oneshot::Receiver<()>,
+) {
+    let started = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("fake-stripe-worker")
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            let listener = runtime.block_on(async { TcpListener::from_std(listener) })?;
+            Ok((runtime, listener))
+        });
+    let (runtime, listener) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    runtime.block_on(async move {
+        tokio::select! {
+            () = serve(listener, shared) => {}
+            _ = stop => {}
+        }
+    });
+    // Dropping the runtime here drops every connection task before `run` returns.
+}
+
+/// Serves connections until dropped; dropping it also drops (and so aborts) every open
+/// connection.
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of file descriptors or similar: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let number = shared.count(req.uri().path());
+    let latency = shared.latency_micros.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_micros(latency)).await;
+    }
+    let result = match shared.take_fault() {
+        Some(status) => Err(ApiError::injected(status)),
+        None => shared
+            .authorize(req.headers())
+            .and_then(|()| route(&shared, req.method(), req.uri().path(), req.uri().query())),
+    };
+    let mut response = match result {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = json_response(status, e.body());
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            r
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&format!("req_fake{number:010}")) {
+        response.headers_mut().insert("request-id", id);
+    }
+    Ok(response)
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Answers one authenticated request.
+fn route(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Bytes, ApiError> {
+    let unrecognized = || ApiError::unrecognized(method.as_str(), path);
+    if method != Method::GET {
+        return Err(unrecognized());
+    }
+    let rest = path.strip_prefix("/v1/").ok_or_else(unrecognized)?;
+    let (segment, id) = match rest.split_once('/') {
+        Some((segment, id)) if !id.is_empty() && !id.contains('/') => (segment, Some(id)),
+        Some(_) => return Err(unrecognized()),
+        None => (rest, None),
+    };
+    let resource = Resource::from_segment(segment).ok_or_else(unrecognized)?;
+    match id {
+        Some(id) => {
+            let id = decode(id, false);
+            let row = lock(&shared.store).retrieve(resource, &id)?;
+            Ok(render_row(&row))
+        }
+        None => {
+            let params = ListParams::parse(resource, &parse_query(query.unwrap_or_default()))?;
+            let page = lock(&shared.store).list(resource, &params)?;
+            Ok(render_page(resource.path(), &page))
+        }
+    }
+}
+
+/// Stripe's way of echoing a wrong key: a prefix, stars, the last four characters.
+fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 12 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..8].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 12))
+}
+
+/// Standard base64 with padding, for recognising HTTP basic credentials.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn masks_keys_like_stripe() {
+        assert_eq!(mask("sk_test_abcdefgh1234"), "sk_test_********1234");
+        assert_eq!(mask("short"), "*****");
+    }
+}

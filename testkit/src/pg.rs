@@ -1,0 +1,427 @@
+//! A throwaway Postgres cluster for tests, examples and benchmarks, driven by process control only.
+//!
+//! [`TestPostgres::start`] runs `initdb` into a fresh directory under the system temp dir and starts
+//! `postgres` on a free local port with durability turned off (fsync, synchronous commit and full
+//! page writes), trusting every local connection as user `postgres`. Postgres refuses to run as
+//! root, so when this process is root the directory is handed to the `postgres` user and the server
+//! runs as that user.
+//!
+//! Invariants: the cluster never outlives the process that started it. [`TestPostgres::stop`] and
+//! `Drop` stop it (SIGINT, Postgres's fast shutdown) and remove the directory; a detached watchdog
+//! shell does the same within about a second if the owning process dies without running `Drop`
+//! (killed, aborted). Children get no stdout, so a caller reading this process's output through a
+//! pipe sees it close when this process exits.
+
+use std::env;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a starting server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a fast shutdown may take before the server is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Stops the cluster (read from `postmaster.pid`) and removes the directory once the owning pid
+/// ($1) is gone. Arguments: owner pid, cluster directory.
+const WATCHDOG: &str = r#"
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
+if [ -n "$pid" ]; then
+  kill -INT "$pid" 2>/dev/null
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+  kill -KILL "$pid" 2>/dev/null
+fi
+rm -rf "$2"
+"#;
+
+/// A running throwaway cluster. Stops and deletes itself when dropped.
+#[derive(Debug)]
+pub struct TestPostgres {
+    /// The TCP port on 127.0.0.1.
+    port: u16,
+    /// Everything the cluster owns: `data/`, `sock/`, `postgres.log`.
+    dir: PathBuf,
+    /// The postmaster itself (not a wrapper), so signals reach it directly.
+    server: Option<Child>,
+    /// Cleans up if this process dies without dropping us.
+    watchdog: Option<Child>,
+}
+
+/// The user and group the cluster's processes run as, when not ourselves.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+impl TestPostgres {
+    /// Creates and starts a cluster; returns once it accepts connections.
+    ///
+    /// Binaries are looked up in `$SUPASAASY_PG_BIN`, then on `PATH`, then in the newest
+    /// `/usr/lib/postgresql/*/bin`.
+    ///
+    /// # Errors
+    ///
+    /// When no Postgres binaries are found, when running as root without a `postgres` user, or
+    /// when `initdb` or the server fails (the error carries their output).
+    pub fn start() -> io::Result<TestPostgres> {
+        let bin = find_bin_dir()?;
+        let run_as = if is_root() {
+            Some(postgres_user()?)
+        } else {
+            None
+        };
+        let dir = make_dir(run_as)?;
+        let mut pg = TestPostgres {
+            port: 0,
+            dir,
+            server: None,
+            watchdog: None,
+        };
+        pg.watchdog = Some(spawn_watchdog(&pg.dir)?);
+        pg.init(&bin, run_as)?;
+        // Another process may grab the free port between our probe and the server's bind.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match pg.launch(&bin, run_as) {
+                Ok(()) => return Ok(pg),
+                Err(e) if attempts < 3 && e.to_string().contains("already in use") => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The TCP port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/DBNAME` (no password: local connections are trusted).
+    pub fn url(&self, dbname: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port)
+    }
+
+    /// The directory holding the cluster (`data/`, `sock/`, `postgres.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the server (fast shutdown) and removes its directory.
+    ///
+    /// # Errors
+    ///
+    /// When the directory cannot be removed.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn init(&self, bin: &Path, run_as: Option<RunAs>) -> io::Result<()> {
+        let mut cmd = command(&bin.join("initdb"), run_as, &self.dir);
+        cmd.arg("-D").arg(self.dir.join("data")).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]);
+        let out = cmd.stdin(Stdio::null()).output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(io::Error::other(format!(
+            "initdb failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+
+    /// Starts the server on a fresh free port and waits until it is ready.
+    fn launch(&mut self, bin: &Path, run_as: Option<RunAs>) -> io::Result<()> {
+        self.port = free_port()?;
+        let log_path = self.dir.join("postgres.log");
+        let log = File::create(&log_path)?;
+        let mut cmd = command(&bin.join("postgres"), run_as, &self.dir);
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-k")
+            .arg(self.dir.join("sock"));
+        for setting in [
+            "listen_addresses=127.0.0.1",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "max_connections=200",
+        ] {
+            cmd.args(["-c", setting]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.server = Some(child);
+        let ready = self.wait_ready();
+        if ready.is_err() {
+            self.stop_server();
+        }
+        ready.map_err(|e| {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            io::Error::new(e.kind(), format!("{e}; server log:\n{log}"))
+        })
+    }
+
+    fn wait_ready(&mut self) -> io::Result<()> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last = String::from("no connection yet");
+        while Instant::now() < deadline {
+            if let Some(server) = self.server.as_mut() {
+                if let Some(status) = server.try_wait()? {
+                    return Err(io::Error::other(format!(
+                        "postgres exited early ({status})"
+                    )));
+                }
+            }
+            match handshake(addr) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            sleep(Duration::from_millis(50));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "postgres did not accept connections on port {} within {START_TIMEOUT:?} ({last})",
+                self.port
+            ),
+        ))
+    }
+
+    /// Fast shutdown, then a kill if it takes too long.
+    fn stop_server(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        if let Ok(None) = server.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-INT", &server.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while matches!(server.try_wait(), Ok(None)) && Instant::now() < deadline {
+                sleep(Duration::from_millis(20));
+            }
+            let _ = server.kill();
+        }
+        let _ = server.wait();
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.stop_server();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A command run in `dir`, as `run_as` when given, with a C locale and its own process group (so
+/// a Ctrl-C aimed at the test does not reach it before the owner can stop it).
+fn command(program: &Path, run_as: Option<RunAs>, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir).env("LC_ALL", "C").process_group(0);
+    if let Some(RunAs { uid, gid }) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd
+}
+
+/// Connects and sends a startup message; ready when the server answers with an authentication
+/// request (`R`) rather than an error such as "the database system is starting up".
+fn handshake(addr: SocketAddr) -> io::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let params = b"user\0postgres\0database\0postgres\0\0";
+    let len = (8 + params.len()) as u32;
+    let mut msg = Vec::with_capacity(len as usize);
+    msg.extend_from_slice(&len.to_be_bytes());
+    msg.extend_from_slice(&196_608u32.to_be_bytes()); // protocol 3.0
+    msg.extend_from_slice(params);
+    stream.write_all(&msg)?;
+    let mut reply = [0u8; 256];
+    let n = stream.read(&mut reply)?;
+    match reply.first() {
+        Some(b'R') if n > 0 => {
+            let _ = stream.write_all(&[b'X', 0, 0, 0, 4]);
+            Ok(())
+        }
+        _ => Err(io::Error::other(format!(
+            "server answered: {}",
+            String::from_utf8_lossy(&reply[..n]).replace('\0', " ")
+        ))),
+    }
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn make_dir(run_as: Option<RunAs>) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!(
+        "supasaasy-pg-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let dir = env::temp_dir().join(name);
+    fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let sock = dir.join("sock");
+    fs::DirBuilder::new().mode(0o700).create(&sock)?;
+    if let Some(RunAs { uid, gid }) = run_as {
+        for path in [&dir, &sock] {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+        }
+    }
+    Ok(dir)
+}
+
+fn spawn_watchdog(dir: &Path) -> io::Result<Child> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+}
+
+/// Whether this process runs with effective uid 0.
+fn is_root() -> bool {
+    let from_proc = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        });
+    from_proc.unwrap_or_else(|| id(&["-u"]).is_ok_and(|uid| uid == 0))
+}
+
+fn postgres_user() -> io::Result<RunAs> {
+    let uid = id(&["-u", "postgres"]);
+    let gid = id(&["-g", "postgres"]);
+    match (uid, gid) {
+        (Ok(uid), Ok(gid)) => Ok(RunAs { uid, gid }),
+        _ => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "running as root, but there is no `postgres` user to run the cluster as \
+             (Postgres refuses to run as root)",
+        )),
+    }
+}
+
+/// Runs `id` with these arguments and parses the number it prints.
+fn id(args: &[&str]) -> io::Result<u32> {
+    let out = Command::new("id")
+        .args(args)
+        .stderr(Stdio::null())
+        .output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("`id {}` failed", args.join(" "))))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The directory holding both `initdb` and `postgres`, symlinks resolved so the server finds its
+/// `share/` files.
+fn find_bin_dir() -> io::Result<PathBuf> {
+    let has_both =
+        |dir: &Path| is_executable(&dir.join("initdb")) && is_executable(&dir.join("postgres"));
+    let resolve = |dir: &Path| {
+        fs::canonicalize(dir.join("postgres"))
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .filter(|d| has_both(d))
+            .unwrap_or_else(|| dir.to_path_buf())
+    };
+    if let Some(dir) = env::var_os("SUPASAASY_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if has_both(&dir) {
+            return Ok(resolve(&dir));
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "SUPASAASY_PG_BIN={} holds no initdb and postgres",
+                dir.display()
+            ),
+        ));
+    }
+    let on_path = env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if let Some(dir) = on_path.iter().find(|d| has_both(d)) {
+        return Ok(resolve(dir));
+    }
+    let mut versions: Vec<(Vec<u32>, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let version = name
+                .split('.')
+                .map(str::parse)
+                .collect::<Result<Vec<u32>, _>>()
+                .ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| has_both(bin))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "no Postgres server binaries (initdb and postgres) on PATH or in \
+             /usr/lib/postgresql/*/bin; install the Postgres server package or set SUPASAASY_PG_BIN",
+        )
+    })
+}

@@ -1,0 +1,293 @@
+//! The job API's answers and error codes.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use supasaasy_testkit::fake_stripe::StripeData;
+
+use crate::helpers::{spawn_app, Setup};
+
+#[tokio::test]
+async fn admin_routes_need_the_bearer_key() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let job = "00000000-0000-0000-0000-000000000000";
+    let routes = [
+        (Method::POST, "/sync".to_string()),
+        (Method::GET, "/jobs".to_string()),
+        (Method::GET, format!("/jobs/{job}")),
+        (Method::GET, format!("/job-status/{job}")),
+        (Method::POST, format!("/jobs/{job}/cancel")),
+    ];
+    for (method, path) in routes {
+        let url = format!("{}{path}", app.base);
+        let none = app.http.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(none.status(), 401, "{method} {path} without a key");
+        let body: Value = none.json().await.unwrap();
+        assert!(body["error"].is_string());
+        let wrong = app
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth("nope")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{method} {path} with a wrong key");
+    }
+    let jobs: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM supasaasy.sync_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 0, "a refused request creates nothing");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sync_requests_are_checked() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let cases = [
+        (
+            json!({"app_key": "stripe_test", "mode": "sideways"}),
+            400,
+            "sideways",
+        ),
+        (json!({"app_key": "nope"}), 404, "nope"),
+        (
+            json!({"app_key": "stripe_test", "resource_types": ["invoice"]}),
+            400,
+            "invoice",
+        ),
+        (
+            json!({"app_key": "stripe_test", "resource_types": []}),
+            400,
+            "empty",
+        ),
+        (json!({"mode": "full"}), 400, "app_key"),
+        (json!({"app_key": 7}), 400, "invalid"),
+    ];
+    for (body, status, needle) in cases {
+        let answer = app.sync(body.clone(), status).await;
+        let msg = answer["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    let resp = app
+        .admin(Method::POST, "/sync")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let jobs: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM supasaasy.sync_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 0, "a refused request creates nothing");
+
+    // A good one: 202, one task per resource, subscription items ride with subscriptions.
+    let answer = app
+        .sync(json!({"app_key": "stripe_test", "mode": "full"}), 202)
+        .await;
+    assert_eq!(answer["status"], "pending");
+    assert_eq!(answer["mode"], "full");
+    assert_eq!(answer["total_tasks"], 5);
+    assert_eq!(
+        answer["resource_types"],
+        json!(["customer", "product", "price", "plan", "subscription"])
+    );
+    let default_mode = app
+        .sync(
+            json!({"app_key": "stripe_test", "resource_types": ["price"]}),
+            202,
+        )
+        .await;
+    assert_eq!(default_mode["mode"], "incremental");
+    assert_eq!(default_mode["total_tasks"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_are_found_listed_and_cancelled() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let bad = app
+        .admin(Method::GET, "/jobs/not-a-uuid")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = app
+        .admin(Method::GET, "/jobs/6f1c1f4e-3a59-4d59-9b83-0a4a0c6f0d11")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let unknown_cancel = app
+        .admin(
+            Method::POST,
+            "/jobs/6f1c1f4e-3a59-4d59-9b83-0a4a0c6f0d11/cancel",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_cancel.status(), 404);
+
+    let created = app
+        .sync(json!({"app_key": "stripe_test", "mode": "full"}), 202)
+        .await;
+    let id = created["job_id"].as_str().unwrap();
+    for path in [format!("/jobs/{id}"), format!("/job-status/{id}")] {
+        let doc: Value = app
+            .admin(Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for key in [
+            "job_id",
+            "app_key",
+            "mode",
+            "status",
+            "progress_percentage",
+            "total_tasks",
+            "completed_tasks",
+            "failed_tasks",
+            "processed_entities",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "error_message",
+        ] {
+            assert!(doc.get(key).is_some(), "{path} lacks {key}: {doc}");
+        }
+        assert_eq!(doc["status"], "pending");
+        assert!(doc.get("tasks").is_none());
+    }
+    let with_tasks: Value = app
+        .admin(Method::GET, &format!("/jobs/{id}?include_tasks=true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(with_tasks["tasks"].as_array().unwrap().len(), 5);
+    assert_eq!(with_tasks["tasks"][0]["resource_type"], "customer");
+    assert_eq!(with_tasks["tasks"][0]["status"], "pending");
+
+    let list: Value = app
+        .admin(Method::GET, "/jobs?app_key=stripe_test&limit=5")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["jobs"][0]["job_id"], id);
+    let bad_status = app
+        .admin(Method::GET, "/jobs?status=sleeping")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_status.status(), 400);
+
+    let cancelled = app
+        .admin(Method::POST, &format!("/jobs/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let doc: Value = cancelled.json().await.unwrap();
+    assert_eq!(doc["status"], "cancelled");
+    let again = app
+        .admin(Method::POST, &format!("/jobs/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let pending: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM supasaasy.sync_tasks WHERE status <> 'cancelled'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0, "cancelling a job cancels its tasks");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_methods_and_unknown_routes() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let cases = [
+        (Method::GET, "/sync", 405),
+        (Method::DELETE, "/jobs", 405),
+        (Method::POST, "/health", 405),
+        (
+            Method::GET,
+            "/jobs/6f1c1f4e-3a59-4d59-9b83-0a4a0c6f0d11/cancel",
+            405,
+        ),
+        (Method::GET, "/nowhere", 404),
+    ];
+    for (method, path, status) in cases {
+        let resp = app.admin(method.clone(), path).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string());
+    }
+    let health = app
+        .http
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let big = format!(
+        "{{\"app_key\": \"stripe_test\", \"pad\": \"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    let resp = app
+        .admin(Method::POST, "/sync")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    app.stop().await;
+}

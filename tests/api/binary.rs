@@ -1,0 +1,219 @@
+//! The real binary: config errors, `serve` with a sync and a clean stop on SIGTERM, `sync --wait`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
+
+use crate::helpers::{fake_ids, fresh_database, ADMIN_KEY};
+
+const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
+
+fn config_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("supasaasy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("supasaasy-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[worker]
+poll_interval_ms = 100
+
+[[apps]]
+app_key = "stripe_prod"
+connector = "stripe"
+api_key_env = "STRIPE_API_KEY"
+base_url_env = "STRIPE_BASE_URL"
+"#;
+
+#[test]
+fn config_errors_stop_start_up_with_one_line_naming_the_key() {
+    let dir = temp_dir();
+    let cases = [
+        (
+            CONFIG.replace(
+                "connector = \"stripe\"",
+                "connector = \"stripe\"\nflavour = 1",
+            ),
+            "apps[0].flavour: unknown field `flavour`",
+        ),
+        (
+            CONFIG.replace("stripe_prod", "Stripe Prod"),
+            "apps[0].app_key",
+        ),
+        (
+            CONFIG.to_string(),
+            "environment variable STRIPE_API_KEY is not set",
+        ),
+    ];
+    for (text, want) in cases {
+        let path = config_file(&dir, &text);
+        for command in ["check-config", "serve"] {
+            let out = Command::new(BIN)
+                .args(["--config", path.to_str().unwrap(), command])
+                .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+                .env("ADMIN_API_KEY", "k")
+                .env_remove("STRIPE_API_KEY")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "{command}: {stderr}");
+            assert!(
+                stderr.contains(want),
+                "{command}: wanted {want:?} in {stderr}"
+            );
+        }
+    }
+    let path = config_file(&dir, CONFIG);
+    let ok = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+        .env("ADMIN_API_KEY", "k")
+        .env("STRIPE_API_KEY", "sk_test_secret_value")
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(!all.contains("sk_test_secret_value"), "secrets never print");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_syncs_and_stops_cleanly_on_sigterm() {
+    let fake = FakeStripe::start(StripeData::generate(&Counts {
+        customers: 240,
+        products: 4,
+        prices_per_product: 2,
+        subscriptions: 90,
+        items_per_subscription: 2,
+        canceled_every: 4,
+    }))
+    .await;
+    let db_url = fresh_database().await;
+    let dir = temp_dir();
+    let path = config_file(&dir, CONFIG);
+    let mut child = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .env("DATABASE_URL", &db_url)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .env("STRIPE_BASE_URL", fake.base_url())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The daemon logs the address it bound (port 0 in the config).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve logs its address");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let http = reqwest::Client::new();
+    let done: Value = http
+        .post(format!("http://{addr}/sync"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"app_key": "stripe_prod", "mode": "full", "immediate": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    let expected: usize = [
+        "customer",
+        "product",
+        "price",
+        "plan",
+        "subscription",
+        "subscription_item",
+    ]
+    .iter()
+    .map(|r| fake_ids(&fake, r).len())
+    .sum();
+    assert_eq!(done["processed_entities"], expected as i64);
+
+    // `jobs` reads the same queue from the command line.
+    let jobs = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "jobs"])
+        .env("DATABASE_URL", &db_url)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&jobs.stdout).contains(done["job_id"].as_str().unwrap()));
+
+    // `sync --wait` enqueues, waits for the daemon's workers, and exits 0 on completion.
+    let waited = Command::new(BIN)
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "sync",
+            "stripe_prod",
+            "--full",
+            "--resource",
+            "customer",
+            "--wait",
+        ])
+        .env("DATABASE_URL", &db_url)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .output()
+        .unwrap();
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let doc: Value = serde_json::from_slice(
+        &waited.stdout[waited.stdout.iter().position(|&b| b == b'{').unwrap()..],
+    )
+    .unwrap();
+    assert_eq!(doc["status"], "completed");
+    assert_eq!(doc["processed_entities"], 240);
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "serve exits 0 on SIGTERM");
+    let logs: Vec<String> = rx.try_iter().collect();
+    assert!(
+        !logs.iter().any(|l| l.contains(fake.api_key())),
+        "the API key never reaches the log"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

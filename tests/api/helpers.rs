@@ -1,0 +1,294 @@
+//! The test harness: a real Postgres (a throwaway cluster started once per test binary, or the
+//! server of `DATABASE_URL` when set), one fresh database per test cloned from a migrated template,
+//! a fake Stripe per app on port 0, and the daemon's listener on port 0.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use supasaasy::config::Config;
+use supasaasy::context::Context;
+use supasaasy::worker::Worker;
+use supasaasy_testkit::fake_stripe::{FakeStripe, StripeData};
+use supasaasy_testkit::pg::TestPostgres;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_KEY: &str = "test-admin-key";
+
+/// The Postgres server tests create their databases on, and the migrated template.
+struct Server {
+    /// Kept alive for the whole test binary; its watchdog removes it when the process exits.
+    _cluster: Option<TestPostgres>,
+    /// URL of the server's maintenance database.
+    admin_url: String,
+    /// Name of the migrated template database.
+    template: String,
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+/// Replaces the database name of a `postgres://` URL.
+pub fn with_dbname(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+async fn server() -> &'static Server {
+    SERVER
+        .get_or_init(|| async {
+            let (cluster, admin_url) = match std::env::var("DATABASE_URL") {
+                Ok(url) if !url.is_empty() => (None, url),
+                _ => {
+                    let pg = TestPostgres::start().expect("starting a throwaway Postgres");
+                    let url = pg.url("postgres");
+                    (Some(pg), url)
+                }
+            };
+            let template = format!("supasaasy_tmpl_{}", std::process::id());
+            let admin = supasaasy::db::connect(&admin_url)
+                .await
+                .expect("connecting to Postgres");
+            for statement in [
+                format!("DROP DATABASE IF EXISTS {template}"),
+                format!("CREATE DATABASE {template}"),
+            ] {
+                admin
+                    .batch_execute(&statement)
+                    .await
+                    .expect("creating the template database");
+            }
+            let config = supasaasy::config::DatabaseConfig {
+                url: supasaasy_connector::Secret::new(with_dbname(&admin_url, &template)),
+                pool_size: 1,
+            };
+            supasaasy::db::migrate(&config)
+                .await
+                .expect("migrating the template");
+            Server {
+                _cluster: cluster,
+                admin_url,
+                template,
+            }
+        })
+        .await
+}
+
+/// Creates a fresh, migrated database and returns its URL.
+pub async fn fresh_database() -> String {
+    let server = server().await;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = supasaasy::db::connect(&server.admin_url)
+        .await
+        .expect("connecting to Postgres");
+    let mut tries = 0;
+    loop {
+        // The template's last connection may still be closing; CREATE DATABASE then refuses.
+        match admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} TEMPLATE {}",
+                server.template
+            ))
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("creating a test database: {e}"),
+        }
+    }
+    with_dbname(&server.admin_url, &name)
+}
+
+/// One configured app of a test daemon and its fake provider.
+pub struct TestStripe {
+    pub app_key: String,
+    pub fake: FakeStripe,
+}
+
+/// What a test sets up.
+pub struct Setup {
+    /// Apps: key and the data its fake Stripe serves.
+    pub apps: Vec<(String, StripeData)>,
+    /// Extra TOML for each `[[apps]]` entry (`sync_from = ...`).
+    pub app_extra: String,
+    /// Run the worker pool in the background (otherwise tests drive tasks themselves).
+    pub workers: bool,
+    /// `[worker]` section body.
+    pub worker_toml: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            apps: Vec::new(),
+            app_extra: String::new(),
+            workers: true,
+            worker_toml: "concurrency = 4\npoll_interval_ms = 100\n".into(),
+        }
+    }
+}
+
+impl Setup {
+    /// One Stripe app `stripe_test` with this data.
+    pub fn stripe(data: StripeData) -> Setup {
+        Setup {
+            apps: vec![("stripe_test".into(), data)],
+            ..Setup::default()
+        }
+    }
+}
+
+/// A running daemon (listener, and workers when asked) over a fresh database.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub ctx: Context,
+    pub stripes: Vec<TestStripe>,
+    pub cancel: CancellationToken,
+    server: Option<tokio::task::JoinHandle<()>>,
+    workers: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app(setup: Setup) -> TestApp {
+    let db_url = fresh_database().await;
+    let mut toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\n{}\n",
+        setup.worker_toml
+    );
+    let mut stripes = Vec::new();
+    let mut env = vec![
+        ("DATABASE_URL".to_string(), db_url.clone()),
+        ("ADMIN_API_KEY".to_string(), ADMIN_KEY.to_string()),
+    ];
+    for (app_key, data) in setup.apps {
+        let key = data.api_key().to_string();
+        let fake = FakeStripe::start(data).await;
+        let var = format!("{}_KEY", app_key.to_uppercase());
+        toml.push_str(&format!(
+            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"stripe\"\napi_key_env = \"{var}\"\nbase_url = \"{}\"\n{}\n",
+            fake.base_url(),
+            setup.app_extra
+        ));
+        env.push((var, key));
+        stripes.push(TestStripe { app_key, fake });
+    }
+    let config = Config::parse(&toml, &|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .expect("test config is valid");
+    let ctx = Context::build(config).expect("building the context");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(supasaasy::http::serve(
+        listener,
+        ctx.clone(),
+        cancel.clone(),
+    ));
+    let workers = setup
+        .workers
+        .then(|| tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone())));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        ctx,
+
+        stripes,
+        cancel,
+        server: Some(server),
+        workers,
+    }
+}
+
+impl TestApp {
+    pub fn fake(&self) -> &FakeStripe {
+        &self.stripes[0].fake
+    }
+
+    /// A request with the admin key.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY)
+    }
+
+    /// POST /sync and the JSON answer (status asserted).
+    pub async fn sync(&self, body: Value, expect: u16) -> Value {
+        let resp = self
+            .admin(reqwest::Method::POST, "/sync")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let json: Value = resp.json().await.unwrap();
+        assert_eq!(status, expect, "POST /sync {body}: {json}");
+        json
+    }
+
+    /// Polls a job until it ends and returns its document with tasks.
+    pub async fn wait_job(&self, job_id: &str) -> Value {
+        let id = uuid::Uuid::parse_str(job_id).unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            supasaasy::sync::wait_for_end(&self.ctx, id, |_| {}),
+        )
+        .await
+        .expect("the job ends within two minutes")
+        .unwrap()
+    }
+
+    /// A database client.
+    pub async fn db(&self) -> deadpool_postgres::Object {
+        self.ctx.pool.get().await.unwrap()
+    }
+
+    /// Sorted external ids of an app's live rows of a collection.
+    pub async fn live_ids(&self, app_key: &str, collection: &str) -> Vec<String> {
+        let rows = self
+            .db()
+            .await
+            .query(
+                "SELECT external_id FROM supasaasy.entities
+                  WHERE app_key = $1 AND collection_key = $2 AND deleted_at IS NULL ORDER BY 1",
+                &[&app_key, &collection],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+
+    /// Stops the listener and the workers and waits for them.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+        if let Some(h) = self.workers.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Sorted ids of a fake's resource.
+pub fn fake_ids(fake: &FakeStripe, resource: &str) -> Vec<String> {
+    let mut ids = fake.ids(resource);
+    ids.sort();
+    ids
+}

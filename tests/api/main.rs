@@ -1,0 +1,8 @@
+//! Integration tests: the daemon against a real Postgres and a fake Stripe speaking Stripe's HTTP
+//! protocol. One binary, so the throwaway Postgres starts once.
+
+mod api;
+mod binary;
+mod helpers;
+mod queue;
+mod sync;

@@ -1,0 +1,361 @@
+//! The queue: resuming an interrupted task, fencing a stale worker, two workers never sharing a
+//! task, cancelling a running job.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use supasaasy::store::entities::{self, PageWrite};
+use supasaasy::store::jobs;
+use supasaasy::store::StoreError;
+use supasaasy::task::TaskOutcome;
+use supasaasy::worker::Worker;
+use supasaasy_testkit::fake_stripe::{Counts, StripeData};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::helpers::{fake_ids, spawn_app, Setup, TestApp};
+
+fn customers(n: usize) -> StripeData {
+    StripeData::generate(&Counts {
+        customers: n,
+        products: 2,
+        prices_per_product: 1,
+        subscriptions: 0,
+        items_per_subscription: 1,
+        canceled_every: 0,
+    })
+}
+
+async fn pages_done(app: &TestApp, job: &str) -> i32 {
+    let id = Uuid::parse_str(job).unwrap();
+    app.db()
+        .await
+        .query_one(
+            "SELECT COALESCE(max(pages), 0) FROM supasaasy.sync_tasks WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn wait_for_pages(app: &TestApp, job: &str, at_least: i32) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while pages_done(app, job).await < at_least {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the task makes progress");
+}
+
+#[tokio::test]
+async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(customers(1000))
+    })
+    .await;
+    app.fake().set_latency(Duration::from_millis(40));
+    let job = app
+        .sync(
+            json!({"app_key": "stripe_test", "mode": "full", "resource_types": ["customer"]}),
+            202,
+        )
+        .await;
+    let job_id = job["job_id"].as_str().unwrap().to_string();
+
+    // The first worker dies (its future is dropped: no release, no more writes) after a few pages.
+    let first = Worker::new(app.ctx.clone());
+    let running =
+        tokio::spawn(async move { first.try_execute_task(&CancellationToken::new()).await });
+    wait_for_pages(&app, &job_id, 4).await;
+    running.abort();
+    let _ = running.await;
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT id, lease_id, pages, status FROM supasaasy.sync_tasks WHERE job_id = $1",
+            &[&Uuid::parse_str(&job_id).unwrap()],
+        )
+        .await
+        .unwrap();
+    let (task_id, old_lease, pages_before): (Uuid, Uuid, i32) =
+        (row.get(0), row.get(1), row.get(2));
+    assert_eq!(row.get::<_, String>(3), "processing");
+    assert!(
+        (4..10).contains(&pages_before),
+        "interrupted mid-resource at page {pages_before}"
+    );
+
+    // While the lease holds, nobody else may take the task.
+    let other = Worker::new(app.ctx.clone());
+    assert!(other
+        .try_execute_task(&CancellationToken::new())
+        .await
+        .unwrap()
+        .is_none());
+
+    // The lease runs out (back-dated rather than waited for); another worker resumes.
+    db.execute(
+        "UPDATE supasaasy.sync_tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        &[&task_id],
+    )
+    .await
+    .unwrap();
+    app.fake().set_latency(Duration::ZERO);
+    let outcome = other
+        .try_execute_task(&CancellationToken::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        outcome,
+        TaskOutcome::Completed {
+            job_status: "completed".into()
+        }
+    );
+
+    assert_eq!(
+        app.live_ids("stripe_test", "stripe_customer").await,
+        fake_ids(app.fake(), "customer")
+    );
+    let listed = app.fake().requests_to("/v1/customers");
+    assert!(
+        listed <= 11,
+        "10 pages, at most one fetched twice; made {listed}"
+    );
+    let task = db
+        .query_one(
+            "SELECT attempts, pages, entity_count FROM supasaasy.sync_tasks WHERE id = $1",
+            &[&task_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.get::<_, i32>(0), 2);
+    assert_eq!(task.get::<_, i32>(1), 10, "every page committed once");
+    assert_eq!(task.get::<_, i64>(2), 1000, "no page counted twice");
+    let doc = app.wait_job(&job_id).await;
+    assert_eq!(doc["processed_entities"], 1000);
+
+    // The old owner comes back: every write it tries is fenced off.
+    let stale = jobs::ClaimedTask {
+        id: task_id,
+        job_id: Uuid::parse_str(&job_id).unwrap(),
+        app_key: "stripe_test".into(),
+        resource_type: "customer".into(),
+        mode: supasaasy::config::SyncMode::Full,
+        cursor: None,
+        lease_id: old_lease,
+        attempts: 1,
+        run_started_at: None,
+    };
+    let write = PageWrite {
+        task_id,
+        lease_id: old_lease,
+        job_id: stale.job_id,
+        app_key: "stripe_test",
+        api_version: "old",
+        records: &[],
+        next_cursor: Some("cus_stale"),
+        fetched_at: chrono::Utc::now(),
+        requests: 1,
+        lease_secs: 60.0,
+    };
+    assert!(matches!(
+        entities::commit_page(&**db, &write).await,
+        Err(StoreError::LostLease)
+    ));
+    assert!(matches!(
+        jobs::heartbeat(&**db, &stale, 60.0).await,
+        Err(StoreError::LostLease)
+    ));
+    assert!(matches!(
+        jobs::finish_task(&**db, &stale, Some("late")).await,
+        Err(StoreError::LostLease)
+    ));
+    let after = app.wait_job(&job_id).await;
+    assert_eq!(after["status"], "completed");
+    assert_eq!(after["failed_tasks"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_workers_never_run_the_same_task() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(customers(250))
+    })
+    .await;
+    let mut jobs_made = Vec::new();
+    for _ in 0..4 {
+        let job = app
+            .sync(
+                json!({"app_key": "stripe_test", "mode": "incremental"}),
+                202,
+            )
+            .await;
+        jobs_made.push(job["job_id"].as_str().unwrap().to_string());
+    }
+    // Many claims race for the 20 tasks: each task is handed out once.
+    let db = app.db().await;
+    let claims = (0..40).map(|i| {
+        let pool = app.ctx.pool.clone();
+        async move {
+            let client = pool.get().await.unwrap();
+            jobs::claim_task(
+                &**client,
+                &format!("racer-{i}"),
+                &["stripe_test".to_string()],
+                60.0,
+            )
+            .await
+            .unwrap()
+        }
+    });
+    let claimed: Vec<_> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(claimed.len(), 20);
+    let distinct: HashSet<Uuid> = claimed.iter().map(|t| t.id).collect();
+    assert_eq!(distinct.len(), 20);
+    db.execute(
+        "UPDATE supasaasy.sync_tasks SET status = 'pending', lease_id = NULL, attempts = 0 WHERE status = 'processing'",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // Two worker pools drain the queue side by side; every task runs exactly once.
+    let run = |w: Worker| async move {
+        let mut ran = Vec::new();
+        while let Some(outcome) = w.try_execute_task(&CancellationToken::new()).await.unwrap() {
+            ran.push(outcome);
+        }
+        ran
+    };
+    let (a, b) = tokio::join!(
+        run(Worker::new(app.ctx.clone())),
+        run(Worker::new(app.ctx.clone()))
+    );
+    assert_eq!(
+        a.len() + b.len(),
+        20,
+        "a ran {}, b ran {}",
+        a.len(),
+        b.len()
+    );
+    let once: i64 = db
+        .query_one(
+            "SELECT count(*) FROM supasaasy.sync_tasks WHERE status = 'completed' AND attempts = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(once, 20);
+    for job in &jobs_made {
+        assert_eq!(app.wait_job(job).await["status"], "completed");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stops_and_sweeps_nothing() {
+    let app = spawn_app(Setup::stripe(customers(800))).await;
+    let full = json!({"app_key": "stripe_test", "mode": "full", "resource_types": ["customer"], "immediate": true});
+    assert_eq!(app.sync(full, 200).await["status"], "completed");
+    let gone = app.fake().ids("customer")[10].clone();
+    app.fake().delete("customer", &gone);
+
+    app.fake().set_latency(Duration::from_millis(60));
+    let job = app
+        .sync(
+            json!({"app_key": "stripe_test", "mode": "full", "resource_types": ["customer"]}),
+            202,
+        )
+        .await;
+    let job_id = job["job_id"].as_str().unwrap().to_string();
+    wait_for_pages(&app, &job_id, 2).await;
+    let resp = app
+        .admin(reqwest::Method::POST, &format!("/jobs/{job_id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let pages_at_cancel = pages_done(&app, &job_id).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let doc = app.wait_job(&job_id).await;
+    assert_eq!(doc["status"], "cancelled");
+    assert!(
+        pages_done(&app, &job_id).await <= pages_at_cancel + 1,
+        "the worker stopped"
+    );
+    assert!(
+        app.live_ids("stripe_test", "stripe_customer")
+            .await
+            .contains(&gone),
+        "nothing swept"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stopping_worker_releases_its_task_without_spending_an_attempt() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(customers(600))
+    })
+    .await;
+    app.fake().set_latency(Duration::from_millis(30));
+    let job = app
+        .sync(
+            json!({"app_key": "stripe_test", "mode": "full", "resource_types": ["customer"]}),
+            202,
+        )
+        .await;
+    let job_id = job["job_id"].as_str().unwrap().to_string();
+    let stop = CancellationToken::new();
+    let worker = Worker::new(app.ctx.clone());
+    let token = stop.clone();
+    let running = tokio::spawn(async move { worker.try_execute_task(&token).await });
+    wait_for_pages(&app, &job_id, 2).await;
+    stop.cancel();
+    let outcome = running.await.unwrap().unwrap().unwrap();
+    assert_eq!(outcome, TaskOutcome::Released);
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT status, attempts, cursor FROM supasaasy.sync_tasks",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "pending");
+    assert_eq!(row.get::<_, i32>(1), 0);
+    assert!(
+        row.get::<_, Option<String>>(2).is_some(),
+        "the cursor is kept"
+    );
+
+    app.fake().set_latency(Duration::ZERO);
+    let outcome = Worker::new(app.ctx.clone())
+        .try_execute_task(&CancellationToken::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        outcome,
+        TaskOutcome::Completed {
+            job_status: "completed".into()
+        }
+    );
+    assert_eq!(
+        app.live_ids("stripe_test", "stripe_customer").await,
+        fake_ids(app.fake(), "customer")
+    );
+    app.stop().await;
+}
