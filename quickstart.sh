@@ -18,11 +18,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits until file $1 has a line starting with $2 and prints the rest of it.
+# Waits until file $1 holds "$2<value>" and prints the value (up to the next space).
 await_line() {
     for _ in $(seq 1 300); do
-        if line=$(grep -m1 "^$2" "$1" 2>/dev/null); then
-            echo "${line#"$2"}"
+        if found=$(grep -m1 -o "$2[^ ]*" "$1" 2>/dev/null); then
+            echo "${found#"$2"}"
             return 0
         fi
         sleep 0.1
@@ -51,8 +51,7 @@ echo "==> starting supasaasy serve (fake Stripe at $STRIPE_BASE_URL)"
 "$bin/supasaasy" --config supasaasy.toml serve --listen 127.0.0.1:0 2>"$work/serve.log" &
 serve=$!
 pids+=("$serve")
-addr=$(await_line "$work/serve.log" ".*supasaasy listening addr=")
-addr=${addr%% *}
+addr=$(await_line "$work/serve.log" "supasaasy listening addr=")
 api="http://$addr"
 
 echo "==> POST $api/sync"

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::util::{
     check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_body,
-    unavailable, Resp,
+    unavailable, ApiError, Resp,
 };
 use crate::config::SyncMode;
 use crate::context::Context;
@@ -52,12 +52,12 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
         (["jobs", _, "cancel"], _) => Err(method_not_allowed("POST")),
         _ => Err(error(StatusCode::NOT_FOUND, format!("no route {path}"))),
     };
-    let resp = result.unwrap_or_else(|resp| resp);
+    let resp = result.unwrap_or_else(Resp::from);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     resp
 }
 
-fn store_error(e: StoreError) -> Resp {
+fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Pool(e) => unavailable(&e),
         StoreError::Db(e) if e.is_closed() => unavailable(&e),
@@ -105,7 +105,7 @@ struct SyncRequest {
     immediate: bool,
 }
 
-async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, Resp> {
+async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body = read_body(req, ctx.config.server.max_body_bytes).await?;
     let request: SyncRequest = serde_json::from_slice(&body).map_err(|e| {
         error(
@@ -153,7 +153,7 @@ async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, Resp
     ))
 }
 
-fn parse_job_id(id: &str) -> Result<Uuid, Resp> {
+fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| {
         error(
             StatusCode::BAD_REQUEST,
@@ -162,7 +162,7 @@ fn parse_job_id(id: &str) -> Result<Uuid, Resp> {
     })
 }
 
-async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Resp, Resp> {
+async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     let job_id = parse_job_id(id)?;
     let mut include_tasks = false;
     for (k, v) in query_pairs(req.uri().query()) {
@@ -187,7 +187,7 @@ async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Res
     }
 }
 
-async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, Resp> {
+async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     let mut filter = JobFilter {
         limit: 20,
         ..JobFilter::default()
@@ -230,7 +230,7 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, Resp>
     Ok(json_response(StatusCode::OK, &json!({ "jobs": jobs })))
 }
 
-async fn cancel_job(ctx: &Context, id: &str) -> Result<Resp, Resp> {
+async fn cancel_job(ctx: &Context, id: &str) -> Result<Resp, ApiError> {
     let job_id = parse_job_id(id)?;
     let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
     match jobs::cancel_job(&**client, job_id)

@@ -21,36 +21,60 @@ pub fn json_response(status: StatusCode, body: &Value) -> Resp {
     resp
 }
 
+/// An error answer of a route, rendered as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// A header the answer carries (`Allow` for 405, `WWW-Authenticate` for 401).
+    header: Option<(hyper::header::HeaderName, &'static str)>,
+}
+
+impl From<ApiError> for Resp {
+    fn from(e: ApiError) -> Resp {
+        let mut resp = json_response(e.status, &json!({ "error": e.message }));
+        if let Some((name, value)) = e.header {
+            resp.headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        resp
+    }
+}
+
 /// An error answer: `{"error": message}`.
-pub fn error(status: StatusCode, message: impl AsRef<str>) -> Resp {
-    json_response(status, &json!({ "error": message.as_ref() }))
+pub fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+        header: None,
+    }
 }
 
 /// 405 with the methods the route allows.
-pub fn method_not_allowed(allow: &'static str) -> Resp {
-    let mut resp = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; use {allow}"),
-    );
-    resp.headers_mut()
-        .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
-    resp
+pub fn method_not_allowed(allow: &'static str) -> ApiError {
+    ApiError {
+        header: Some((hyper::header::ALLOW, allow)),
+        ..error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method not allowed; use {allow}"),
+        )
+    }
 }
 
 /// The 500 answer; the cause goes to the log, never to the caller.
-pub fn internal(e: &dyn std::fmt::Display) -> Resp {
+pub fn internal(e: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "request failed");
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 /// 503 while the database does not answer.
-pub fn unavailable(e: &dyn std::fmt::Display) -> Resp {
+pub fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "database unavailable");
     error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
 }
 
 /// Reads the whole body, counting bytes as they arrive; more than `limit` is an error answer (413).
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Resp> {
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
@@ -65,7 +89,7 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Re
 }
 
 /// Checks `Authorization: Bearer <admin key>` in constant time; the error answer is 401.
-pub fn check_admin<B>(req: &Request<B>, key: &Secret) -> Result<(), Resp> {
+pub fn check_admin<B>(req: &Request<B>, key: &Secret) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get(AUTHORIZATION)
@@ -75,12 +99,10 @@ pub fn check_admin<B>(req: &Request<B>, key: &Secret) -> Result<(), Resp> {
     if !given.is_empty() && constant_time_eq(given.as_bytes(), key.expose().as_bytes()) {
         Ok(())
     } else {
-        let mut resp = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key");
-        resp.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        Err(resp)
+        Err(ApiError {
+            header: Some((hyper::header::WWW_AUTHENTICATE, "Bearer")),
+            ..error(StatusCode::UNAUTHORIZED, "missing or wrong bearer key")
+        })
     }
 }
 
