@@ -4,7 +4,9 @@
 //! Postgres advisory lock, so several daemons starting at once against one database migrate it once.
 
 use anyhow::Context;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use crate::config::DatabaseConfig;
@@ -12,6 +14,11 @@ use crate::config::DatabaseConfig;
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
+
+/// How long opening a database connection may take (unless the URL sets `connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a free pooled connection before it gets an error.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Key of the advisory lock held while migrating ("supasaasy" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x7375_7061_7361_6173;
@@ -22,11 +29,14 @@ const MIGRATION_LOCK: i64 = 0x7375_7061_7361_6173;
 ///
 /// When the URL does not parse.
 pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
-    let pg: tokio_postgres::Config = config
+    let mut pg: tokio_postgres::Config = config
         .url
         .expose()
         .parse()
         .context("database.url_env: the database URL does not parse")?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(CONNECT_TIMEOUT);
+    }
     let manager = Manager::from_config(
         pg,
         NoTls,
@@ -36,6 +46,10 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
     );
     Pool::builder(manager)
         .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
         .build()
         .context("building the database pool")
 }
@@ -46,7 +60,11 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
 ///
 /// When the database cannot be reached.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed");
