@@ -1,5 +1,5 @@
-//! `serve`: the daemon itself. Migrates the schema, then runs the HTTP listener and the worker pool
-//! side by side until the cancellation token fires, and returns once both have stopped cleanly
+//! `serve`: the daemon itself. Migrates the schema, then runs the HTTP listener, the worker pool and
+//! the scheduler side by side until the cancellation token fires, and returns once both have stopped cleanly
 //! (running tasks checkpointed and released, in-flight requests answered).
 
 use tokio::net::TcpListener;
@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::worker::Worker;
-use crate::{db, http};
+use crate::{db, http, scheduler};
 
 /// Runs the daemon on a bound listener until `cancel`.
 ///
@@ -23,8 +23,10 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
+    let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
     http::serve(listener, ctx, cancel.clone()).await;
     worker.await?;
+    scheduler.await?;
     tracing::info!("supasaasy stopped");
     Ok(())
 }

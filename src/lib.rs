@@ -6,6 +6,7 @@
 //! [`worker`] pool claims their tasks and runs each as a [`task`], page by page, through the one
 //! write path of [`store::entities`].
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod connectors;
@@ -13,6 +14,7 @@ pub mod context;
 pub mod daemon;
 pub mod db;
 pub mod http;
+pub mod scheduler;
 pub mod store;
 pub mod sync;
 pub mod task;

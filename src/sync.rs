@@ -93,8 +93,9 @@ pub fn plan(
 /// A database error; nothing is enqueued then.
 pub async fn enqueue(ctx: &Context, plan: &SyncPlan, trigger: &str) -> Result<Uuid, StoreError> {
     let mut client = ctx.pool.get().await?;
+    let tx = client.transaction().await?;
     let id = jobs::create_job(
-        &mut client,
+        &*tx,
         &NewJob {
             app_key: &plan.app_key,
             mode: plan.mode,
@@ -103,6 +104,7 @@ pub async fn enqueue(ctx: &Context, plan: &SyncPlan, trigger: &str) -> Result<Uu
         },
     )
     .await?;
+    tx.commit().await?;
     tracing::info!(job = %id, app = %plan.app_key, mode = plan.mode.as_str(), "sync job enqueued");
     Ok(id)
 }

@@ -10,10 +10,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use supasaasy_connector::{find_resource, Connector, ConnectorError, ListOptions, Page};
+use supasaasy_connector::{
+    find_resource, Connector, ConnectorError, EventWindow, ListOptions, Record, Resource,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::apply::{self, Action, ApplyError};
 use crate::config::{AppConfig, SyncMode};
 use crate::context::Context;
 use crate::store::entities::{self, PageWrite, Sweep};
@@ -22,6 +25,10 @@ use crate::store::StoreError;
 
 /// Provider calls retried in place before the task is handed back to the queue.
 const IN_PLACE_RETRIES: u32 = 4;
+/// The events list is eventually consistent: a window ends this long before now.
+const EVENTS_SETTLE_SECS: i64 = 60;
+/// Stripe keeps events 30 days; an older cursor cannot be caught up from events.
+const EVENTS_USABLE_DAYS: i64 = 29;
 
 /// How a task run ended, for the caller and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +88,14 @@ async fn run_logged(ctx: &Context, task: ClaimedTask, cancel: &CancellationToken
     outcome
 }
 
+/// How a task walks its resource.
+enum Plan {
+    /// Every object of the listing, then (when `sweep`) tombstone the rows not seen.
+    Listing,
+    /// The provider's events in a window, applied through the webhook path.
+    Events(EventWindow),
+}
+
 async fn run_inner(
     ctx: &Context,
     task: &ClaimedTask,
@@ -101,75 +116,255 @@ async fn run_inner(
     if task.attempts > max_attempts {
         return fail(ctx, task, format!("gave up after {max_attempts} attempts")).await;
     }
-    let options = ListOptions {
-        created_gte: app.sync_from.map(|t| t.timestamp()),
+    let heartbeat = Heartbeat::start(ctx, task, ctx.config.worker.lease);
+    let run = Run {
+        ctx,
+        task,
+        app,
+        connector: connector.as_ref(),
+        resource,
+        cancel,
+        lost: &heartbeat.lost,
     };
-    let lease = ctx.config.worker.lease;
-    let heartbeat = Heartbeat::start(ctx, task, lease);
-    let mut cursor = task.cursor.clone();
-    let mut run_started_at = task.run_started_at;
-    loop {
-        if heartbeat.lost.is_cancelled() {
+    match plan(ctx, task).await? {
+        Plan::Listing => run.listing().await,
+        Plan::Events(window) => run.events(window).await,
+    }
+}
+
+/// Decides, at an incremental task's first claim, whether it reads events or must run a full sync
+/// (no cursor yet, or one older than the provider keeps events), and records the decision.
+async fn plan(ctx: &Context, task: &ClaimedTask) -> Result<Plan, StoreError> {
+    if task.mode == SyncMode::Full || task.note.is_some() {
+        return Ok(Plan::Listing);
+    }
+    let client = ctx.pool.get().await?;
+    let start = jobs::incremental_cursor(&**client, &task.app_key, &task.resource_type).await?;
+    if let Some(end) = task.window_end {
+        let start = start.map(|s| s.timestamp()).unwrap_or(0);
+        return Ok(Plan::Events(EventWindow {
+            created_gt: start.min(end.timestamp()),
+            created_lte: end.timestamp(),
+        }));
+    }
+    let now = Utc::now();
+    let note = match start {
+        None => Some("no incremental cursor yet: ran a full sync"),
+        Some(t) if now - t > chrono::Duration::days(EVENTS_USABLE_DAYS) => {
+            Some("incremental cursor older than 29 days (events are kept 30): ran a full sync")
+        }
+        Some(_) => None,
+    };
+    // The events list is eventually consistent: read only up to a minute ago.
+    let end = now - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
+    let window_end = note.is_none().then_some(end);
+    jobs::plan_incremental(&**client, task, window_end, note).await?;
+    Ok(match (note, start) {
+        (None, Some(start)) => {
+            tracing::info!(from = %start, to = %end, "incremental sync from events");
+            Plan::Events(EventWindow {
+                created_gt: start.timestamp().min(end.timestamp()),
+                created_lte: end.timestamp(),
+            })
+        }
+        _ => {
+            tracing::info!(
+                note = note.unwrap_or_default(),
+                "incremental sync runs as a full sync"
+            );
+            Plan::Listing
+        }
+    })
+}
+
+/// One run of a claimed task.
+struct Run<'a> {
+    ctx: &'a Context,
+    task: &'a ClaimedTask,
+    app: &'a AppConfig,
+    connector: &'a dyn Connector,
+    resource: Resource,
+    cancel: &'a CancellationToken,
+    /// Fires when the heartbeat finds the lease lost.
+    lost: &'a CancellationToken,
+}
+
+impl Run<'_> {
+    /// Between pages: stop when the lease is lost; release the task when the daemon is stopping.
+    async fn checkpoint(&self) -> Result<Option<TaskOutcome>, StoreError> {
+        if self.lost.is_cancelled() {
             return Err(StoreError::LostLease);
         }
-        if cancel.is_cancelled() {
-            let client = ctx.pool.get().await?;
-            jobs::release_task(&**client, task, 0.0, None, false).await?;
-            return Ok(TaskOutcome::Released);
+        if self.cancel.is_cancelled() {
+            let client = self.ctx.pool.get().await?;
+            jobs::release_task(&**client, self.task, 0.0, None, false).await?;
+            return Ok(Some(TaskOutcome::Released));
         }
-        let fetched_at = Utc::now();
-        let page = match fetch(
-            connector.as_ref(),
-            &task.resource_type,
-            cursor.as_deref(),
-            &options,
-            cancel,
-        )
-        .await
-        {
-            Ok(page) => page,
-            Err(e) if e.is_retryable() && task.attempts < max_attempts => {
-                let error = e.to_string();
-                let delay = 2f64.powi(task.attempts) * 5.0;
-                let client = ctx.pool.get().await?;
-                jobs::release_task(&**client, task, delay, Some(&error), true).await?;
-                return Ok(TaskOutcome::Retrying { error });
-            }
-            Err(e) => return fail(ctx, task, e.to_string()).await,
-        };
-        let started = *run_started_at.get_or_insert(fetched_at);
-        let write = PageWrite {
-            task_id: task.id,
-            lease_id: task.lease_id,
-            job_id: task.job_id,
-            app_key: &task.app_key,
-            api_version: connector.api_version(),
-            records: &page.records,
-            next_cursor: page.next_cursor.as_deref(),
+        Ok(None)
+    }
+
+    /// A provider error that in-place retries did not cure: back to the queue while attempts
+    /// remain and the error may pass, else the task fails.
+    async fn provider_failed(&self, e: ConnectorError) -> Result<TaskOutcome, StoreError> {
+        let error = e.to_string();
+        if e.is_retryable() && self.task.attempts < self.ctx.config.worker.max_attempts {
+            let delay = 2f64.powi(self.task.attempts) * 5.0;
+            let client = self.ctx.pool.get().await?;
+            jobs::release_task(&**client, self.task, delay, Some(&error), true).await?;
+            return Ok(TaskOutcome::Retrying { error });
+        }
+        fail(self.ctx, self.task, error).await
+    }
+
+    fn page_write<'b>(
+        &'b self,
+        records: &'b [Record],
+        count: usize,
+        next: Option<&'b str>,
+        fetched_at: DateTime<Utc>,
+        requests: u32,
+    ) -> PageWrite<'b> {
+        PageWrite {
+            task_id: self.task.id,
+            lease_id: self.task.lease_id,
+            job_id: self.task.job_id,
+            app_key: &self.task.app_key,
+            api_version: self.connector.api_version(),
+            records,
+            count,
+            next_cursor: next,
             fetched_at,
-            requests: page.requests,
-            lease_secs: lease.as_secs_f64(),
-        };
-        let mut client = ctx.pool.get().await?;
-        if page.next_cursor.is_some() {
-            entities::commit_page(&**client, &write).await?;
-            cursor = page.next_cursor;
-            continue;
+            requests,
+            lease_secs: self.ctx.config.worker.lease.as_secs_f64(),
         }
-        // The last page: write it, sweep, and end the task in one transaction.
-        let tx = client.transaction().await?;
-        entities::commit_page(&*tx, &write).await?;
-        if task.mode == SyncMode::Full {
-            let keys: Vec<&str> = resource.collection_keys().collect();
-            let swept = entities::sweep_unseen(&*tx, &sweep_of(app, task, &keys, started)).await?;
+    }
+
+    /// Walks the resource's listing page by page; the last page sweeps the rows not seen.
+    async fn listing(&self) -> Result<TaskOutcome, StoreError> {
+        let options = ListOptions {
+            created_gte: self.app.sync_from.map(|t| t.timestamp()),
+        };
+        let mut cursor = self.task.cursor.clone();
+        let mut run_started_at = self.task.run_started_at;
+        loop {
+            if let Some(outcome) = self.checkpoint().await? {
+                return Ok(outcome);
+            }
+            let fetched_at = Utc::now();
+            let fetch = || {
+                self.connector
+                    .list_page(&self.task.resource_type, cursor.as_deref(), &options)
+            };
+            let page = match with_retries(self.cancel, fetch).await {
+                Ok(page) => page,
+                Err(e) => return self.provider_failed(e).await,
+            };
+            let started = *run_started_at.get_or_insert(fetched_at);
+            let write = self.page_write(
+                &page.records,
+                page.records.len(),
+                page.next_cursor.as_deref(),
+                fetched_at,
+                page.requests,
+            );
+            let mut client = self.ctx.pool.get().await?;
+            if page.next_cursor.is_some() {
+                entities::commit_page(&**client, &write).await?;
+                cursor = page.next_cursor;
+                continue;
+            }
+            // The last page: write it, sweep, and end the task in one transaction.
+            let tx = client.transaction().await?;
+            entities::commit_page(&*tx, &write).await?;
+            let keys: Vec<&str> = self.resource.collection_keys().collect();
+            let swept =
+                entities::sweep_unseen(&*tx, &sweep_of(self.app, self.task, &keys, started))
+                    .await?;
             if swept > 0 {
                 tracing::info!(swept, "tombstoned rows the full run did not see");
             }
+            // Events from a minute before the listing began on are what an incremental run reads next.
+            let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
+            jobs::record_complete_run(
+                &*tx,
+                self.task,
+                true,
+                started,
+                events_from,
+                self.connector.api_version(),
+            )
+            .await?;
+            let job_status = jobs::finish_task(&*tx, self.task, None).await?;
+            tx.commit().await?;
+            return Ok(TaskOutcome::Completed { job_status });
         }
-        jobs::record_complete_run(&*tx, task, started, connector.api_version()).await?;
-        let job_status = jobs::finish_task(&*tx, task, None).await?;
-        tx.commit().await?;
-        return Ok(TaskOutcome::Completed { job_status });
+    }
+
+    /// Reads the events of the window page by page and applies them through the webhook path;
+    /// the incremental cursor moves to the window's end only when the whole window is applied.
+    async fn events(&self, window: EventWindow) -> Result<TaskOutcome, StoreError> {
+        let mut cursor = self.task.cursor.clone();
+        let mut run_started_at = self.task.run_started_at;
+        loop {
+            if let Some(outcome) = self.checkpoint().await? {
+                return Ok(outcome);
+            }
+            let fetched_at = Utc::now();
+            let fetch = || {
+                self.connector
+                    .list_events(&self.task.resource_type, cursor.as_deref(), &window)
+            };
+            let page = match with_retries(self.cancel, fetch).await {
+                Ok(page) => page,
+                Err(e) => return self.provider_failed(e).await,
+            };
+            let started = *run_started_at.get_or_insert(fetched_at);
+            let mut applied = 0;
+            for event in &page.events {
+                match apply::apply_event(
+                    self.ctx,
+                    &self.task.app_key,
+                    self.connector,
+                    event,
+                    "events_api",
+                )
+                .await
+                {
+                    Ok(Action::Applied) => applied += 1,
+                    Ok(_) => {}
+                    Err(ApplyError::Store(e)) => return Err(e),
+                    Err(ApplyError::Provider(e)) => return self.provider_failed(e).await,
+                }
+            }
+            let write = self.page_write(
+                &[],
+                applied,
+                page.next_cursor.as_deref(),
+                fetched_at,
+                page.requests,
+            );
+            let mut client = self.ctx.pool.get().await?;
+            if page.next_cursor.is_some() {
+                entities::commit_page(&**client, &write).await?;
+                cursor = page.next_cursor;
+                continue;
+            }
+            let tx = client.transaction().await?;
+            entities::commit_page(&*tx, &write).await?;
+            let until = DateTime::from_timestamp(window.created_lte, 0).unwrap_or(started);
+            jobs::record_complete_run(
+                &*tx,
+                self.task,
+                false,
+                started,
+                until,
+                self.connector.api_version(),
+            )
+            .await?;
+            let job_status = jobs::finish_task(&*tx, self.task, None).await?;
+            tx.commit().await?;
+            return Ok(TaskOutcome::Completed { job_status });
+        }
     }
 }
 
@@ -194,19 +389,20 @@ async fn fail(ctx: &Context, task: &ClaimedTask, error: String) -> Result<TaskOu
     Ok(TaskOutcome::Failed { error, job_status })
 }
 
-/// Fetches a page, retrying retryable errors in place with exponential backoff and jitter, and
-/// honouring a rate limit's delay.
-async fn fetch(
-    connector: &dyn Connector,
-    resource: &str,
-    cursor: Option<&str>,
-    options: &ListOptions,
+/// Runs a provider call, retrying retryable errors in place with exponential backoff and jitter,
+/// and honouring a rate limit's delay.
+async fn with_retries<T, F, Fut>(
     cancel: &CancellationToken,
-) -> Result<Page, ConnectorError> {
+    mut call: F,
+) -> Result<T, ConnectorError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectorError>>,
+{
     let mut attempt = 0;
     loop {
-        match connector.list_page(resource, cursor, options).await {
-            Ok(page) => return Ok(page),
+        match call().await {
+            Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled() => {
                 let base = Duration::from_millis(250 * 2u64.pow(attempt));
                 let delay = match &e {

@@ -6,6 +6,7 @@
 
 mod routes;
 mod util;
+mod webhook;
 
 use std::convert::Infallible;
 use std::time::Duration;

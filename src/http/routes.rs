@@ -15,6 +15,7 @@ use super::util::{
     check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_body,
     unavailable, ApiError, Resp,
 };
+use super::webhook;
 use crate::config::SyncMode;
 use crate::context::Context;
 use crate::store::jobs::{self, CancelOutcome, JobFilter};
@@ -28,6 +29,8 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let admin = |req: &Request<Incoming>| check_admin(req, &ctx.config.server.admin_api_key);
     let result = match (segments.as_slice(), &method) {
+        (["webhook", app_key], &Method::POST) => Ok(webhook::handle(ctx, app_key, req).await),
+        (["webhook", _], _) => Err(method_not_allowed("POST")),
         (["health"], &Method::GET) => Ok(health(ctx).await),
         (["health"], _) => Err(method_not_allowed("GET")),
         (["sync"], &Method::POST) => match admin(&req) {

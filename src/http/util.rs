@@ -30,6 +30,13 @@ pub struct ApiError {
     header: Option<(hyper::header::HeaderName, &'static str)>,
 }
 
+impl ApiError {
+    /// The message answered.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 impl From<ApiError> for Resp {
     fn from(e: ApiError) -> Resp {
         let mut resp = json_response(e.status, &json!({ "error": e.message }));

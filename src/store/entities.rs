@@ -58,6 +58,8 @@ pub struct PageWrite<'a> {
     pub api_version: &'a str,
     /// The records of the page.
     pub records: &'a [Record],
+    /// What the page adds to the task's and job's entity counts.
+    pub count: usize,
     /// The cursor of the next page; `None` after the last page.
     pub next_cursor: Option<&'a str>,
     /// When the page request was sent: the provider state's time.
@@ -135,7 +137,7 @@ pub async fn commit_page(
             &sql,
             &[
                 &page.next_cursor,
-                &(n as i64),
+                &(page.count as i64),
                 &(page.requests as i64),
                 &page.fetched_at,
                 &page.lease_secs,
@@ -203,6 +205,134 @@ pub async fn sweep_unseen(
                 &sweep.job_id,
                 &sweep.run_started_at,
                 &sweep.created_from,
+            ],
+        )
+        .await?;
+    Ok(n)
+}
+
+/// What the mirror holds of one object, read under the object's lock.
+#[derive(Debug, Clone)]
+pub struct RowState {
+    /// The time of the state the row holds.
+    pub source_updated_at: DateTime<Utc>,
+    /// The object as last written.
+    pub payload: serde_json::Value,
+    /// The row is a tombstone.
+    pub deleted: bool,
+}
+
+/// Takes the object's lock for the rest of the transaction (so two deliveries about one object are
+/// applied one after the other, even when its row does not exist yet) and reads its row.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn lock_and_read(
+    client: &impl GenericClient,
+    app_key: &str,
+    collection_key: &str,
+    external_id: &str,
+) -> Result<Option<RowState>, StoreError> {
+    let key = format!("{app_key}\u{1f}{collection_key}\u{1f}{external_id}");
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await?;
+    let row = client
+        .query_opt(
+            "SELECT source_updated_at, raw_payload, deleted_at IS NOT NULL
+               FROM supasaasy.entities
+              WHERE app_key = $1 AND collection_key = $2 AND external_id = $3",
+            &[&app_key, &collection_key, &external_id],
+        )
+        .await?;
+    Ok(row.map(|r| RowState {
+        source_updated_at: r.get(0),
+        payload: r.get(1),
+        deleted: r.get(2),
+    }))
+}
+
+/// Writes changed objects (from an event or a fetch) whose state is as of `version`, through the
+/// same conflict rule as sync pages; `deleted[i]` makes record `i` a tombstone.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn write_changes(
+    client: &impl GenericClient,
+    app_key: &str,
+    api_version: &str,
+    version: DateTime<Utc>,
+    records: &[&Record],
+    deleted: &[bool],
+) -> Result<u64, StoreError> {
+    let collections: Vec<&str> = records.iter().map(|r| r.collection_key).collect();
+    let ids: Vec<&str> = records.iter().map(|r| r.external_id.as_str()).collect();
+    let payloads: Vec<&serde_json::Value> = records.iter().map(|r| &r.payload).collect();
+    let created: Vec<Option<i64>> = records.iter().map(|r| r.created).collect();
+    let archived: Vec<bool> = records.iter().map(|r| r.archived).collect();
+    let sql = format!(
+        "INSERT INTO supasaasy.entities AS e
+             (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
+              source_created_at, last_seen_job, archived_at, deleted_at)
+         SELECT $1, r.collection_key, r.external_id, r.raw_payload, $2, $3::timestamptz,
+                to_timestamp(r.created), NULL::uuid, CASE WHEN r.archived THEN $3::timestamptz END,
+                CASE WHEN r.deleted THEN now() END
+           FROM unnest($4::text[], $5::text[], $6::jsonb[], $7::int8[], $8::bool[], $9::bool[])
+                AS r(collection_key, external_id, raw_payload, created, archived, deleted)
+         {ON_CONFLICT}"
+    );
+    let n = client
+        .execute(
+            &sql,
+            &[
+                &app_key,
+                &api_version,
+                &version,
+                &collections,
+                &ids,
+                &payloads,
+                &created,
+                &archived,
+                &deleted,
+            ],
+        )
+        .await?;
+    Ok(n)
+}
+
+/// Tombstones the children of `parent_id` that are not in `keep` (they left the parent), unless a
+/// newer write than `version` touched them.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn tombstone_departed_children(
+    client: &impl GenericClient,
+    app_key: &str,
+    collection_key: &str,
+    parent_field: &str,
+    parent_id: &str,
+    keep: &[&str],
+    version: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let n = client
+        .execute(
+            "UPDATE supasaasy.entities
+                SET deleted_at = now(), updated_at = now(), source_updated_at = $6
+              WHERE app_key = $1 AND collection_key = $2 AND raw_payload ->> $3 = $4
+                AND NOT (external_id = ANY($5)) AND deleted_at IS NULL AND source_updated_at <= $6",
+            &[
+                &app_key,
+                &collection_key,
+                &parent_field,
+                &parent_id,
+                &keep,
+                &version,
             ],
         )
         .await?;

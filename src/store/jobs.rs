@@ -30,17 +30,14 @@ pub struct NewJob<'a> {
     pub trigger: &'a str,
 }
 
-/// Creates a job and its tasks in one transaction and wakes the workers.
+/// Creates a job and its tasks and wakes the workers. Call in a transaction: the job and its tasks
+/// appear together or not at all.
 ///
 /// # Errors
 ///
-/// A database error; nothing is created then.
-pub async fn create_job(
-    client: &mut deadpool_postgres::Client,
-    job: &NewJob<'_>,
-) -> Result<Uuid, StoreError> {
-    let tx = client.transaction().await?;
-    let row = tx
+/// A database error.
+pub async fn create_job(client: &impl GenericClient, job: &NewJob<'_>) -> Result<Uuid, StoreError> {
+    let row = client
         .query_one(
             "INSERT INTO supasaasy.sync_jobs (app_key, mode, resource_types, trigger, total_tasks)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -54,18 +51,19 @@ pub async fn create_job(
         )
         .await?;
     let id: Uuid = row.get(0);
-    tx.execute(
-        "INSERT INTO supasaasy.sync_tasks (job_id, app_key, resource_type, mode)
-         SELECT $1, $2, r, $3 FROM unnest($4::text[]) AS r",
-        &[&id, &job.app_key, &job.mode.as_str(), &job.resource_types],
-    )
-    .await?;
-    tx.execute(
-        "SELECT pg_notify($1, $2)",
-        &[&TASKS_CHANNEL, &id.to_string()],
-    )
-    .await?;
-    tx.commit().await?;
+    client
+        .execute(
+            "INSERT INTO supasaasy.sync_tasks (job_id, app_key, resource_type, mode)
+             SELECT $1, $2, r, $3 FROM unnest($4::text[]) AS r",
+            &[&id, &job.app_key, &job.mode.as_str(), &job.resource_types],
+        )
+        .await?;
+    client
+        .execute(
+            "SELECT pg_notify($1, $2)",
+            &[&TASKS_CHANNEL, &id.to_string()],
+        )
+        .await?;
     Ok(id)
 }
 
@@ -90,6 +88,10 @@ pub struct ClaimedTask {
     pub attempts: i32,
     /// When the run's first page was fetched, if one was.
     pub run_started_at: Option<DateTime<Utc>>,
+    /// An incremental task's events window end, fixed when it first ran.
+    pub window_end: Option<DateTime<Utc>>,
+    /// Set when an incremental task ran a full sync instead, saying why.
+    pub note: Option<String>,
 }
 
 /// Claims the oldest runnable task of one of `app_keys`: pending and due, or processing with an
@@ -123,7 +125,7 @@ pub async fn claim_task(
                        updated_at = now()
                   FROM next WHERE t.id = next.id
              RETURNING t.id, t.job_id, t.app_key, t.resource_type, t.mode, t.cursor, t.lease_id,
-                       t.attempts, t.run_started_at
+                       t.attempts, t.run_started_at, t.window_end, t.note
              ),
              job AS (
                 UPDATE supasaasy.sync_jobs SET status = 'processing', started_at = COALESCE(started_at, now())
@@ -147,6 +149,8 @@ pub async fn claim_task(
         lease_id: r.get("lease_id"),
         attempts: r.get("attempts"),
         run_started_at: r.get("run_started_at"),
+        window_end: r.get("window_end"),
+        note: r.get("note"),
     }))
 }
 
@@ -264,7 +268,8 @@ pub async fn release_task(
     Ok(())
 }
 
-/// Records a complete run of a resource in `sync_state`.
+/// Records a complete run of a resource in `sync_state` and moves its incremental cursor to
+/// `events_until` (never backwards): events after it are what the next incremental run reads.
 ///
 /// # Errors
 ///
@@ -272,25 +277,85 @@ pub async fn release_task(
 pub async fn record_complete_run(
     client: &impl GenericClient,
     task: &ClaimedTask,
+    full: bool,
     run_started_at: DateTime<Utc>,
+    events_until: DateTime<Utc>,
     api_version: &str,
 ) -> Result<(), StoreError> {
-    let full = task.mode == SyncMode::Full;
+    let cursor = events_until.timestamp().to_string();
     client
         .execute(
             "INSERT INTO supasaasy.sync_state AS s
-                 (app_key, resource_type, last_full_sync_at, last_full_sync_job, last_sync_at, api_version)
-             VALUES ($1, $2, CASE WHEN $3 THEN $4::timestamptz END, CASE WHEN $3 THEN $5::uuid END, $4, $6)
+                 (app_key, resource_type, last_full_sync_at, last_full_sync_job, last_sync_at,
+                  incremental_cursor, api_version)
+             VALUES ($1, $2, CASE WHEN $3 THEN $4::timestamptz END, CASE WHEN $3 THEN $5::uuid END,
+                     $4, $6, $7)
              ON CONFLICT (app_key, resource_type) DO UPDATE SET
                  last_full_sync_at = COALESCE(excluded.last_full_sync_at, s.last_full_sync_at),
                  last_full_sync_job = COALESCE(excluded.last_full_sync_job, s.last_full_sync_job),
                  last_sync_at = excluded.last_sync_at,
+                 incremental_cursor = CASE
+                     WHEN s.incremental_cursor IS NULL
+                          OR s.incremental_cursor::bigint < excluded.incremental_cursor::bigint
+                     THEN excluded.incremental_cursor ELSE s.incremental_cursor END,
                  api_version = excluded.api_version,
                  updated_at = now()",
-            &[&task.app_key, &task.resource_type, &full, &run_started_at, &task.job_id, &api_version],
+            &[
+                &task.app_key,
+                &task.resource_type,
+                &full,
+                &run_started_at,
+                &task.job_id,
+                &cursor,
+                &api_version,
+            ],
         )
         .await?;
     Ok(())
+}
+
+/// The incremental cursor of an app's resource: events created after it are not applied yet.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn incremental_cursor(
+    client: &impl GenericClient,
+    app_key: &str,
+    resource_type: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT incremental_cursor FROM supasaasy.sync_state WHERE app_key = $1 AND resource_type = $2",
+            &[&app_key, &resource_type],
+        )
+        .await?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .and_then(|c| c.parse::<i64>().ok())
+        .and_then(|t| DateTime::from_timestamp(t, 0)))
+}
+
+/// Fixes how an incremental task runs, once, at its first claim: an events window ending at
+/// `window_end`, or (with `note`) a full sync instead.
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours; a database error.
+pub async fn plan_incremental(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    window_end: Option<DateTime<Utc>>,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    let n = client
+        .execute(
+            "UPDATE supasaasy.sync_tasks SET window_end = $3, note = $4, updated_at = now()
+              WHERE id = $1 AND lease_id = $2 AND status = 'processing'",
+            &[&task.id, &task.lease_id, &window_end, &note],
+        )
+        .await?;
+    fenced(n)
 }
 
 /// What cancelling a job did.
@@ -344,7 +409,9 @@ pub async fn cancel_job(
 }
 
 const JOB_COLUMNS: &str =
-    "id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
+    "(SELECT array_agg(t.resource_type || ': ' || t.note ORDER BY t.resource_type)
+        FROM supasaasy.sync_tasks t WHERE t.job_id = sync_jobs.id AND t.note IS NOT NULL) AS notes,
+    id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
     failed_tasks, processed_entities, error_message, created_at, started_at, completed_at";
 
 /// A job's status document, in SupaSaaSy's JSON shape; with `include_tasks` also its tasks.
@@ -366,7 +433,7 @@ pub async fn job_document(
         let tasks = client
             .query(
                 "SELECT id, resource_type, status, entity_count, pages, requests, attempts, cursor,
-                        error_message, created_at, started_at, completed_at
+                        error_message, note, created_at, started_at, completed_at
                    FROM supasaasy.sync_tasks WHERE job_id = $1 ORDER BY created_at, resource_type",
                 &[&job_id],
             )
@@ -383,6 +450,7 @@ pub async fn job_document(
                     "requests": t.get::<_, i64>("requests"),
                     "attempts": t.get::<_, i32>("attempts"),
                     "error_message": t.get::<_, Option<String>>("error_message"),
+                    "note": t.get::<_, Option<String>>("note"),
                     "created_at": ts(t, "created_at"),
                     "started_at": ts(t, "started_at"),
                     "completed_at": ts(t, "completed_at"),
@@ -456,5 +524,6 @@ fn job_json(row: &Row) -> Value {
         "started_at": ts(row, "started_at"),
         "completed_at": ts(row, "completed_at"),
         "error_message": row.get::<_, Option<String>>("error_message"),
+        "notes": row.get::<_, Option<Vec<String>>>("notes").unwrap_or_default(),
     })
 }

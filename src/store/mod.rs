@@ -3,7 +3,9 @@
 //! here and in `migrations/`, nowhere else.
 
 pub mod entities;
+pub mod events;
 pub mod jobs;
+pub mod schedules;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -15,11 +17,19 @@ pub enum StoreError {
     #[error("the task's lease was lost")]
     LostLease,
     /// A database error.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool.
     #[error("database unavailable: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// The server's message for a database error ("db error" alone says nothing).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// Formats a timestamp as RFC 3339 UTC, as every API answer does.

@@ -131,6 +131,8 @@ pub struct Setup {
     pub workers: bool,
     /// `[worker]` section body.
     pub worker_toml: String,
+    /// More top-level sections (`[webhook_logging]`, `[[sync_schedules]]`).
+    pub extra_toml: String,
 }
 
 impl Default for Setup {
@@ -140,6 +142,7 @@ impl Default for Setup {
             app_extra: String::new(),
             workers: true,
             worker_toml: "concurrency = 4\npoll_interval_ms = 100\n".into(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -166,10 +169,13 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(setup: Setup) -> TestApp {
+    if std::env::var_os("RUST_LOG").is_some() {
+        supasaasy::telemetry::init();
+    }
     let db_url = fresh_database().await;
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\n{}\n",
-        setup.worker_toml
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\n{}\n{}\n",
+        setup.worker_toml, setup.extra_toml
     );
     let mut stripes = Vec::new();
     let mut env = vec![
@@ -180,12 +186,14 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         let key = data.api_key().to_string();
         let fake = FakeStripe::start(data).await;
         let var = format!("{}_KEY", app_key.to_uppercase());
+        let whsec = format!("{}_WHSEC", app_key.to_uppercase());
         toml.push_str(&format!(
-            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"stripe\"\napi_key_env = \"{var}\"\nbase_url = \"{}\"\n{}\n",
+            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"stripe\"\napi_key_env = \"{var}\"\nwebhook_secret_env = \"{whsec}\"\nbase_url = \"{}\"\n{}\n",
             fake.base_url(),
             setup.app_extra
         ));
         env.push((var, key));
+        env.push((whsec, webhook_secret(&app_key)));
         stripes.push(TestStripe { app_key, fake });
     }
     let config = Config::parse(&toml, &|name| {
@@ -283,6 +291,69 @@ impl TestApp {
         if let Some(h) = self.workers.take() {
             let _ = h.await;
         }
+    }
+}
+
+/// The webhook signing secret of a test app.
+pub fn webhook_secret(app_key: &str) -> String {
+    format!("whsec_test_{app_key}")
+}
+
+impl TestApp {
+    /// POSTs a raw webhook body with a `Stripe-Signature` header (when given); status and JSON.
+    pub async fn post_webhook(
+        &self,
+        app_key: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/webhook/{app_key}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(sig) = signature {
+            req = req.header("Stripe-Signature", sig);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let json = resp.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Signs an event with the app's secret at the current time and delivers it.
+    pub async fn deliver(&self, app_key: &str, event: &Value) -> (u16, Value) {
+        let body = serde_json::to_vec(event).unwrap();
+        let sig = supasaasy_testkit::fake_stripe::stripe_signature(
+            &webhook_secret(app_key),
+            chrono::Utc::now().timestamp(),
+            &body,
+        );
+        self.post_webhook(app_key, &body, Some(&sig)).await
+    }
+
+    /// A row of the mirror: payload and whether it is a tombstone.
+    pub async fn row(&self, app_key: &str, collection: &str, id: &str) -> Option<(Value, bool)> {
+        self.db()
+            .await
+            .query_opt(
+                "SELECT raw_payload, deleted_at IS NOT NULL FROM supasaasy.entities
+                  WHERE app_key = $1 AND collection_key = $2 AND external_id = $3",
+                &[&app_key, &collection, &id],
+            )
+            .await
+            .unwrap()
+            .map(|r| (r.get(0), r.get(1)))
+    }
+
+    /// Rows of a table, for "nothing changed" checks.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(&format!("SELECT count(*) FROM supasaasy.{table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
     }
 }
 

@@ -6,3 +6,4 @@ mod binary;
 mod helpers;
 mod queue;
 mod sync;
+mod webhooks;

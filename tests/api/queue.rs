@@ -150,6 +150,8 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         lease_id: old_lease,
         attempts: 1,
         run_started_at: None,
+        window_end: None,
+        note: None,
     };
     let write = PageWrite {
         task_id,
@@ -158,6 +160,7 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         app_key: "stripe_test",
         api_version: "old",
         records: &[],
+        count: 0,
         next_cursor: Some("cus_stale"),
         fetched_at: chrono::Utc::now(),
         requests: 1,

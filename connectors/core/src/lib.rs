@@ -139,6 +139,79 @@ impl ConnectorError {
     }
 }
 
+/// Why a webhook request was refused; the daemon answers 401 or 400 and writes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// Missing, malformed, stale or wrong signature: 401.
+    #[error("{0}")]
+    BadSignature(String),
+    /// A signed body that is not an event the connector can read: 400.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// The complete set of an object's children as of the parent's state (a subscription's items):
+/// rows of `collection_key` whose payload's `parent_field` names the parent and that are not among
+/// `records` left the parent and are tombstoned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildSet {
+    /// The children's collection (`stripe_subscription_item`).
+    pub collection_key: &'static str,
+    /// The field of a child's payload holding the parent's id (`subscription`).
+    pub parent_field: &'static str,
+    /// Every child the parent has now.
+    pub records: Vec<Record>,
+}
+
+/// One object's new state, from an event or a fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The resource the object belongs to (`customer`), to fetch it again when the order of two
+    /// changes cannot be known.
+    pub resource: &'static str,
+    /// The object (for a deletion, whatever the provider sent: at least its id).
+    pub record: Record,
+    /// The object is gone at the provider: its row becomes a tombstone.
+    pub deleted: bool,
+    /// The object's children, when the change carries all of them.
+    pub children: Option<ChildSet>,
+}
+
+/// A provider event (a webhook delivery or an entry of an events list), verified and parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The provider's event id; a second delivery of the same id changes nothing.
+    pub id: String,
+    /// The provider's event type (`customer.updated`).
+    pub event_type: String,
+    /// When the provider created the event (Unix seconds): the time of the state it carries.
+    pub created: i64,
+    /// What the event changes; empty when the type is not one the connector maps.
+    pub changes: Vec<Change>,
+    /// The type is not mapped: acknowledge and ignore.
+    pub ignored: bool,
+}
+
+/// The time window of an events listing: `created_gt < created <= created_lte`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWindow {
+    /// Exclusive lower bound (Unix seconds).
+    pub created_gt: i64,
+    /// Inclusive upper bound (Unix seconds).
+    pub created_lte: i64,
+}
+
+/// One page of an events listing.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    /// The events of the page (in the provider's order).
+    pub events: Vec<Event>,
+    /// The cursor of the next page; `None` after the last.
+    pub next_cursor: Option<String>,
+    /// HTTP requests the page took.
+    pub requests: u32,
+}
+
 /// A provider connector: one instance per configured app.
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -162,6 +235,50 @@ pub trait Connector: Send + Sync {
         cursor: Option<&str>,
         options: &ListOptions,
     ) -> Result<Page, ConnectorError>;
+
+    /// The request header carrying the webhook signature (lower case: `stripe-signature`).
+    fn signature_header(&self) -> &'static str;
+
+    /// Checks a webhook's signature over the raw body, in constant time, at Unix time `now`.
+    /// Called before anything is parsed or written.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::BadSignature`] for a missing, malformed, stale or wrong signature.
+    fn verify_webhook(
+        &self,
+        secret: &Secret,
+        signature: Option<&str>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), WebhookError>;
+
+    /// Parses a verified webhook body into an event.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::Malformed`] when the body is not an event.
+    fn parse_webhook(&self, body: &[u8]) -> Result<Event, WebhookError>;
+
+    /// Fetches one object's current state (the truth when two changes cannot be ordered). An object
+    /// the provider no longer has comes back as a deletion.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConnectorError`] saying whether to try again.
+    async fn fetch_object(&self, resource: &str, id: &str) -> Result<Change, ConnectorError>;
+
+    /// Fetches one page of the events that change `resource` within `window`, from `cursor`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConnectorError`] saying whether to try again.
+    async fn list_events(
+        &self,
+        resource: &str,
+        cursor: Option<&str>,
+        window: &EventWindow,
+    ) -> Result<EventPage, ConnectorError>;
 }
 
 /// Finds a resource by name in a connector's list.

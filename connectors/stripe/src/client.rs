@@ -1,5 +1,5 @@
-//! The HTTP side of the connector: one reqwest client per app, the GET of a list page, and the
-//! classification of every way that GET can fail.
+//! The HTTP side of the connector: one reqwest client per app, the GET of a list page or of one
+//! object, and the classification of every way those GETs can fail.
 //!
 //! Invariants: every request carries the app's key as a bearer token (a header marked sensitive, so
 //! it never shows in debug output) and the pinned `Stripe-Version`; no request is retried here (the
@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
+use serde_json::Value;
 use supasaasy_connector::{AppSettings, ConnectorError, Secret};
 
 use crate::listing::List;
@@ -110,7 +111,28 @@ impl StripeHttp {
     ) -> Result<List, ConnectorError> {
         let request = format!("GET /v1/{path}");
         let url = format!("{}/v1/{path}", self.base_url);
-        let result = self.fetch(&request, &url, query).await;
+        let result = match self.fetch(&request, &url, query).await {
+            Ok(Answer::Body(body)) => parse_list(&self.app_key, &request, &body),
+            Ok(Answer::Missing(err)) | Err(err) => Err(err),
+        };
+        result.map_err(|err| self.redact(err))
+    }
+
+    /// GETs one object at `/v1/{path}/{id}`; `None` when Stripe answers 404 `resource_missing`
+    /// (the object is gone, or never was). `id` must already be safe as a path segment.
+    ///
+    /// # Errors
+    ///
+    /// A classified [`ConnectorError`] as for [`StripeHttp::get_list`]; a body that is not a JSON
+    /// object is retryable.
+    pub async fn get_object(&self, path: &str, id: &str) -> Result<Option<Value>, ConnectorError> {
+        let request = format!("GET /v1/{path}/{id}");
+        let url = format!("{}/v1/{path}/{id}", self.base_url);
+        let result = match self.fetch(&request, &url, &[]).await {
+            Ok(Answer::Body(body)) => parse_object(&self.app_key, &request, &body).map(Some),
+            Ok(Answer::Missing(_)) => Ok(None),
+            Err(err) => Err(err),
+        };
         result.map_err(|err| self.redact(err))
     }
 
@@ -119,7 +141,7 @@ impl StripeHttp {
         request: &str,
         url: &str,
         query: &[(&'static str, String)],
-    ) -> Result<List, ConnectorError> {
+    ) -> Result<Answer, ConnectorError> {
         let response = self
             .client
             .get(url)
@@ -140,10 +162,16 @@ impl StripeHttp {
             request_id = headers.get("request-id").and_then(|v| v.to_str().ok()),
             "stripe answered"
         );
-        if !status.is_success() {
-            return Err(classify(&self.app_key, request, status, &headers, &body));
+        if status.is_success() {
+            return Ok(Answer::Body(body.to_vec()));
         }
-        parse_list(&self.app_key, request, &body)
+        let err = classify(&self.app_key, request, status, &headers, &body);
+        if status == StatusCode::NOT_FOUND
+            && error_code(&body).as_deref() == Some("resource_missing")
+        {
+            return Ok(Answer::Missing(err));
+        }
+        Err(err)
     }
 
     /// Scrubs the API key from a message, should Stripe or a transport error ever echo it.
@@ -171,12 +199,43 @@ impl StripeHttp {
     }
 }
 
+/// A successful answer, or Stripe saying the object asked for does not exist.
+enum Answer {
+    /// The body of a 2xx answer.
+    Body(Vec<u8>),
+    /// 404 `resource_missing`, classified as any other error for callers that expect a list.
+    Missing(ConnectorError),
+}
+
 /// Reads a successful answer as a list page; anything else is treated as a garbled answer, worth
 /// asking for again.
 fn parse_list(app_key: &str, request: &str, body: &[u8]) -> Result<List, ConnectorError> {
     serde_json::from_slice(body).map_err(|err| ConnectorError::Retryable {
         message: format!("Stripe sent an unreadable list for app {app_key} on {request}: {err}"),
     })
+}
+
+/// Reads a successful answer as one object; anything else is a garbled answer, worth asking for
+/// again.
+fn parse_object(app_key: &str, request: &str, body: &[u8]) -> Result<Value, ConnectorError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(object @ Value::Object(_)) => Ok(object),
+        Ok(_) => Err(ConnectorError::Retryable {
+            message: format!(
+                "Stripe sent something other than an object for app {app_key} on {request}"
+            ),
+        }),
+        Err(err) => Err(ConnectorError::Retryable {
+            message: format!(
+                "Stripe sent an unreadable object for app {app_key} on {request}: {err}"
+            ),
+        }),
+    }
+}
+
+/// The `error.code` of a Stripe error body, when there is one.
+fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(body).ok()?.error.code
 }
 
 /// Stripe's error body: `{"error": {"type", "code", "message", ...}}`.
@@ -615,5 +674,87 @@ mod tests {
         let err = http.get_list("customers", &[]).await.expect_err("cut");
         assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
         server.await.expect("server task");
+    }
+
+    /// Serves one request with `status` and `body`, and hands back the request line it got.
+    async fn answer_once(
+        status: u16,
+        body: &'static str,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0u8; 8192];
+            let n = socket.read(&mut request).await.unwrap_or(0);
+            let text = String::from_utf8_lossy(&request[..n]).into_owned();
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+            text.lines().next().unwrap_or_default().to_owned()
+        });
+        (format!("http://{addr}"), server)
+    }
+
+    #[tokio::test]
+    async fn get_object_reads_one_object() {
+        let (base, server) = answer_once(200, r#"{"id": "cus_1", "object": "customer"}"#).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        let object = http.get_object("customers", "cus_1").await.expect("object");
+        assert_eq!(
+            object.and_then(|o| o["id"].as_str().map(str::to_owned)),
+            Some("cus_1".into())
+        );
+        assert_eq!(
+            server.await.expect("server"),
+            "GET /v1/customers/cus_1 HTTP/1.1"
+        );
+    }
+
+    #[tokio::test]
+    async fn get_object_reports_a_missing_object_as_none() {
+        let missing = r#"{"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such customer: 'cus_9'"}}"#;
+        let (base, server) = answer_once(404, missing).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        assert_eq!(
+            http.get_object("customers", "cus_9").await.expect("gone"),
+            None
+        );
+        server.await.expect("server");
+
+        // The same answer to a list request is an error like any other 404.
+        let (base, server) = answer_once(404, missing).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        let err = http.get_list("customers", &[]).await.expect_err("404");
+        assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn get_object_other_answers_are_classified() {
+        let unrecognized = r#"{"error": {"type": "invalid_request_error", "message": "Unrecognized request URL"}}"#;
+        for (status, body, fatal) in [
+            (404, unrecognized, true),
+            (400, unrecognized, true),
+            (200, "[1, 2]", false),
+            (200, "not json", false),
+            (503, "", false),
+        ] {
+            let (base, server) = answer_once(status, body).await;
+            let http = StripeHttp::new(settings(&base)).expect("client");
+            let err = http
+                .get_object("customers", "cus_1")
+                .await
+                .expect_err("error");
+            assert_eq!(
+                matches!(err, ConnectorError::Fatal { .. }),
+                fatal,
+                "{status} {body}: {err:?}"
+            );
+            assert!(message(&err).contains(APP), "{err:?}");
+            server.await.expect("server");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! gathered as reference-counted byte slices ([`Row`]); the response body is assembled afterwards.
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
 use bytes::Bytes;
@@ -31,6 +32,11 @@ pub(crate) struct Page {
 }
 
 impl Row {
+    /// An object served as stored, with nothing embedded.
+    pub fn plain(json: Bytes) -> Self {
+        Row { json, embed: None }
+    }
+
     /// Writes the object, splicing a subscription's `items` list into it.
     pub fn write(&self, out: &mut Vec<u8>) {
         let Some((sub, items, total)) = &self.embed else {
@@ -151,6 +157,51 @@ fn is_empty(start: &Bound<SortKey>, end: &Bound<SortKey>) -> bool {
     }
 }
 
+/// One page of `rows` (ordered newest first): the rows `admits` keeps within the `created` window
+/// and after (or before) the cursor, and whether more follow in the direction of travel.
+/// `cursor(param, id)` finds where a cursor id sits.
+///
+/// # Errors
+///
+/// Whatever `cursor` answers for an id it does not know.
+pub(crate) fn pick<'a, T>(
+    rows: &'a BTreeMap<SortKey, T>,
+    p: &ListParams,
+    cursor: impl Fn(&str, &str) -> Result<SortKey, ApiError>,
+    admits: impl Fn(&T) -> bool,
+) -> Result<(Vec<&'a T>, bool), ApiError> {
+    let mut start = match p.created_max {
+        Some(max) => Included((Reverse(max), Reverse(u64::MAX))),
+        None => Unbounded,
+    };
+    let mut end = match p.created_min {
+        Some(min) => Included((Reverse(min), Reverse(0))),
+        None => Unbounded,
+    };
+    if let Some(id) = &p.starting_after {
+        start = tighter_start(start, Excluded(cursor("starting_after", id)?));
+    }
+    if let Some(id) = &p.ending_before {
+        end = tighter_end(end, Excluded(cursor("ending_before", id)?));
+    }
+    if is_empty(&start, &end) {
+        return Ok((Vec::new(), false));
+    }
+    let range = rows.range((start, end)).map(|(_, row)| row);
+    let admitted = |row: &&T| admits(row);
+    let mut picked: Vec<&T> = if p.ending_before.is_some() {
+        range.rev().filter(admitted).take(p.limit + 1).collect()
+    } else {
+        range.filter(admitted).take(p.limit + 1).collect()
+    };
+    let has_more = picked.len() > p.limit;
+    picked.truncate(p.limit);
+    if p.ending_before.is_some() {
+        picked.reverse();
+    }
+    Ok((picked, has_more))
+}
+
 impl Store {
     /// The row of a live table object.
     pub fn row(&self, resource: Resource, id: &str) -> Option<Row> {
@@ -182,10 +233,7 @@ impl Store {
             return self
                 .items_of_owner(id)
                 .and_then(|items| items.iter().find(|i| i.id == id))
-                .map(|i| Row {
-                    json: i.json.clone(),
-                    embed: None,
-                })
+                .map(|i| Row::plain(i.json.clone()))
                 .ok_or_else(|| ApiError::no_such(404, resource.human(), id, "id"));
         }
         if let Some(row) = self.row(resource, id) {
@@ -194,10 +242,7 @@ impl Store {
         let table = self.table(resource);
         if resource == Resource::Customer && table.deleted.contains_key(id) {
             let stub = serde_json::json!({"id": id, "object": "customer", "deleted": true});
-            return Ok(Row {
-                json: Bytes::from(stub.to_string()),
-                embed: None,
-            });
+            return Ok(Row::plain(Bytes::from(stub.to_string())));
         }
         Err(ApiError::no_such(404, resource.human(), id, "id"))
     }
@@ -216,43 +261,12 @@ impl Store {
             return self.list_items(p);
         }
         let table = self.table(resource);
-        let mut start = match p.created_max {
-            Some(max) => Included((Reverse(max), Reverse(u64::MAX))),
-            None => Unbounded,
-        };
-        let mut end = match p.created_min {
-            Some(min) => Included((Reverse(min), Reverse(0))),
-            None => Unbounded,
-        };
         let cursor = |param: &str, id: &str| {
             table
                 .cursor(id)
                 .ok_or_else(|| ApiError::no_such(400, resource.human(), id, param))
         };
-        if let Some(id) = &p.starting_after {
-            start = tighter_start(start, Excluded(cursor("starting_after", id)?));
-        }
-        if let Some(id) = &p.ending_before {
-            end = tighter_end(end, Excluded(cursor("ending_before", id)?));
-        }
-        if is_empty(&start, &end) {
-            return Ok(Page {
-                rows: Vec::new(),
-                has_more: false,
-            });
-        }
-        let range = table.rows.range((start, end)).map(|(_, s)| s);
-        let admitted = |s: &&Stored| admits(resource, p, s);
-        let mut picked: Vec<&Stored> = if p.ending_before.is_some() {
-            range.rev().filter(admitted).take(p.limit + 1).collect()
-        } else {
-            range.filter(admitted).take(p.limit + 1).collect()
-        };
-        let has_more = picked.len() > p.limit;
-        picked.truncate(p.limit);
-        if p.ending_before.is_some() {
-            picked.reverse();
-        }
+        let (picked, has_more) = pick(&table.rows, p, cursor, |s| admits(resource, p, s))?;
         Ok(Page {
             rows: picked
                 .into_iter()
@@ -289,10 +303,7 @@ impl Store {
         };
         let rows = items[from..to]
             .iter()
-            .map(|i| Row {
-                json: i.json.clone(),
-                embed: None,
-            })
+            .map(|i| Row::plain(i.json.clone()))
             .collect();
         Ok(Page { rows, has_more })
     }

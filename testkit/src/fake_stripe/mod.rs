@@ -9,6 +9,12 @@
 //! ([`FakeStripe::set_latency`]). It serves from a thread and runtime of its own, so whatever the
 //! test does with its own thread, the fake keeps answering.
 //!
+//! Every change made through the handle records the Stripe event it would cause, served by
+//! `GET /v1/events` (list, with the type and `created` filters, 30 days of retention) and
+//! `GET /v1/events/{id}`, and read back with [`FakeStripe::events`]. Events are stamped with the
+//! fake's clock, real time unless pinned ([`FakeStripe::set_clock`]). The initial data records none.
+//! [`stripe_signature`] signs a body the way Stripe signs webhook deliveries.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
@@ -19,14 +25,17 @@
 //! # }
 //! ```
 
+mod clock;
 mod data;
 mod error;
+mod events;
 mod generate;
 mod list;
 mod query;
 mod server;
 mod store;
 mod synth;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -37,10 +46,13 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use data::{fixture, StripeData, DEFAULT_API_KEY};
+pub use events::{API_VERSION, RETENTION_SECS};
 pub use generate::Counts;
+pub use webhook::stripe_signature;
 
+use events::Subjects;
 use server::{lock, Shared};
-use store::Resource;
+use store::{Resource, Store};
 
 /// A running fake Stripe. Stops when dropped or with [`FakeStripe::shutdown`].
 ///
@@ -130,43 +142,150 @@ impl FakeStripe {
         }
     }
 
-    /// Inserts or replaces an object, live.
+    /// Inserts or replaces an object, live, and records its event: `<object>.created` or
+    /// `<object>.updated` (`customer.subscription.*` for subscriptions, and
+    /// `customer.subscription.deleted` when a subscription's `status` becomes `canceled`). A
+    /// subscription item records `customer.subscription.updated` for its subscription.
     ///
-    /// A missing `created` is set to now. A replaced object keeps its place among objects created
-    /// in the same second. A new subscription takes its items from `items.data` when present; an
-    /// existing one keeps its items (change them with [`FakeStripe::set_subscription_items`] or by
-    /// upserting `subscription_item` objects, which name their subscription).
+    /// A missing `created` is set to the fake's clock. A replaced object keeps its place among
+    /// objects created in the same second. A new subscription takes its items from `items.data`
+    /// when present; an existing one keeps its items (change them with
+    /// [`FakeStripe::set_subscription_items`] or by upserting `subscription_item` objects, which
+    /// name their subscription).
     ///
     /// # Panics
     ///
     /// On an unknown resource, an object without a string `id`, or an item whose subscription
     /// does not exist.
-    pub fn upsert(&self, resource: &str, object: Value) {
-        lock(&self.shared.store).upsert(Resource::named(resource), object);
+    pub fn upsert(&self, resource: &str, mut object: Value) {
+        let resource = Resource::named(resource);
+        if let Some(map) = object.as_object_mut() {
+            map.entry("created")
+                .or_insert_with(|| Value::from(self.shared.clock.now()));
+        }
+        let mut store = lock(&self.shared.store);
+        let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
+        let subjects = Subjects::default()
+            .touch(&store, resource, id)
+            .subscription(owner_named(resource, &object));
+        self.tracked(&mut store, subjects, |s| s.upsert(resource, object));
     }
 
     /// Applies `f` to the object as served and stores the result; returns whether it existed.
-    /// A subscription's `items` are not changed this way. `f` runs under the store's lock: it must
-    /// not call back into the fake.
+    /// Records the event [`FakeStripe::upsert`] would (`previous_attributes` holds the old values
+    /// of the top-level keys `f` changed; a changed `id` records the old object's deletion and the
+    /// new one's creation). A subscription's `items` are not changed this way. `f` runs under the
+    /// store's lock: it must not call back into the fake.
     pub fn update(&self, resource: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
-        lock(&self.shared.store).update(Resource::named(resource), id, f)
+        let resource = Resource::named(resource);
+        let mut store = lock(&self.shared.store);
+        let Some(mut object) = store.get(resource, id) else {
+            return false;
+        };
+        f(&mut object);
+        let new_id = object.get("id").and_then(Value::as_str).unwrap_or(id);
+        let subjects = Subjects::default()
+            .touch(&store, resource, id)
+            .touch(&store, resource, new_id)
+            .subscription(owner_named(resource, &object));
+        self.tracked(&mut store, subjects, |s| s.replace(resource, id, object));
+        true
     }
 
     /// Removes an object from lists and retrieves; returns whether it was there. A deleted
     /// customer still retrieves, as `{"id", "object": "customer", "deleted": true}`; a deleted
     /// subscription takes its items with it. Nothing cascades otherwise (a deleted customer's
     /// subscriptions stay as they are).
+    ///
+    /// Records `<object>.deleted` with the object's last state (a customer's with
+    /// `"deleted": true`); a subscription item records `customer.subscription.updated`; deleting
+    /// a subscription records nothing (Stripe cancels subscriptions, it does not delete them).
     pub fn delete(&self, resource: &str, id: &str) -> bool {
-        lock(&self.shared.store).delete(Resource::named(resource), id)
+        let resource = Resource::named(resource);
+        let mut store = lock(&self.shared.store);
+        let subjects = Subjects::default().touch(&store, resource, id);
+        self.tracked(&mut store, subjects, |s| s.delete(resource, id))
     }
 
-    /// Replaces a subscription's items (their `subscription` field is set to it).
+    /// Replaces a subscription's items (their `subscription` field is set to it) and records
+    /// `customer.subscription.updated` (also for any subscription an item is taken from).
     ///
     /// # Panics
     ///
     /// When the subscription does not exist or an item has no string `id`.
     pub fn set_subscription_items(&self, subscription_id: &str, items: Vec<Value>) {
-        lock(&self.shared.store).set_items(subscription_id, items);
+        let mut store = lock(&self.shared.store);
+        let subjects = items
+            .iter()
+            .filter_map(|item| item.get("id").and_then(Value::as_str))
+            .fold(
+                Subjects::default().subscription(Some(subscription_id)),
+                |subjects, id| subjects.touch(&store, Resource::SubscriptionItem, id),
+            );
+        self.tracked(&mut store, subjects, |s| {
+            s.set_items(subscription_id, items)
+        });
+    }
+
+    /// Runs `change` and records an event for each subject, under the store's lock throughout so
+    /// the log keeps the order of the changes.
+    fn tracked<R>(
+        &self,
+        store: &mut Store,
+        subjects: Subjects,
+        change: impl FnOnce(&mut Store) -> R,
+    ) -> R {
+        let before = subjects.snapshot(store);
+        let out = change(store);
+        let now = self.shared.clock.now();
+        lock(&self.shared.events).record_since(before, store, now);
+        out
+    }
+
+    /// Adds a raw event to the log as given (it is served as is), with an `id` and a `created`
+    /// (the fake's clock) if it has none; returns its id.
+    ///
+    /// # Panics
+    ///
+    /// When the event is not an object, its `id` is not a string or is already in the log, or its
+    /// `created` is not an integer.
+    pub fn push_event(&self, event: Value) -> String {
+        let now = self.shared.clock.now();
+        lock(&self.shared.events).push(event, now)
+    }
+
+    /// Every recorded event, oldest first (by `created`, then recording order): the reverse of
+    /// `GET /v1/events`, but with events past retention too.
+    pub fn events(&self) -> Vec<Value> {
+        lock(&self.shared.events).all()
+    }
+
+    /// One recorded event, past retention or not.
+    pub fn event(&self, id: &str) -> Option<Value> {
+        lock(&self.shared.events).get(id)
+    }
+
+    /// The event recorded most recently (the newest by `created` too, unless the clock was set
+    /// back or a back-dated event pushed).
+    pub fn last_event(&self) -> Option<Value> {
+        lock(&self.shared.events).last()
+    }
+
+    /// The fake's clock, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.shared.clock.now()
+    }
+
+    /// Pins the fake's clock to `unix_secs`, or with `None` lets it follow real time again.
+    /// Changes made while it is pinned share one `created`.
+    pub fn set_clock(&self, unix_secs: Option<i64>) {
+        self.shared.clock.set(unix_secs);
+    }
+
+    /// Moves the fake's clock by `secs` (back when negative). A clock following real time is
+    /// pinned at real time plus `secs`.
+    pub fn advance_clock(&self, secs: i64) {
+        self.shared.clock.advance(secs);
     }
 
     /// Live ids of a resource, newest first (items: grouped by subscription, newest first).
@@ -226,4 +345,11 @@ impl Drop for FakeStripe {
             let _ = stop.send(());
         }
     }
+}
+
+/// The subscription a subscription item names (for its event), when `resource` is an item.
+fn owner_named(resource: Resource, object: &Value) -> Option<&str> {
+    (resource == Resource::SubscriptionItem)
+        .then(|| object.get("subscription").and_then(Value::as_str))
+        .flatten()
 }

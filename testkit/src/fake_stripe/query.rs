@@ -109,16 +109,10 @@ impl ListParams {
         for (key, value) in pairs {
             let value = value.as_str();
             match key.as_str() {
-                "limit" => p.limit = parse_limit(value)?,
-                "starting_after" => p.starting_after = non_empty(value),
-                "ending_before" => p.ending_before = non_empty(value),
-                k if k == "expand" || k.starts_with("expand[") => {}
-                k if k == "created" || k.starts_with("created[") => {
-                    if resource == Resource::SubscriptionItem {
-                        return Err(ApiError::unknown_param(k));
-                    }
-                    p.add_created(k, value)?;
+                k if resource == Resource::SubscriptionItem && is_created(k) => {
+                    return Err(ApiError::unknown_param(k));
                 }
+                k if p.common(k, value)? => {}
                 "status" if resource == Resource::Subscription => {
                     if !STATUSES.contains(&value) {
                         return Err(ApiError::invalid(
@@ -151,16 +145,44 @@ impl ListParams {
                 other => return Err(ApiError::unknown_param(other)),
             }
         }
-        if p.starting_after.is_some() && p.ending_before.is_some() {
+        p.check_cursors()?;
+        if resource == Resource::SubscriptionItem && p.subscription.is_none() {
+            return Err(ApiError::missing_param("subscription"));
+        }
+        Ok(p)
+    }
+
+    /// Takes one of the parameters every list shares (`limit`, the cursors, `expand`, `created`);
+    /// returns whether `key` was one of them.
+    ///
+    /// # Errors
+    ///
+    /// A 400 [`ApiError`] when the value is invalid.
+    pub fn common(&mut self, key: &str, value: &str) -> Result<bool, ApiError> {
+        match key {
+            "limit" => self.limit = parse_limit(value)?,
+            "starting_after" => self.starting_after = non_empty(value),
+            "ending_before" => self.ending_before = non_empty(value),
+            k if k == "expand" || k.starts_with("expand[") => {}
+            k if is_created(k) => self.add_created(k, value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Refuses both cursors at once, as Stripe does.
+    ///
+    /// # Errors
+    ///
+    /// A 400 [`ApiError`] when `starting_after` and `ending_before` are both set.
+    pub fn check_cursors(&self) -> Result<(), ApiError> {
+        if self.starting_after.is_some() && self.ending_before.is_some() {
             return Err(ApiError::invalid(
                 "starting_after",
                 "You may only specify one of these parameters: ending_before, starting_after.",
             ));
         }
-        if resource == Resource::SubscriptionItem && p.subscription.is_none() {
-            return Err(ApiError::missing_param("subscription"));
-        }
-        Ok(p)
+        Ok(())
     }
 
     /// Narrows the `created` window by one `created` or `created[op]` parameter.
@@ -184,7 +206,11 @@ impl ListParams {
     }
 }
 
-fn non_empty(value: &str) -> Option<String> {
+fn is_created(key: &str) -> bool {
+    key == "created" || key.starts_with("created[")
+}
+
+pub(crate) fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 

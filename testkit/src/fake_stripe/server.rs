@@ -22,7 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use super::clock::Clock;
 use super::error::ApiError;
+use super::events::{EventLog, EventParams};
 use super::list::{render_page, render_row};
 use super::query::{decode, parse_query, ListParams};
 use super::store::{Resource, Store};
@@ -38,6 +40,10 @@ pub(crate) struct Faults {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub store: Mutex<Store>,
+    /// The events mutations recorded. Locked after `store`, never before.
+    pub events: Mutex<EventLog>,
+    /// Stamps events and fills a missing `created` on upsert.
+    pub clock: Clock,
     /// The accepted key, and the `Authorization` values that present it.
     pub api_key: String,
     accepted: [String; 3],
@@ -62,6 +68,8 @@ impl Shared {
         ];
         Shared {
             store: Mutex::new(store),
+            events: Mutex::new(EventLog::default()),
+            clock: Clock::new(),
             api_key,
             accepted,
             requests: AtomicU64::new(0),
@@ -231,6 +239,9 @@ fn route(
         Some(_) => return Err(unrecognized()),
         None => (rest, None),
     };
+    if segment == "events" {
+        return events(shared, id, query);
+    }
     let resource = Resource::from_segment(segment).ok_or_else(unrecognized)?;
     match id {
         Some(id) => {
@@ -242,6 +253,22 @@ fn route(
             let params = ListParams::parse(resource, &parse_query(query.unwrap_or_default()))?;
             let page = lock(&shared.store).list(resource, &params)?;
             Ok(render_page(resource.path(), &page))
+        }
+    }
+}
+
+/// Answers `GET /v1/events` and `GET /v1/events/{id}`.
+fn events(shared: &Shared, id: Option<&str>, query: Option<&str>) -> Result<Bytes, ApiError> {
+    let now = shared.clock.now();
+    match id {
+        Some(id) => {
+            let row = lock(&shared.events).retrieve(&decode(id, false), now)?;
+            Ok(render_row(&row))
+        }
+        None => {
+            let params = EventParams::parse(&parse_query(query.unwrap_or_default()))?;
+            let page = lock(&shared.events).list(params, now)?;
+            Ok(render_page("/v1/events", &page))
         }
     }
 }

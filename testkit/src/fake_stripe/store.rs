@@ -401,13 +401,9 @@ impl Store {
         true
     }
 
-    /// Applies `f` to a copy of the object as served and stores the result; returns whether the
-    /// object existed. A subscription's `items` cannot be changed this way.
-    pub fn update(&mut self, resource: Resource, id: &str, f: impl FnOnce(&mut Value)) -> bool {
-        let Some(mut obj) = self.get(resource, id) else {
-            return false;
-        };
-        f(&mut obj);
+    /// Stores `obj`, an edited copy of object `id` as served, in its place. A subscription's
+    /// `items` cannot be changed this way (an embedded list is truncated), so that key is ignored.
+    pub fn replace(&mut self, resource: Resource, id: &str, mut obj: Value) {
         if let Some(map) = obj.as_object_mut() {
             map.remove("items");
         }
@@ -416,7 +412,6 @@ impl Store {
             self.delete(resource, id);
         }
         self.upsert(resource, obj);
-        true
     }
 
     /// The subscription holding an item.

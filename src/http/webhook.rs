@@ -1,0 +1,162 @@
+//! `POST /webhook/{app_key}`: verify the provider's signature on the raw bytes, then apply the event.
+//!
+//! Nothing is parsed or written before the signature checks out. The answer is 200 only once the
+//! event is durably applied (or known to be a duplicate, or of a type the daemon does not map);
+//! a database or provider failure answers 503 so the provider delivers it again later.
+
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, StatusCode};
+use serde_json::{json, Map, Value};
+use supasaasy_connector::WebhookError;
+
+use super::util::{error, json_response, read_body, ApiError, Resp};
+use crate::apply::{self, ApplyError};
+use crate::context::Context;
+use crate::store::events::{self, WebhookLog};
+
+/// Header names whose values never reach the request log.
+const REDACTED: [&str; 6] = [
+    "authorization",
+    "cookie",
+    "stripe-signature",
+    "x-hub-signature",
+    "x-api-key",
+    "api-key",
+];
+
+/// Handles one webhook request for `app_key`, logging it when `[webhook_logging]` is enabled.
+pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let path = req.uri().path().to_string();
+    let method = req.method().to_string();
+    let headers = req.headers().clone();
+    let mut body_text = None;
+    let result = receive(ctx, app_key, req, &mut body_text).await;
+    let (resp, err) = match result {
+        Ok(resp) => (resp, None),
+        Err(e) => {
+            let message = e.message().to_string();
+            (Resp::from(e), Some(message))
+        }
+    };
+    if ctx.config.webhook_logging.enabled {
+        let log = WebhookLog {
+            app_key: ctx.config.app(app_key).map(|a| a.app_key.as_str()),
+            method: &method,
+            path: &path,
+            headers: redacted_headers(&headers),
+            body: body_text,
+            status: resp.status().as_u16(),
+            error: err,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        };
+        match ctx.pool.get().await {
+            Ok(client) => {
+                if let Err(e) = events::log_webhook(&**client, &log).await {
+                    tracing::warn!(error = %e, "could not write the webhook log");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not write the webhook log"),
+        }
+    }
+    resp
+}
+
+async fn receive(
+    ctx: &Context,
+    app_key: &str,
+    req: Request<Incoming>,
+    body_text: &mut Option<String>,
+) -> Result<Resp, ApiError> {
+    let Some((app, connector)) = ctx.app(app_key) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("unknown app {app_key:?}"),
+        ));
+    };
+    let signature = req
+        .headers()
+        .get(connector.signature_header())
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = read_body(req, ctx.config.server.max_body_bytes).await?;
+    *body_text = Some(String::from_utf8_lossy(&body).into_owned());
+    let Some(secret) = &app.webhook_secret else {
+        tracing::warn!(
+            app = app_key,
+            "webhook refused: the app has no webhook_secret_env"
+        );
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "no webhook secret is configured for this app",
+        ));
+    };
+    let now = chrono::Utc::now().timestamp();
+    connector
+        .verify_webhook(secret, signature.as_deref(), &body, now)
+        .map_err(|e| webhook_error(app_key, e))?;
+    let event = connector
+        .parse_webhook(&body)
+        .map_err(|e| webhook_error(app_key, e))?;
+    match apply::apply_event(ctx, app_key, connector.as_ref(), &event, "webhook").await {
+        Ok(action) => {
+            tracing::debug!(app = app_key, event = %event.id, r#type = %event.event_type, action = action.as_str(), "webhook");
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "received": true,
+                    "event_id": event.id,
+                    "type": event.event_type,
+                    "action": action.as_str(),
+                }),
+            ))
+        }
+        Err(ApplyError::Provider(e)) => {
+            tracing::warn!(app = app_key, event = %event.id, error = %e, "webhook not applied");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the provider could not be reached to settle the event's order; deliver again later",
+            ))
+        }
+        Err(ApplyError::Store(e)) => {
+            tracing::warn!(app = app_key, event = %event.id, error = %e, "webhook not applied");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable",
+            ))
+        }
+    }
+}
+
+fn webhook_error(app_key: &str, e: WebhookError) -> ApiError {
+    match e {
+        WebhookError::BadSignature(reason) => {
+            tracing::info!(app = app_key, %reason, "webhook refused: bad signature");
+            error(
+                StatusCode::UNAUTHORIZED,
+                format!("invalid signature: {reason}"),
+            )
+        }
+        WebhookError::Malformed(reason) => error(
+            StatusCode::BAD_REQUEST,
+            format!("malformed event: {reason}"),
+        ),
+    }
+}
+
+fn redacted_headers(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        let shown = if REDACTED.contains(&name) || name.contains("secret") || name.contains("token")
+        {
+            "[redacted]".to_string()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        map.insert(name.to_string(), Value::String(shown));
+    }
+    Value::Object(map)
+}

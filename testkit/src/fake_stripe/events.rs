@@ -1,0 +1,491 @@
+//! The fake's event log: the Stripe events its mutations record, and `GET /v1/events`.
+//!
+//! Invariants:
+//! - Every mutation made through [`FakeStripe`](super::FakeStripe) records its events while it
+//!   still holds the store's lock, so the log's recording order is the order of the changes.
+//! - An event's `data.object` is the object as a retrieve served it right after the change (a
+//!   subscription with its embedded `items`); the JSON is serialised once, when recorded.
+//! - The log is ordered like the store's tables: `created` descending, ties by recording order
+//!   descending. Events older than [`RETENTION_SECS`] by the fake's clock are kept (cursors and the
+//!   test accessors still see them) but neither listed nor retrieved, as on Stripe.
+//! - Events are stamped with the fake's clock (see [`super::clock`]): changes in one second share
+//!   a `created`, and only recording order tells them apart.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::list::{pick, Page, Row};
+use super::query::{non_empty, ListParams};
+use super::store::{to_bytes, Resource, SortKey, Store};
+use super::synth::stripe_id;
+
+/// The API version recorded events are rendered at.
+pub const API_VERSION: &str = "2025-08-27.basil";
+/// How long Stripe keeps events: thirty days.
+pub const RETENTION_SECS: i64 = 30 * 86_400;
+/// Stripe refuses more `types[]` than this.
+const MAX_TYPES: usize = 20;
+
+/// Numbers event ids across every fake of the process, so two fakes never share an id.
+static NEXT_EVENT: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh `evt_` id of Stripe's shape.
+fn next_event_id() -> String {
+    stripe_id(
+        "evt_",
+        24,
+        0xe7e7,
+        NEXT_EVENT.fetch_add(1, Ordering::Relaxed),
+    )
+}
+
+/// The objects a mutation may change, whose events it records.
+#[derive(Debug, Default)]
+pub(crate) struct Subjects(Vec<(Resource, String)>);
+
+impl Subjects {
+    /// Adds an object, or for a subscription item the subscription holding it now (if any):
+    /// Stripe reports item changes as `customer.subscription.updated`.
+    pub fn touch(mut self, store: &Store, resource: Resource, id: &str) -> Self {
+        match resource {
+            Resource::SubscriptionItem => {
+                if let Some(owner) = store.owner_of(id) {
+                    let owner = owner.to_owned();
+                    self.add(Resource::Subscription, owner);
+                }
+            }
+            r => self.add(r, id.to_owned()),
+        }
+        self
+    }
+
+    /// Adds a subscription by id (an item's new owner).
+    pub fn subscription(mut self, id: Option<&str>) -> Self {
+        if let Some(id) = id {
+            self.add(Resource::Subscription, id.to_owned());
+        }
+        self
+    }
+
+    fn add(&mut self, resource: Resource, id: String) {
+        if !self.0.iter().any(|(r, i)| *r == resource && *i == id) {
+            self.0.push((resource, id));
+        }
+    }
+
+    /// The subjects as a retrieve serves them now (`None` where absent).
+    pub fn snapshot(self, store: &Store) -> Before {
+        Before(
+            self.0
+                .into_iter()
+                .map(|(r, id)| {
+                    let object = store.get(r, &id);
+                    (r, id, object)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The subjects of a mutation as they were before it.
+#[derive(Debug)]
+pub(crate) struct Before(Vec<(Resource, String, Option<Value>)>);
+
+/// One recorded event.
+#[derive(Debug)]
+struct Recorded {
+    /// The event's `type`, for the type filters (a raw event may lack one).
+    kind: Option<Box<str>>,
+    /// The event as served.
+    json: Bytes,
+}
+
+/// Every event the fake has recorded.
+#[derive(Default)]
+pub(crate) struct EventLog {
+    /// Newest first, like a store table.
+    rows: BTreeMap<SortKey, Recorded>,
+    /// Event id to its place, for cursors and retrieves.
+    keys: HashMap<String, SortKey>,
+    /// Recording order, which breaks ties on `created`.
+    next_seq: u64,
+    /// The most recently recorded event.
+    last: Option<SortKey>,
+}
+
+impl std::fmt::Debug for EventLog {
+    /// The count only: printing the fake should not print every event.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("events", &self.rows.len())
+            .finish()
+    }
+}
+
+impl EventLog {
+    /// Records the events of a mutation: for each subject, what became of it since `before`.
+    pub fn record_since(&mut self, before: Before, store: &Store, now: i64) {
+        for (resource, id, old) in before.0 {
+            let new = store.get(resource, &id);
+            if let Some(Change {
+                action,
+                object,
+                previous,
+            }) = classify(resource, old, new)
+            {
+                let mut data = Map::new();
+                data.insert("object".into(), object);
+                if let Some(previous) = previous {
+                    data.insert("previous_attributes".into(), Value::Object(previous));
+                }
+                let event = json!({
+                    "id": next_event_id(),
+                    "object": "event",
+                    "api_version": API_VERSION,
+                    "created": now,
+                    "type": format!("{}.{action}", type_prefix(resource)),
+                    "livemode": false,
+                    "pending_webhooks": 1,
+                    "request": {"id": null, "idempotency_key": null},
+                    "data": data,
+                });
+                self.push(event, now);
+            }
+        }
+    }
+
+    /// Adds a raw event as given, with an `id` and a `created` (from `now`) if it has none;
+    /// returns its id.
+    ///
+    /// # Panics
+    ///
+    /// When the event is not an object, its `id` is not a string or is already recorded, or its
+    /// `created` is not an integer.
+    pub fn push(&mut self, event: Value, now: i64) -> String {
+        let Value::Object(mut map) = event else {
+            panic!("an event must be a JSON object, not {event}");
+        };
+        let id = match map.get("id") {
+            None => {
+                let id = next_event_id();
+                map.insert("id".into(), Value::from(id.as_str()));
+                id
+            }
+            Some(Value::String(id)) => id.clone(),
+            Some(other) => panic!("an event's \"id\" must be a string, not {other}"),
+        };
+        assert!(
+            !self.keys.contains_key(&id),
+            "event {id} is already recorded"
+        );
+        let created = map.entry("created").or_insert_with(|| Value::from(now));
+        let created = created
+            .as_i64()
+            .unwrap_or_else(|| panic!("event {id} needs an integer \"created\""));
+        let kind = map.get("type").and_then(Value::as_str).map(Box::from);
+        let key = (Reverse(created), Reverse(self.next_seq));
+        self.next_seq += 1;
+        let json = to_bytes(&map);
+        self.rows.insert(key, Recorded { kind, json });
+        self.keys.insert(id.clone(), key);
+        self.last = Some(key);
+        id
+    }
+
+    /// Every event, oldest first (by `created`, then recording order): the reverse of an
+    /// unfiltered list, retention ignored.
+    pub fn all(&self) -> Vec<Value> {
+        self.rows.values().rev().filter_map(parse).collect()
+    }
+
+    /// One event by id, retention ignored.
+    pub fn get(&self, id: &str) -> Option<Value> {
+        self.keys
+            .get(id)
+            .and_then(|k| self.rows.get(k))
+            .and_then(parse)
+    }
+
+    /// The event recorded last (not necessarily the newest by `created` if the clock went back).
+    pub fn last(&self) -> Option<Value> {
+        self.last.and_then(|k| self.rows.get(&k)).and_then(parse)
+    }
+
+    /// `GET /v1/events/{id}`.
+    ///
+    /// # Errors
+    ///
+    /// 404 `resource_missing` for an unknown event or one past retention.
+    pub fn retrieve(&self, id: &str, now: i64) -> Result<Row, ApiError> {
+        self.keys
+            .get(id)
+            .filter(|(Reverse(created), _)| *created >= now - RETENTION_SECS)
+            .and_then(|k| self.rows.get(k))
+            .map(|e| Row::plain(e.json.clone()))
+            .ok_or_else(|| ApiError::no_such(404, "event", id, "id"))
+    }
+
+    /// `GET /v1/events`: one page, newest first, within retention.
+    ///
+    /// # Errors
+    ///
+    /// 400 `resource_missing` when a cursor names an event never recorded.
+    pub fn list(&self, params: EventParams, now: i64) -> Result<Page, ApiError> {
+        let EventParams { mut page, types } = params;
+        let floor = now - RETENTION_SECS;
+        page.created_min = Some(page.created_min.map_or(floor, |min| min.max(floor)));
+        let cursor = |param: &str, id: &str| {
+            self.keys
+                .get(id)
+                .copied()
+                .ok_or_else(|| ApiError::no_such(400, "event", id, param))
+        };
+        let admits = |e: &Recorded| types.admits(e.kind.as_deref());
+        let (picked, has_more) = pick(&self.rows, &page, cursor, admits)?;
+        Ok(Page {
+            rows: picked
+                .into_iter()
+                .map(|e| Row::plain(e.json.clone()))
+                .collect(),
+            has_more,
+        })
+    }
+}
+
+fn parse(e: &Recorded) -> Option<Value> {
+    serde_json::from_slice(&e.json).ok()
+}
+
+/// The start of an event type for changes to `resource`.
+fn type_prefix(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Subscription | Resource::SubscriptionItem => "customer.subscription",
+        r => r.name(),
+    }
+}
+
+/// What a change to one object amounts to, as an event.
+struct Change {
+    /// The end of the event type: `created`, `updated` or `deleted`.
+    action: &'static str,
+    /// `data.object`.
+    object: Value,
+    /// `data.previous_attributes`, for updates.
+    previous: Option<Map<String, Value>>,
+}
+
+impl Change {
+    fn new(action: &'static str, object: Value, previous: Option<Map<String, Value>>) -> Self {
+        Change {
+            action,
+            object,
+            previous,
+        }
+    }
+}
+
+/// The event a change from `before` to `after` records, if any.
+fn classify(resource: Resource, before: Option<Value>, after: Option<Value>) -> Option<Change> {
+    let status = |o: &Value| o.get("status").and_then(Value::as_str).map(str::to_owned);
+    match (before, after) {
+        (None, None) => None,
+        (None, Some(after)) => Some(Change::new("created", after, None)),
+        // Stripe never deletes a subscription; the fake's delete records nothing.
+        (Some(_), None) if resource == Resource::Subscription => None,
+        (Some(mut last), None) => {
+            if resource == Resource::Customer {
+                if let Some(map) = last.as_object_mut() {
+                    map.insert("deleted".into(), Value::Bool(true));
+                }
+            }
+            Some(Change::new("deleted", last, None))
+        }
+        (Some(before), Some(after)) => {
+            let canceled = Some("canceled".to_owned());
+            if resource == Resource::Subscription
+                && status(&after) == canceled
+                && status(&before) != canceled
+            {
+                // `customer.subscription.deleted` means ended: the object stays.
+                return Some(Change::new("deleted", after, None));
+            }
+            let previous = previous_attributes(&before, &after);
+            Some(Change::new("updated", after, Some(previous)))
+        }
+    }
+}
+
+/// The old values of the top-level keys that changed (`null` for keys that were absent).
+fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
+    let empty = Map::new();
+    let old = before.as_object().unwrap_or(&empty);
+    let new = after.as_object().unwrap_or(&empty);
+    old.keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)))
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| (k.clone(), old.get(k).cloned().unwrap_or(Value::Null)))
+        .collect()
+}
+
+/// Which event types a list asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum TypeFilter {
+    /// No type filter.
+    #[default]
+    Any,
+    /// `type=`: an exact type, or a pattern where `*` matches any run of characters.
+    Pattern(String),
+    /// `types[]=`: any of these exact types.
+    OneOf(Vec<String>),
+}
+
+impl TypeFilter {
+    /// Whether an event of this type is listed.
+    pub fn admits(&self, kind: Option<&str>) -> bool {
+        match self {
+            TypeFilter::Any => true,
+            TypeFilter::Pattern(p) => kind.is_some_and(|k| glob(p.as_bytes(), k.as_bytes())),
+            TypeFilter::OneOf(types) => kind.is_some_and(|k| types.iter().any(|t| t == k)),
+        }
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of bytes.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and where in `text` its match currently ends.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+/// The parameters of one `GET /v1/events`, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct EventParams {
+    /// Page size, cursors and the `created` window.
+    pub page: ListParams,
+    /// `type` or `types[]`.
+    pub types: TypeFilter,
+}
+
+impl EventParams {
+    /// Validates the decoded query pairs of `GET /v1/events`.
+    ///
+    /// # Errors
+    ///
+    /// A 400 [`ApiError`] naming the first unknown or invalid parameter, for `type` and `types[]`
+    /// together, or for more than twenty `types[]`.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut page = ListParams::default();
+        let mut pattern = None;
+        let mut types = Vec::new();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "type" => pattern = non_empty(value),
+                "types" => return Err(ApiError::invalid("types", "Invalid array")),
+                k if is_types_key(k) => types.extend(non_empty(value)),
+                k if page.common(k, value)? => {}
+                other => return Err(ApiError::unknown_param(other)),
+            }
+        }
+        page.check_cursors()?;
+        let types = match (pattern, types.is_empty()) {
+            (None, true) => TypeFilter::Any,
+            (Some(p), true) => TypeFilter::Pattern(p),
+            (None, false) if types.len() > MAX_TYPES => {
+                return Err(ApiError::invalid(
+                    "types",
+                    format!("You may only specify up to {MAX_TYPES} types"),
+                ))
+            }
+            (None, false) => TypeFilter::OneOf(types),
+            (Some(_), false) => {
+                return Err(ApiError::invalid(
+                    "type",
+                    "You may only specify one of these parameters: type, types.",
+                ))
+            }
+        };
+        Ok(EventParams { page, types })
+    }
+}
+
+/// `types[]` or `types[3]`.
+fn is_types_key(key: &str) -> bool {
+    key.strip_prefix("types[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|index| index.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::query::parse_query;
+    use super::*;
+
+    #[test]
+    fn patterns_match_like_stripes_wildcards() {
+        let any = |p: &str, t: &str| glob(p.as_bytes(), t.as_bytes());
+        assert!(any("customer.*", "customer.created"));
+        assert!(any("customer.*", "customer.subscription.updated"));
+        assert!(!any("customer.*", "price.created"));
+        assert!(!any("customer.*", "customer"));
+        assert!(any("*.created", "price.created"));
+        assert!(any("customer.created", "customer.created"));
+        assert!(!any("customer.created", "customer.created2"));
+        assert!(any("*", ""));
+        assert!(any("c*s*d", "customer.subscription.updated"));
+    }
+
+    #[test]
+    fn previous_attributes_hold_old_values_of_changed_keys() {
+        let before = json!({"id": "x", "a": 1, "b": {"c": 2}, "gone": true});
+        let after = json!({"id": "x", "a": 1, "b": {"c": 3}, "new": "n"});
+        let previous = previous_attributes(&before, &after);
+        assert_eq!(
+            Value::Object(previous),
+            json!({"b": {"c": 2}, "gone": true, "new": null})
+        );
+    }
+
+    #[test]
+    fn parses_type_filters_and_refuses_what_stripe_refuses() {
+        let parse = |q: &str| EventParams::parse(&parse_query(q));
+        let p = parse("types%5B%5D=a&types%5B1%5D=b&limit=3").unwrap();
+        assert_eq!(p.types, TypeFilter::OneOf(vec!["a".into(), "b".into()]));
+        assert_eq!(p.page.limit, 3);
+        assert_eq!(
+            parse("type=customer.*").unwrap().types,
+            TypeFilter::Pattern("customer.*".into())
+        );
+        assert_eq!(parse("type=a&types[]=b").unwrap_err().status, 400);
+        let many: Vec<String> = (0..21).map(|i| format!("types[]=t{i}")).collect();
+        let err = parse(&many.join("&")).unwrap_err();
+        assert_eq!(err.message, "You may only specify up to 20 types");
+        assert!(parse(&many[..20].join("&")).is_ok());
+        assert_eq!(
+            parse("status=all").unwrap_err().code,
+            Some("parameter_unknown")
+        );
+        assert!(parse("starting_after=a&ending_before=b").is_err());
+        assert_eq!(parse("created[gt]=5").unwrap().page.created_min, Some(6));
+    }
+}
