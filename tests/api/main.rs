@@ -4,6 +4,8 @@
 mod api;
 mod binary;
 mod helpers;
+mod incremental;
 mod queue;
+mod schedules;
 mod sync;
 mod webhooks;
