@@ -102,3 +102,23 @@ fn missing_database_url_is_named() {
         "config error: database.url_env: environment variable DATABASE_URL is not set"
     );
 }
+
+#[test]
+fn cron_days_of_week_follow_standard_cron() {
+    // 2026-11-23 is a Monday.
+    let monday: chrono::DateTime<chrono::Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+    let next_day = |expr: &str| {
+        let s = parse_cron(expr).unwrap();
+        s.after(&monday).next().unwrap().format("%a").to_string()
+    };
+    assert_eq!(next_day("0 0 * * 0"), "Sun");
+    assert_eq!(next_day("0 0 * * 7"), "Sun");
+    assert_eq!(next_day("0 0 * * 6"), "Sat");
+    assert_eq!(next_day("0 0 * * 5-7"), "Fri");
+    assert_eq!(next_day("0 0 * * 2,4"), "Tue");
+    assert_eq!(next_day("0 0 * * */3"), "Wed");
+    assert_eq!(next_day("0 0 * * SUN"), "Sun");
+    assert_eq!(next_day("30 0 0 * * 2"), "Tue", "6 fields: seconds first");
+    assert!(parse_cron("0 0 * * 8").is_err());
+    assert!(parse_cron("0 0 * *").is_err());
+}
