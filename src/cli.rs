@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::config::{Config, SyncMode};
 use crate::context::Context;
-use crate::store::jobs::{self, JobFilter};
+use crate::store::job_status::{self, JobFilter};
 use crate::{daemon, db, sync};
 
 /// Keeps a Postgres mirror of Stripe and Intercom data.
@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(id) => {
                     let id =
                         Uuid::try_parse(&id).with_context(|| format!("{id:?} is not a job id"))?;
-                    match jobs::job_document(&**client, id, true).await? {
+                    match job_status::job_document(&**client, id, true).await? {
                         Some(doc) => println!("{}", serde_json::to_string_pretty(&doc)?),
                         None => {
                             eprintln!("error: no job {id}");
@@ -180,7 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         status: None,
                         limit,
                     };
-                    let list = jobs::list_jobs(&**client, &filter).await?;
+                    let list = job_status::list_jobs(&**client, &filter).await?;
                     print_jobs(&list);
                 }
             }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::config::SyncMode;
 use crate::context::Context;
+use crate::store::job_status;
 use crate::store::jobs::{self, NewJob};
 use crate::store::StoreError;
 
@@ -128,7 +129,7 @@ pub async fn wait_for_end(
     loop {
         let doc = {
             let client = ctx.pool.get().await?;
-            jobs::job_document(&**client, job_id, true).await?
+            job_status::job_document(&**client, job_id, true).await?
         };
         let Some(doc) = doc else {
             return Ok(Value::Null);

@@ -267,36 +267,15 @@ impl Run<'_> {
                 fetched_at,
                 page.requests,
             );
-            let mut client = self.ctx.pool.get().await?;
             if page.next_cursor.is_some() {
+                let client = self.ctx.pool.get().await?;
                 entities::commit_page(&**client, &write).await?;
                 cursor = page.next_cursor;
                 continue;
             }
-            // The last page: write it, sweep, and end the task in one transaction.
-            let tx = client.transaction().await?;
-            entities::commit_page(&*tx, &write).await?;
-            let keys: Vec<&str> = self.resource.collection_keys().collect();
-            let swept =
-                entities::sweep_unseen(&*tx, &sweep_of(self.app, self.task, &keys, started))
-                    .await?;
-            if swept > 0 {
-                tracing::info!(swept, "tombstoned rows the full run did not see");
-            }
             // Events from a minute before the listing began on are what an incremental run reads next.
             let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
-            jobs::record_complete_run(
-                &*tx,
-                self.task,
-                true,
-                started,
-                events_from,
-                self.connector.api_version(),
-            )
-            .await?;
-            let job_status = jobs::finish_task(&*tx, self.task, None).await?;
-            tx.commit().await?;
-            return Ok(TaskOutcome::Completed { job_status });
+            return self.finish(&write, true, started, events_from).await;
         }
     }
 
@@ -343,28 +322,42 @@ impl Run<'_> {
                 fetched_at,
                 page.requests,
             );
-            let mut client = self.ctx.pool.get().await?;
             if page.next_cursor.is_some() {
+                let client = self.ctx.pool.get().await?;
                 entities::commit_page(&**client, &write).await?;
                 cursor = page.next_cursor;
                 continue;
             }
-            let tx = client.transaction().await?;
-            entities::commit_page(&*tx, &write).await?;
             let until = DateTime::from_timestamp(window.created_lte, 0).unwrap_or(started);
-            jobs::record_complete_run(
-                &*tx,
-                self.task,
-                false,
-                started,
-                until,
-                self.connector.api_version(),
-            )
-            .await?;
-            let job_status = jobs::finish_task(&*tx, self.task, None).await?;
-            tx.commit().await?;
-            return Ok(TaskOutcome::Completed { job_status });
+            return self.finish(&write, false, started, until).await;
         }
+    }
+
+    /// Commits the run's last page and, in the same transaction, sweeps what a full run did not
+    /// see, records the run, moves the incremental cursor to `events_until`, and ends the task.
+    async fn finish(
+        &self,
+        write: &PageWrite<'_>,
+        full: bool,
+        started: DateTime<Utc>,
+        events_until: DateTime<Utc>,
+    ) -> Result<TaskOutcome, StoreError> {
+        let mut client = self.ctx.pool.get().await?;
+        let tx = client.transaction().await?;
+        entities::commit_page(&*tx, write).await?;
+        if full {
+            let keys: Vec<&str> = self.resource.collection_keys().collect();
+            let sweep = sweep_of(self.app, self.task, &keys, started);
+            let swept = entities::sweep_unseen(&*tx, &sweep).await?;
+            if swept > 0 {
+                tracing::info!(swept, "tombstoned rows the full run did not see");
+            }
+        }
+        let version = self.connector.api_version();
+        jobs::record_complete_run(&*tx, self.task, full, started, events_until, version).await?;
+        let job_status = jobs::finish_task(&*tx, self.task, None).await?;
+        tx.commit().await?;
+        Ok(TaskOutcome::Completed { job_status })
     }
 }
 

@@ -1,3 +1,4 @@
+use super::cron_expr::parse_cron;
 use super::*;
 
 const GOOD: &str = r#"

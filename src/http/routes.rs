@@ -18,7 +18,8 @@ use super::util::{
 use super::webhook;
 use crate::config::SyncMode;
 use crate::context::Context;
-use crate::store::jobs::{self, CancelOutcome, JobFilter};
+use crate::store::job_status::{self, JobFilter};
+use crate::store::jobs::{self, CancelOutcome};
 use crate::store::StoreError;
 use crate::sync;
 
@@ -183,7 +184,7 @@ async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Res
         }
     }
     let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
-    match jobs::job_document(&**client, job_id, include_tasks).await {
+    match job_status::job_document(&**client, job_id, include_tasks).await {
         Ok(Some(doc)) => Ok(json_response(StatusCode::OK, &doc)),
         Ok(None) => Err(error(StatusCode::NOT_FOUND, format!("no job {job_id}"))),
         Err(e) => Err(store_error(e)),
@@ -227,7 +228,7 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, ApiEr
         }
     }
     let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
-    let jobs = jobs::list_jobs(&**client, &filter)
+    let jobs = job_status::list_jobs(&**client, &filter)
         .await
         .map_err(store_error)?;
     Ok(json_response(StatusCode::OK, &json!({ "jobs": jobs })))
@@ -241,7 +242,7 @@ async fn cancel_job(ctx: &Context, id: &str) -> Result<Resp, ApiError> {
         .map_err(store_error)?
     {
         CancelOutcome::Cancelled => {
-            let doc = jobs::job_document(&**client, job_id, false)
+            let doc = job_status::job_document(&**client, job_id, false)
                 .await
                 .map_err(store_error)?
                 .unwrap_or(Value::Null);

@@ -4,6 +4,7 @@
 
 pub mod entities;
 pub mod events;
+pub mod job_status;
 pub mod jobs;
 pub mod schedules;
 

@@ -36,13 +36,7 @@ async fn admin_routes_need_the_bearer_key() {
             .unwrap();
         assert_eq!(wrong.status(), 401, "{method} {path} with a wrong key");
     }
-    let jobs: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM supasaasy.sync_jobs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let jobs = app.count("sync_jobs").await;
     assert_eq!(jobs, 0, "a refused request creates nothing");
     app.stop().await;
 }
@@ -86,13 +80,7 @@ async fn sync_requests_are_checked() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let jobs: i64 = app
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM supasaasy.sync_jobs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let jobs = app.count("sync_jobs").await;
     assert_eq!(jobs, 0, "a refused request creates nothing");
 
     // A good one: 202, one task per resource, subscription items ride with subscriptions.
