@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub admin_api_key: Secret,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a stopping daemon gives in-flight requests and running tasks before it exits.
+    pub shutdown_grace: Duration,
 }
 
 /// `[worker]`.
@@ -256,6 +260,14 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             raw.server.max_body_bytes.unwrap_or(1 << 20),
             "server.max_body_bytes",
         )?,
+        max_connections: positive(
+            raw.server.max_connections.unwrap_or(1024),
+            "server.max_connections",
+        )?,
+        shutdown_grace: Duration::from_secs(positive(
+            raw.server.shutdown_grace_seconds.unwrap_or(30),
+            "server.shutdown_grace_seconds",
+        )? as u64),
     };
 
     let w = raw.worker;
@@ -466,6 +478,8 @@ struct RawServer {
     listen: Option<String>,
     admin_api_key_env: Option<String>,
     max_body_bytes: Option<i64>,
+    max_connections: Option<i64>,
+    shutdown_grace_seconds: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -24,9 +24,21 @@ pub async fn run(
     tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
     let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
-    http::serve(listener, ctx, cancel.clone()).await;
-    worker.await?;
-    scheduler.await?;
+    let grace = ctx.config.server.shutdown_grace;
+    let listener = tokio::spawn(http::serve(listener, ctx, cancel.clone()));
+    cancel.cancelled().await;
+    // In-flight requests are answered; running tasks checkpoint the page in hand and release
+    // themselves. A task that cannot within the grace period is left to its lease, which another
+    // worker takes over when it expires.
+    let stopped = tokio::time::timeout(grace, async {
+        let _ = listener.await;
+        let _ = worker.await;
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!("still busy after {grace:?}; exiting anyway");
+    }
+    scheduler.abort();
     tracing::info!("supasaasy stopped");
     Ok(())
 }

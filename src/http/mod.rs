@@ -3,12 +3,15 @@
 //! [`serve`] takes the listener and a cancellation token, so tests bind port 0 and the daemon's
 //! shutdown is one `cancel()`. On cancel it stops accepting, lets each open connection finish the
 //! request in hand (hyper's graceful shutdown), and returns when they have, or after the grace period.
+//! A slow client cannot hold a connection: headers must arrive within 10 s and a body within 30 s;
+//! at most `server.max_connections` connections are served at once.
 
 mod routes;
 mod util;
 mod webhook;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -17,6 +20,7 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -24,13 +28,18 @@ use crate::context::Context;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections get to finish once the server stops.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves the API on `listener` until `cancel`.
 pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToken) {
+    let grace = ctx.config.server.shutdown_grace;
+    let slots = Arc::new(Semaphore::new(ctx.config.server.max_connections));
     let mut connections = JoinSet::new();
     loop {
+        // At most max_connections at once: the next accept waits for a free slot.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = cancel.cancelled() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -64,14 +73,15 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("closing connections still open after {SHUTDOWN_GRACE:?}");
+        tracing::warn!("closing connections still open after {grace:?}");
     }
 }

@@ -9,6 +9,9 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 use supasaasy_connector::Secret;
 
+/// How long a client may take to send a request body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The response type of every route.
 pub type Resp = Response<Full<Bytes>>;
 
@@ -82,7 +85,14 @@ pub fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
 
 /// Reads the whole body, counting bytes as they arrive; more than `limit` is an error answer (413).
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(req.into_body(), limit).collect().await {
+    let collect = Limited::new(req.into_body(), limit).collect();
+    let Ok(collected) = tokio::time::timeout(BODY_READ_TIMEOUT, collect).await else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        ));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -6,14 +6,19 @@
 //! root, so when this process is root the directory is handed to the `postgres` user and the server
 //! runs as that user.
 //!
+//! [`TestPostgres::stop_server`] and [`TestPostgres::start_server`] take the server down and bring
+//! it back on the same port with the same data, so tests can simulate a database outage while the
+//! cluster (and its cleanup) stays owned by one value.
+//!
 //! Invariants: the cluster never outlives the process that started it. [`TestPostgres::stop`] and
 //! `Drop` stop it (SIGINT, Postgres's fast shutdown) and remove the directory; a detached watchdog
 //! shell does the same within about a second if the owning process dies without running `Drop`
-//! (killed, aborted). Children get no stdout, so a caller reading this process's output through a
-//! pipe sees it close when this process exits.
+//! (killed, aborted). The watchdog finds the postmaster through `postmaster.pid` when it fires, so
+//! it stops whichever server a restart left running. Children get no stdout, so a caller reading
+//! this process's output through a pipe sees it close when this process exits.
 
 use std::env;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::DirBuilderExt;
@@ -21,6 +26,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a fast shutdown may take before the server is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`TestPostgres::stop_server`] waits for the server to exit and its port to close.
+const OUTAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Stops the cluster (read from `postmaster.pid`) and removes the directory once the owning pid
 /// ($1) is gone. Arguments: owner pid, cluster directory.
@@ -43,15 +51,20 @@ fi
 rm -rf "$2"
 "#;
 
-/// A running throwaway cluster. Stops and deletes itself when dropped.
+/// A throwaway cluster. Stops and deletes itself when dropped.
 #[derive(Debug)]
 pub struct TestPostgres {
-    /// The TCP port on 127.0.0.1.
+    /// The TCP port on 127.0.0.1, kept across restarts.
     port: u16,
     /// Everything the cluster owns: `data/`, `sock/`, `postgres.log`.
     dir: PathBuf,
-    /// The postmaster itself (not a wrapper), so signals reach it directly.
-    server: Option<Child>,
+    /// Where `postgres` lives, to start it again after [`TestPostgres::stop_server`].
+    bin: PathBuf,
+    /// Who the server runs as (the `postgres` user when we are root), the same on every start.
+    run_as: Option<RunAs>,
+    /// The postmaster itself (not a wrapper), so signals reach it directly; `None` while stopped.
+    /// Behind a mutex so a shared handle can stop and start it.
+    server: Mutex<Option<Child>>,
     /// Cleans up if this process dies without dropping us.
     watchdog: Option<Child>,
 }
@@ -84,16 +97,19 @@ impl TestPostgres {
         let mut pg = TestPostgres {
             port: 0,
             dir,
-            server: None,
+            bin,
+            run_as,
+            server: Mutex::new(None),
             watchdog: None,
         };
         pg.watchdog = Some(spawn_watchdog(&pg.dir)?);
-        pg.init(&bin, run_as)?;
+        pg.init()?;
         // Another process may grab the free port between our probe and the server's bind.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match pg.launch(&bin, run_as) {
+            pg.port = free_port()?;
+            match pg.start_server() {
                 Ok(()) => return Ok(pg),
                 Err(e) if attempts < 3 && e.to_string().contains("already in use") => continue,
                 Err(e) => return Err(e),
@@ -125,8 +141,70 @@ impl TestPostgres {
         self.shutdown()
     }
 
-    fn init(&self, bin: &Path, run_as: Option<RunAs>) -> io::Result<()> {
-        let mut cmd = command(&bin.join("initdb"), run_as, &self.dir);
+    /// Stops the server (fast shutdown) but keeps its data and port, to simulate an outage; returns
+    /// once the postmaster has exited and the port refuses connections. Does nothing when the
+    /// server is already stopped.
+    ///
+    /// # Errors
+    ///
+    /// When the server has not exited, or its port still accepts connections, within 30 seconds.
+    /// The server is then left as it is, for [`TestPostgres::stop`] or `Drop` to kill.
+    pub fn stop_server(&self) -> io::Result<()> {
+        let mut slot = self.server();
+        let Some(server) = slot.as_mut() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + OUTAGE_TIMEOUT;
+        if !fast_shutdown(server, deadline) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("postgres did not shut down within {OUTAGE_TIMEOUT:?}"),
+            ));
+        }
+        *slot = None;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "port {} still accepts connections {OUTAGE_TIMEOUT:?} after postgres exited",
+                        self.port
+                    ),
+                ));
+            }
+            sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Starts the server again after [`TestPostgres::stop_server`], on the same port with the same
+    /// data, settings and user; returns once it accepts connections. Does nothing when the server
+    /// is running.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails to start or is not ready within 30 seconds (the error carries its
+    /// log), for instance because another process took the port during the outage.
+    pub fn start_server(&self) -> io::Result<()> {
+        let mut slot = self.server();
+        if let Some(server) = slot.as_mut() {
+            if server.try_wait()?.is_none() {
+                return Ok(());
+            }
+            *slot = None;
+        }
+        *slot = Some(self.launch()?);
+        Ok(())
+    }
+
+    /// The postmaster slot; a panic while it was held leaves nothing half-done worth refusing.
+    fn server(&self) -> MutexGuard<'_, Option<Child>> {
+        self.server.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn init(&self) -> io::Result<()> {
+        let mut cmd = command(&self.bin.join("initdb"), self.run_as, &self.dir);
         cmd.arg("-D").arg(self.dir.join("data")).args([
             "-A",
             "trust",
@@ -149,12 +227,16 @@ impl TestPostgres {
         )))
     }
 
-    /// Starts the server on a fresh free port and waits until it is ready.
-    fn launch(&mut self, bin: &Path, run_as: Option<RunAs>) -> io::Result<()> {
-        self.port = free_port()?;
+    /// Starts the postmaster on `self.port` and waits until it is ready. The log is appended to,
+    /// so a restart keeps what the earlier run wrote.
+    fn launch(&self) -> io::Result<Child> {
         let log_path = self.dir.join("postgres.log");
-        let log = File::create(&log_path)?;
-        let mut cmd = command(&bin.join("postgres"), run_as, &self.dir);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let log_start = log.metadata()?.len();
+        let mut cmd = command(&self.bin.join("postgres"), self.run_as, &self.dir);
         cmd.arg("-D")
             .arg(self.dir.join("data"))
             .arg("-p")
@@ -170,33 +252,35 @@ impl TestPostgres {
         ] {
             cmd.args(["-c", setting]);
         }
-        let child = cmd
+        let mut server = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        self.server = Some(child);
-        let ready = self.wait_ready();
-        if ready.is_err() {
-            self.stop_server();
+        match self.wait_ready(&mut server) {
+            Ok(()) => Ok(server),
+            Err(e) => {
+                halt(server);
+                let log = fs::read(&log_path).unwrap_or_default();
+                let ours = log.get(log_start as usize..).unwrap_or_default();
+                let ours = String::from_utf8_lossy(ours);
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("{e}; server log:\n{ours}"),
+                ))
+            }
         }
-        ready.map_err(|e| {
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            io::Error::new(e.kind(), format!("{e}; server log:\n{log}"))
-        })
     }
 
-    fn wait_ready(&mut self) -> io::Result<()> {
+    fn wait_ready(&self, server: &mut Child) -> io::Result<()> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + START_TIMEOUT;
         let mut last = String::from("no connection yet");
         while Instant::now() < deadline {
-            if let Some(server) = self.server.as_mut() {
-                if let Some(status) = server.try_wait()? {
-                    return Err(io::Error::other(format!(
-                        "postgres exited early ({status})"
-                    )));
-                }
+            if let Some(status) = server.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "postgres exited early ({status})"
+                )));
             }
             match handshake(addr) {
                 Ok(()) => return Ok(()),
@@ -213,28 +297,14 @@ impl TestPostgres {
         ))
     }
 
-    /// Fast shutdown, then a kill if it takes too long.
-    fn stop_server(&mut self) {
-        let Some(mut server) = self.server.take() else {
-            return;
-        };
-        if let Ok(None) = server.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-INT", &server.id().to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while matches!(server.try_wait(), Ok(None)) && Instant::now() < deadline {
-                sleep(Duration::from_millis(20));
-            }
-            let _ = server.kill();
-        }
-        let _ = server.wait();
-    }
-
     fn shutdown(&mut self) -> io::Result<()> {
-        self.stop_server();
+        let slot = self
+            .server
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(server) = slot.take() {
+            halt(server);
+        }
         if let Some(mut watchdog) = self.watchdog.take() {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
@@ -250,6 +320,34 @@ impl Drop for TestPostgres {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// Sends SIGINT (Postgres's fast shutdown) unless the server has already exited, and waits for it
+/// until `deadline`; true when it has exited (and been reaped).
+fn fast_shutdown(server: &mut Child, deadline: Instant) -> bool {
+    if let Ok(None) = server.try_wait() {
+        // The postmaster may run as another user; `kill` as root reaches it all the same.
+        let _ = Command::new("kill")
+            .args(["-INT", &server.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    loop {
+        match server.try_wait() {
+            Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(20)),
+            Ok(None) => return false,
+            Ok(Some(_)) | Err(_) => return true,
+        }
+    }
+}
+
+/// Fast shutdown, then a kill if it takes too long.
+fn halt(mut server: Child) {
+    if !fast_shutdown(&mut server, Instant::now() + STOP_TIMEOUT) {
+        let _ = server.kill();
+    }
+    let _ = server.wait();
 }
 
 /// A command run in `dir`, as `run_as` when given, with a C locale and its own process group (so

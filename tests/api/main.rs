@@ -3,6 +3,7 @@
 
 mod api;
 mod binary;
+mod crash;
 mod helpers;
 mod incremental;
 mod queue;

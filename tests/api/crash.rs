@@ -1,0 +1,321 @@
+//! The real binary under faults: killed with SIGKILL mid-sync and taken over by a new daemon; stopped
+//! with SIGTERM mid-sync and resumed; secrets never reaching its log or job messages.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, FakeStripe, StripeData};
+
+use crate::helpers::{fake_ids, fresh_database, ADMIN_KEY};
+
+const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
+
+/// Leases short enough that a takeover happens within seconds.
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace_seconds = 10
+
+[worker]
+poll_interval_ms = 100
+lease_seconds = 2
+request_timeout_seconds = 1
+
+[[apps]]
+app_key = "stripe_prod"
+connector = "stripe"
+api_key_env = "STRIPE_API_KEY"
+webhook_secret_env = "STRIPE_WEBHOOK_SECRET"
+base_url_env = "STRIPE_BASE_URL"
+"#;
+
+const WEBHOOK_SECRET: &str = "whsec_crash_test_secret_value";
+
+/// One `supasaasy serve` process and its log lines.
+struct Daemon {
+    child: Child,
+    addr: String,
+    logs: Receiver<String>,
+}
+
+fn spawn_daemon(
+    config: &std::path::Path,
+    db_url: &str,
+    fake: &FakeStripe,
+    api_key: &str,
+) -> Daemon {
+    let mut child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("DATABASE_URL", db_url)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("STRIPE_API_KEY", api_key)
+        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("STRIPE_BASE_URL", fake.base_url())
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve logs its address");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    Daemon {
+        child,
+        addr,
+        logs: rx,
+    }
+}
+
+impl Daemon {
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    async fn wait(mut self) -> (Option<i32>, Vec<String>) {
+        let status = tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            (status, self.logs)
+        })
+        .await
+        .unwrap();
+        let logs: Vec<String> = status.1.try_iter().collect();
+        (status.0.code(), logs)
+    }
+}
+
+fn temp_config(text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir =
+        std::env::temp_dir().join(format!("supasaasy-crash-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("supasaasy.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn customers(n: usize) -> StripeData {
+    StripeData::generate(&Counts {
+        customers: n,
+        products: 1,
+        prices_per_product: 1,
+        subscriptions: 0,
+        items_per_subscription: 1,
+        canceled_every: 0,
+    })
+}
+
+async fn task_row(db: &tokio_postgres::Client) -> (String, i32, i32, i64) {
+    let row = db
+        .query_one(
+            "SELECT status, pages, attempts, entity_count FROM supasaasy.sync_tasks",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+async fn start_sync(daemon: &Daemon) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://{}/sync", daemon.addr))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"app_key": "stripe_prod", "mode": "full", "resource_types": ["customer"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["job_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_sync_is_taken_over_without_duplicates_or_gaps() {
+    let fake = FakeStripe::start(customers(1500)).await;
+    fake.set_latency(Duration::from_millis(60));
+    let db_url = fresh_database().await;
+    let db = supasaasy::db::connect(&db_url).await.unwrap();
+    let (dir, config) = temp_config(CONFIG);
+
+    let first = spawn_daemon(&config, &db_url, &fake, fake.api_key());
+    let job = start_sync(&first).await;
+    wait_until("a few pages", || async { task_row(&db).await.1 >= 4 }).await;
+    first.signal("-KILL");
+    let (code, _) = first.wait().await;
+    assert_eq!(code, None, "killed by a signal");
+    let (status, pages_at_kill, _, _) = task_row(&db).await;
+    assert_eq!(
+        status, "processing",
+        "the dead daemon's lease still holds the task"
+    );
+    assert!(pages_at_kill < 15, "killed mid-resource");
+
+    let second = spawn_daemon(&config, &db_url, &fake, fake.api_key());
+    wait_until("the job to end", || async {
+        let row = db
+            .query_one(
+                "SELECT status FROM supasaasy.sync_jobs WHERE id = $1::text::uuid",
+                &[&job],
+            )
+            .await
+            .unwrap();
+        row.get::<_, String>(0) != "pending" && row.get::<_, String>(0) != "processing"
+    })
+    .await;
+    let (status, pages, attempts, entities) = task_row(&db).await;
+    assert_eq!(status, "completed");
+    assert_eq!(
+        (pages, attempts, entities),
+        (15, 2, 1500),
+        "every page committed once, by two owners"
+    );
+    let ids: Vec<String> = db
+        .query(
+            "SELECT external_id FROM supasaasy.entities WHERE deleted_at IS NULL ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, fake_ids(&fake, "customer"), "exact parity");
+    let listed = fake.requests_to("/v1/customers");
+    assert!(
+        listed <= 16,
+        "15 pages, at most one fetched twice: {listed}"
+    );
+
+    second.signal("-TERM");
+    let (code, _) = second.wait().await;
+    assert_eq!(code, Some(0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_checkpoints_releases_and_exits_zero() {
+    let fake = FakeStripe::start(customers(1200)).await;
+    fake.set_latency(Duration::from_millis(100));
+    let db_url = fresh_database().await;
+    let db = supasaasy::db::connect(&db_url).await.unwrap();
+    let (dir, config) = temp_config(CONFIG);
+
+    let daemon = spawn_daemon(&config, &db_url, &fake, fake.api_key());
+    start_sync(&daemon).await;
+    wait_until("a few pages", || async { task_row(&db).await.1 >= 3 }).await;
+    let started = std::time::Instant::now();
+    daemon.signal("-TERM");
+    let (code, _) = daemon.wait().await;
+    assert_eq!(code, Some(0), "a clean stop exits 0");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "within the grace period"
+    );
+    let (status, pages, attempts, _) = task_row(&db).await;
+    assert_eq!(status, "pending", "released for another worker");
+    assert_eq!(attempts, 0, "a clean stop spends no attempt");
+    assert!(pages >= 3 && pages < 12);
+
+    fake.set_latency(Duration::ZERO);
+    let daemon = spawn_daemon(&config, &db_url, &fake, fake.api_key());
+    wait_until("the job to complete", || async {
+        task_row(&db).await.0 == "completed"
+    })
+    .await;
+    let (_, pages, attempts, entities) = task_row(&db).await;
+    assert_eq!((pages, attempts, entities), (12, 1, 1200));
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait().await.0, Some(0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_errors_or_job_messages() {
+    let fake = FakeStripe::start(customers(50)).await;
+    let db_url = fresh_database().await;
+    // Trust authentication ignores the password, so it can be any secret-looking string.
+    let password = "pg_pw_never_logged_93f1";
+    let with_password = db_url.replacen("postgres@", &format!("postgres:{password}@"), 1);
+    let api_key = "sk_test_never_logged_7d2c";
+    let (dir, config) = temp_config(CONFIG);
+    let daemon = spawn_daemon(&config, &with_password, &fake, api_key);
+    let http = reqwest::Client::new();
+
+    // The fake rejects this key: the job fails with an operator's message, not the key.
+    let failed: Value = http
+        .post(format!("http://{}/sync", daemon.addr))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"app_key": "stripe_prod", "mode": "full", "immediate": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["status"], "failed");
+    let message = failed["error_message"].as_str().unwrap();
+    assert!(
+        message.contains("stripe_prod") && message.contains("401"),
+        "{message}"
+    );
+    // Wrong admin keys and bad signatures are refused and logged without the secrets.
+    let wrong_admin = http
+        .get(format!("http://{}/jobs", daemon.addr))
+        .bearer_auth("not-the-admin-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_admin.status(), 401);
+    let body = br#"{"id":"evt_x","object":"event","type":"customer.updated","created":1,"data":{"object":{"id":"cus_1","object":"customer"}}}"#;
+    let forged = stripe_signature("whsec_forged", chrono::Utc::now().timestamp(), body);
+    let refused = http
+        .post(format!("http://{}/webhook/stripe_prod", daemon.addr))
+        .header("Stripe-Signature", forged)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    daemon.signal("-TERM");
+    let (code, logs) = daemon.wait().await;
+    assert_eq!(code, Some(0));
+    assert!(logs.len() > 5, "debug logs were captured");
+    let all = format!("{}\n{failed}", logs.join("\n"));
+    for secret in [password, api_key, WEBHOOK_SECRET, ADMIN_KEY] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
