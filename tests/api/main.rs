@@ -2,6 +2,7 @@
 //! protocol. One binary, so the throwaway Postgres starts once.
 
 mod api;
+mod bad_input;
 mod binary;
 mod crash;
 mod helpers;
