@@ -133,6 +133,8 @@ pub struct Setup {
     pub worker_toml: String,
     /// More top-level sections (`[webhook_logging]`, `[[sync_schedules]]`).
     pub extra_toml: String,
+    /// A database to use (migrated here) instead of a fresh one on the shared server.
+    pub database_url: Option<String>,
 }
 
 impl Default for Setup {
@@ -143,6 +145,7 @@ impl Default for Setup {
             workers: true,
             worker_toml: "concurrency = 4\npoll_interval_ms = 100\n".into(),
             extra_toml: String::new(),
+            database_url: None,
         }
     }
 }
@@ -172,7 +175,17 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
     if std::env::var_os("RUST_LOG").is_some() {
         supasaasy::telemetry::init();
     }
-    let db_url = fresh_database().await;
+    let db_url = match setup.database_url {
+        Some(url) => {
+            let config = supasaasy::config::DatabaseConfig {
+                url: supasaasy_connector::Secret::new(url.clone()),
+                pool_size: 1,
+            };
+            supasaasy::db::migrate(&config).await.expect("migrating");
+            url
+        }
+        None => fresh_database().await,
+    };
     let mut toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\n{}\n{}\n",
         setup.worker_toml, setup.extra_toml

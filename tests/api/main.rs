@@ -7,6 +7,7 @@ mod binary;
 mod crash;
 mod helpers;
 mod incremental;
+mod outage;
 mod queue;
 mod schedules;
 mod sync;
