@@ -25,6 +25,9 @@ async fn snapshot(app: &TestApp) -> Vec<i64> {
     (0..6).map(|i| row.get(i)).collect()
 }
 
+/// One request of the table and the status it must get.
+type Case = (Method, String, Auth, Vec<u8>, Option<String>, u16);
+
 enum Auth {
     None,
     Admin,
@@ -64,7 +67,7 @@ async fn every_route_refuses_bad_input_and_changes_nothing() {
     let unknown_job = "6f1c1f4e-3a59-4d59-9b83-0a4a0c6f0d11";
     let huge = vec![b'x'; (1 << 20) + 1];
     let signed = |b: &[u8]| stripe_signature(&secret, now, b);
-    let cases: Vec<(Method, String, Auth, Vec<u8>, Option<String>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         // POST /sync
         (
             Method::POST,

@@ -246,7 +246,7 @@ async fn sigterm_checkpoints_releases_and_exits_zero() {
     let (status, pages, attempts, _) = task_row(&db).await;
     assert_eq!(status, "pending", "released for another worker");
     assert_eq!(attempts, 0, "a clean stop spends no attempt");
-    assert!(pages >= 3 && pages < 12);
+    assert!((3..12).contains(&pages));
 
     fake.set_latency(Duration::ZERO);
     let daemon = spawn_daemon(&config, &db_url, &fake, fake.api_key());
