@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long a stopping daemon gives in-flight requests and running tasks before it exits.
     pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub read_timeout: Duration,
 }
 
 /// `[worker]`.
@@ -92,6 +94,9 @@ pub struct WorkerConfig {
     pub request_timeout: Duration,
     /// Provider connect timeout.
     pub connect_timeout: Duration,
+    /// First delay of the provider-call backoff (doubled per retry, with jitter); a task handed
+    /// back to the queue waits twenty times this, doubled per attempt.
+    pub retry_base: Duration,
 }
 
 /// `[webhook_logging]`.
@@ -268,6 +273,10 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
             raw.server.shutdown_grace_seconds.unwrap_or(30),
             "server.shutdown_grace_seconds",
         )? as u64),
+        read_timeout: Duration::from_secs(positive(
+            raw.server.read_timeout_seconds.unwrap_or(15),
+            "server.read_timeout_seconds",
+        )? as u64),
     };
 
     let w = raw.worker;
@@ -288,6 +297,10 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         connect_timeout: Duration::from_secs(positive(
             w.connect_timeout_seconds.unwrap_or(10),
             "worker.connect_timeout_seconds",
+        )? as u64),
+        retry_base: Duration::from_millis(positive(
+            w.retry_base_ms.unwrap_or(250),
+            "worker.retry_base_ms",
         )? as u64),
     };
     if worker.lease < worker.request_timeout * 2 {
@@ -480,6 +493,7 @@ struct RawServer {
     max_body_bytes: Option<i64>,
     max_connections: Option<i64>,
     shutdown_grace_seconds: Option<i64>,
+    read_timeout_seconds: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -491,6 +505,7 @@ struct RawWorker {
     max_attempts: Option<i64>,
     request_timeout_seconds: Option<i64>,
     connect_timeout_seconds: Option<i64>,
+    retry_base_ms: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]

@@ -208,7 +208,8 @@ impl Run<'_> {
     async fn provider_failed(&self, e: ConnectorError) -> Result<TaskOutcome, StoreError> {
         let error = e.to_string();
         if e.is_retryable() && self.task.attempts < self.ctx.config.worker.max_attempts {
-            let delay = 2f64.powi(self.task.attempts) * 5.0;
+            let base = self.ctx.config.worker.retry_base.as_secs_f64() * 20.0;
+            let delay = base * 2f64.powi(self.task.attempts - 1);
             let client = self.ctx.pool.get().await?;
             jobs::release_task(&**client, self.task, delay, Some(&error), true).await?;
             return Ok(TaskOutcome::Retrying { error });
@@ -255,10 +256,11 @@ impl Run<'_> {
                 self.connector
                     .list_page(&self.task.resource_type, cursor.as_deref(), &options)
             };
-            let page = match with_retries(self.cancel, fetch).await {
-                Ok(page) => page,
-                Err(e) => return self.provider_failed(e).await,
-            };
+            let page =
+                match with_retries(self.cancel, self.ctx.config.worker.retry_base, fetch).await {
+                    Ok(page) => page,
+                    Err(e) => return self.provider_failed(e).await,
+                };
             let started = *run_started_at.get_or_insert(fetched_at);
             let write = self.page_write(
                 &page.records,
@@ -293,10 +295,11 @@ impl Run<'_> {
                 self.connector
                     .list_events(&self.task.resource_type, cursor.as_deref(), &window)
             };
-            let page = match with_retries(self.cancel, fetch).await {
-                Ok(page) => page,
-                Err(e) => return self.provider_failed(e).await,
-            };
+            let page =
+                match with_retries(self.cancel, self.ctx.config.worker.retry_base, fetch).await {
+                    Ok(page) => page,
+                    Err(e) => return self.provider_failed(e).await,
+                };
             let started = *run_started_at.get_or_insert(fetched_at);
             let mut applied = 0;
             for event in &page.events {
@@ -386,6 +389,7 @@ async fn fail(ctx: &Context, task: &ClaimedTask, error: String) -> Result<TaskOu
 /// and honouring a rate limit's delay.
 async fn with_retries<T, F, Fut>(
     cancel: &CancellationToken,
+    first_delay: Duration,
     mut call: F,
 ) -> Result<T, ConnectorError>
 where
@@ -397,7 +401,7 @@ where
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) if e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled() => {
-                let base = Duration::from_millis(250 * 2u64.pow(attempt));
+                let base = first_delay * 2u32.pow(attempt);
                 let delay = match &e {
                     ConnectorError::RateLimited {
                         retry_after: Some(d),

@@ -3,8 +3,8 @@
 //! [`serve`] takes the listener and a cancellation token, so tests bind port 0 and the daemon's
 //! shutdown is one `cancel()`. On cancel it stops accepting, lets each open connection finish the
 //! request in hand (hyper's graceful shutdown), and returns when they have, or after the grace period.
-//! A slow client cannot hold a connection: headers must arrive within 10 s and a body within 30 s;
-//! at most `server.max_connections` connections are served at once.
+//! A slow client cannot hold a connection: headers, and then a body, must each arrive within
+//! `server.read_timeout_seconds`; at most `server.max_connections` connections are served at once.
 
 mod routes;
 mod util;
@@ -26,12 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves the API on `listener` until `cancel`.
 pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToken) {
     let grace = ctx.config.server.shutdown_grace;
+    let read_timeout = ctx.config.server.read_timeout;
     let slots = Arc::new(Semaphore::new(ctx.config.server.max_connections));
     let mut connections = JoinSet::new();
     loop {
@@ -60,7 +58,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(read_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let result = tokio::select! {

@@ -110,7 +110,12 @@ struct SyncRequest {
 }
 
 async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body = read_body(req, ctx.config.server.max_body_bytes).await?;
+    let body = read_body(
+        req,
+        ctx.config.server.max_body_bytes,
+        ctx.config.server.read_timeout,
+    )
+    .await?;
     let request: SyncRequest = serde_json::from_slice(&body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,

@@ -9,9 +9,6 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 use supasaasy_connector::Secret;
 
-/// How long a client may take to send a request body.
-const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// The response type of every route.
 pub type Resp = Response<Full<Bytes>>;
 
@@ -83,10 +80,15 @@ pub fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
 }
 
-/// Reads the whole body, counting bytes as they arrive; more than `limit` is an error answer (413).
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body, counting bytes as they arrive; more than `limit` is an error answer (413),
+/// and so is a body that has not arrived within `timeout` (408).
+pub async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let collect = Limited::new(req.into_body(), limit).collect();
-    let Ok(collected) = tokio::time::timeout(BODY_READ_TIMEOUT, collect).await else {
+    let Ok(collected) = tokio::time::timeout(timeout, collect).await else {
         return Err(error(
             StatusCode::REQUEST_TIMEOUT,
             "the request body did not arrive in time",

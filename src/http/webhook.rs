@@ -81,7 +81,12 @@ async fn receive(
         .get(connector.signature_header())
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = read_body(req, ctx.config.server.max_body_bytes).await?;
+    let body = read_body(
+        req,
+        ctx.config.server.max_body_bytes,
+        ctx.config.server.read_timeout,
+    )
+    .await?;
     *body_text = Some(String::from_utf8_lossy(&body).into_owned());
     let Some(secret) = &app.webhook_secret else {
         tracing::warn!(

@@ -135,6 +135,8 @@ pub struct Setup {
     pub extra_toml: String,
     /// A database to use (migrated here) instead of a fresh one on the shared server.
     pub database_url: Option<String>,
+    /// More `[server]` keys.
+    pub server_toml: String,
 }
 
 impl Default for Setup {
@@ -146,6 +148,7 @@ impl Default for Setup {
             worker_toml: "concurrency = 4\npoll_interval_ms = 100\n".into(),
             extra_toml: String::new(),
             database_url: None,
+            server_toml: String::new(),
         }
     }
 }
@@ -187,8 +190,8 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         None => fresh_database().await,
     };
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\n{}\n{}\n",
-        setup.worker_toml, setup.extra_toml
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[worker]\n{}\n{}\n",
+        setup.server_toml, setup.worker_toml, setup.extra_toml
     );
     let mut stripes = Vec::new();
     let mut env = vec![

@@ -5,6 +5,7 @@ mod api;
 mod bad_input;
 mod binary;
 mod crash;
+mod faults;
 mod helpers;
 mod incremental;
 mod outage;
