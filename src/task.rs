@@ -52,6 +52,8 @@ pub enum TaskOutcome {
     },
     /// Released at a page boundary because the daemon is stopping.
     Released,
+    /// Put back in the queue unrun: another run of the same exclusive resource holds its lock.
+    Deferred,
     /// The lease was lost (job cancelled, or taken over): nothing more was written.
     LostLease,
     /// The database failed under the task; its lease will expire and another worker resumes it.
@@ -80,6 +82,9 @@ async fn run_logged(ctx: &Context, task: ClaimedTask, cancel: &CancellationToken
         TaskOutcome::Failed { error, .. } => tracing::warn!(%error, "task failed"),
         TaskOutcome::Retrying { error } => tracing::warn!(%error, "task will be retried"),
         TaskOutcome::Released => tracing::info!("task released at a page boundary"),
+        TaskOutcome::Deferred => {
+            tracing::info!("task deferred: another run of the resource holds its lock")
+        }
         TaskOutcome::LostLease => {
             tracing::info!("task lease lost (cancelled or taken over); stopped")
         }
@@ -126,16 +131,81 @@ async fn run_inner(
         cancel,
         lost: &heartbeat.lost,
     };
-    match plan(ctx, task).await? {
-        Plan::Listing => run.listing().await,
-        Plan::Events(window) => run.events(window).await,
+    // A resource the provider lets one client walk at a time (one open scroll per account) runs
+    // under a lock held for the whole run, across every daemon sharing the database.
+    let exclusive = if resource.exclusive {
+        match ExclusiveRun::try_take(ctx, task).await? {
+            Some(lock) => Some(lock),
+            None => {
+                let client = ctx.pool.get().await?;
+                let delay = ctx.config.worker.retry_base.as_secs_f64() * 20.0;
+                jobs::release_task(&**client, task, delay, None, false).await?;
+                return Ok(TaskOutcome::Deferred);
+            }
+        }
+    } else {
+        None
+    };
+    let outcome = match plan(ctx, task, resource).await {
+        Ok(Plan::Listing) => run.listing().await,
+        Ok(Plan::Events(window)) => run.events(window).await,
+        Err(e) => Err(e),
+    };
+    if let Some(lock) = exclusive {
+        lock.release().await;
+    }
+    outcome
+}
+
+/// The lock of an exclusive resource's run: a session advisory lock on a pooled connection kept
+/// for the run. If the daemon dies, the connection closes and the lock goes with it.
+struct ExclusiveRun {
+    client: deadpool_postgres::Object,
+    key: String,
+}
+
+impl ExclusiveRun {
+    async fn try_take(
+        ctx: &Context,
+        task: &ClaimedTask,
+    ) -> Result<Option<ExclusiveRun>, StoreError> {
+        let client = ctx.pool.get().await?;
+        let key = format!(
+            "supasaasy.exclusive:{}:{}",
+            task.app_key, task.resource_type
+        );
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await?;
+        Ok(row
+            .get::<_, bool>(0)
+            .then_some(ExclusiveRun { client, key }))
+    }
+
+    async fn release(self) {
+        let unlocked = self
+            .client
+            .query_one(
+                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                &[&self.key],
+            )
+            .await;
+        if let Err(e) = unlocked {
+            // The connection is broken, and its session's locks went with it; don't reuse it.
+            tracing::debug!(error = %e, "exclusive lock not released explicitly");
+            let _ = deadpool_postgres::Object::take(self.client);
+        }
     }
 }
 
 /// Decides, at an incremental task's first claim, whether it reads events or must run a full sync
 /// (no cursor yet, or one older than the provider keeps events), and records the decision.
-async fn plan(ctx: &Context, task: &ClaimedTask) -> Result<Plan, StoreError> {
-    if task.mode == SyncMode::Full || task.note.is_some() {
+async fn plan(ctx: &Context, task: &ClaimedTask, resource: Resource) -> Result<Plan, StoreError> {
+    // Resources without incremental sync take a full pass (with its sweep) every time.
+    if task.mode == SyncMode::Full || task.note.is_some() || !resource.incremental {
         return Ok(Plan::Listing);
     }
     let client = ctx.pool.get().await?;

@@ -22,6 +22,12 @@ pub struct Resource {
     /// Collection keys of rows that ride along with this resource (a subscription's items). A
     /// complete run of the resource also sweeps these collections.
     pub child_collection_keys: &'static [&'static str],
+    /// At most one run of this resource per app at a time, across every daemon sharing the
+    /// database (a provider that allows one open scroll per account).
+    pub exclusive: bool,
+    /// Incremental runs read [`Connector::list_events`]; when false they walk the whole listing
+    /// (a full pass, with its sweep).
+    pub incremental: bool,
 }
 
 impl Resource {

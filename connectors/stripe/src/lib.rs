@@ -48,26 +48,36 @@ pub static RESOURCES: &[Resource] = &[
         name: "customer",
         collection_key: "stripe_customer",
         child_collection_keys: &[],
+        exclusive: false,
+        incremental: true,
     },
     Resource {
         name: "product",
         collection_key: "stripe_product",
         child_collection_keys: &[],
+        exclusive: false,
+        incremental: true,
     },
     Resource {
         name: "price",
         collection_key: "stripe_price",
         child_collection_keys: &[],
+        exclusive: false,
+        incremental: true,
     },
     Resource {
         name: "plan",
         collection_key: "stripe_plan",
         child_collection_keys: &[],
+        exclusive: false,
+        incremental: true,
     },
     Resource {
         name: "subscription",
         collection_key: "stripe_subscription",
         child_collection_keys: &[SUBSCRIPTION_ITEM_COLLECTION],
+        exclusive: false,
+        incremental: true,
     },
 ];
 
