@@ -312,25 +312,28 @@ impl Run<'_> {
 
     /// Walks the resource's listing page by page; the last page sweeps the rows not seen.
     async fn listing(&self) -> Result<TaskOutcome, StoreError> {
-        let options = ListOptions {
+        let options = &ListOptions {
             created_gte: self.app.sync_from.map(|t| t.timestamp()),
         };
-        let mut cursor = self.task.cursor.clone();
-        let mut run_started_at = self.task.run_started_at;
-        loop {
-            if let Some(outcome) = self.checkpoint().await? {
-                return Ok(outcome);
-            }
+        let fetch = |cursor: Option<String>| async move {
             let fetched_at = Utc::now();
-            let fetch = || {
+            let call = || {
                 self.connector
-                    .list_page(&self.task.resource_type, cursor.as_deref(), &options)
+                    .list_page(&self.task.resource_type, cursor.as_deref(), options)
             };
-            let page =
-                match with_retries(self.cancel, self.ctx.config.worker.retry_base, fetch).await {
-                    Ok(page) => page,
-                    Err(e) => return self.provider_failed(e).await,
-                };
+            let page = with_retries(self.cancel, self.ctx.config.worker.retry_base, call).await;
+            page.map(|p| (p, fetched_at))
+        };
+        let mut run_started_at = self.task.run_started_at;
+        if let Some(outcome) = self.checkpoint().await? {
+            return Ok(outcome);
+        }
+        let mut next = fetch(self.task.cursor.clone()).await;
+        loop {
+            let (page, fetched_at) = match next {
+                Ok(fetched) => fetched,
+                Err(e) => return self.provider_failed(e).await,
+            };
             let started = *run_started_at.get_or_insert(fetched_at);
             let write = self.page_write(
                 &page.records,
@@ -339,15 +342,24 @@ impl Run<'_> {
                 fetched_at,
                 page.requests,
             );
-            if page.next_cursor.is_some() {
+            let Some(cursor) = page.next_cursor.clone() else {
+                // Events from a minute before the listing began on are what an incremental run
+                // reads next.
+                let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
+                return self.finish(&write, true, started, events_from).await;
+            };
+            // The next page is fetched while this one is written; if the run stops here, the
+            // next owner fetches it again (at most one page twice).
+            let commit = async {
                 let client = self.ctx.pool.get().await?;
-                entities::commit_page(&**client, &write).await?;
-                cursor = page.next_cursor;
-                continue;
+                entities::commit_page(&**client, &write).await
+            };
+            let (committed, fetched) = tokio::join!(commit, fetch(Some(cursor)));
+            committed?;
+            next = fetched;
+            if let Some(outcome) = self.checkpoint().await? {
+                return Ok(outcome);
             }
-            // Events from a minute before the listing began on are what an incremental run reads next.
-            let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
-            return self.finish(&write, true, started, events_from).await;
         }
     }
 

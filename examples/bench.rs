@@ -1,0 +1,361 @@
+//! The throughput benchmark: a backfill of many customers at several provider latencies, then a
+//! burst of signed webhooks at several connection counts, against the real `supasaasy serve`
+//! binary, a throwaway Postgres and the fake Stripe, all on this machine.
+//!
+//! ```sh
+//! cargo build --release --bin supasaasy --example bench
+//! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32]
+//! ```
+//!
+//! Reports, per backfill: objects/s, provider requests against the minimum (objects / 100), and the
+//! daemon's resident memory (peak, and at each quarter of the run); per webhook burst: events/s,
+//! p50 and p99 latency, non-2xx answers. Set `DATABASE_URL` to use an existing server.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, FakeStripe, StripeData};
+use supasaasy_testkit::pg::TestPostgres;
+
+const ADMIN_KEY: &str = "bench-admin-key";
+const WEBHOOK_SECRET: &str = "whsec_bench_secret";
+
+struct Args {
+    customers: usize,
+    latencies: Vec<u64>,
+    webhooks: usize,
+    connections: Vec<usize>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        customers: 100_000,
+        latencies: vec![0, 150],
+        webhooks: 20_000,
+        connections: vec![8, 32],
+    };
+    let list =
+        |v: &str| -> Vec<u64> { v.split(',').filter_map(|x| x.trim().parse().ok()).collect() };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--customers" => a.customers = value.parse().expect("--customers N"),
+            "--latencies" => a.latencies = list(&value),
+            "--webhooks" => a.webhooks = value.parse().expect("--webhooks N"),
+            "--connections" => {
+                a.connections = list(&value).into_iter().map(|c| c as usize).collect()
+            }
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+/// The `supasaasy` binary next to this example's directory.
+fn daemon_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("supasaasy");
+    assert!(
+        bin.exists(),
+        "build it first: cargo build --release --bin supasaasy ({})",
+        bin.display()
+    );
+    bin
+}
+
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daemon(db_url: &str, fake: &FakeStripe, dir: &std::path::Path) -> Daemon {
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npool_size = 24\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\nconcurrency = 4\npoll_interval_ms = 200\n\n\
+             [[apps]]\napp_key = \"stripe_bench\"\nconnector = \"stripe\"\napi_key_env = \"STRIPE_API_KEY\"\n\
+             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\n",
+            fake.base_url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(daemon_binary())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("DATABASE_URL", db_url)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("STRIPE_API_KEY", fake.api_key())
+        .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("RUST_LOG", "warn,supasaasy::daemon=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting supasaasy serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve reports its address");
+    Daemon { child, addr }
+}
+
+/// Resident memory of a process, in KiB: (current, peak).
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn fresh_database(admin_url: &str, name: &str) -> String {
+    let admin = supasaasy::db::connect(admin_url)
+        .await
+        .expect("connecting to Postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+async fn backfill(
+    admin_url: &str,
+    data_for: &dyn Fn() -> StripeData,
+    customers: usize,
+    latency_ms: u64,
+) -> Value {
+    let dir = std::env::temp_dir().join(format!("supasaasy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = FakeStripe::start(data_for()).await;
+    fake.set_latency(Duration::from_millis(latency_ms));
+    let db_url = fresh_database(admin_url, &format!("bench_{latency_ms}")).await;
+    let daemon = start_daemon(&db_url, &fake, &dir);
+    let pid = daemon.child.id();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let job: Value = http
+        .post(format!("http://{}/sync", daemon.addr))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"app_key": "stripe_bench", "mode": "full", "resource_types": ["customer"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = job["job_id"].as_str().expect("a job id").to_string();
+    let mut quarters = Vec::new();
+    let doc = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let doc: Value = http
+            .get(format!("http://{}/jobs/{job_id}", daemon.addr))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done = doc["processed_entities"].as_u64().unwrap_or(0) as usize;
+        while quarters.len() < 4 && done * 4 >= customers * (quarters.len() + 1) {
+            quarters.push(memory_kib(pid).0 / 1024);
+        }
+        if matches!(
+            doc["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        ) {
+            break doc;
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let (_, peak) = memory_kib(pid);
+    let requests = fake.requests_to("/v1/customers");
+    let result = json!({
+        "latency_ms": latency_ms,
+        "status": doc["status"],
+        "objects": doc["processed_entities"],
+        "seconds": (seconds * 10.0).round() / 10.0,
+        "objects_per_second": (doc["processed_entities"].as_f64().unwrap_or(0.0) / seconds).round(),
+        "provider_requests": requests,
+        "minimum_requests": customers.div_ceil(100),
+        "peak_rss_mib": peak / 1024,
+        "rss_mib_at_quarters": quarters,
+    });
+    eprintln!("backfill {result}");
+    if latency_ms == 0 {
+        // Keep this daemon and database for the webhook bursts.
+        let webhooks = webhook_bursts(&daemon, &fake).await;
+        return json!({"backfill": result, "webhooks": webhooks});
+    }
+    json!({"backfill": result})
+}
+
+static BURSTS: std::sync::OnceLock<(usize, Vec<usize>)> = std::sync::OnceLock::new();
+
+async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
+    let (count, connections) = BURSTS.get().cloned().unwrap();
+    let ids = fake.ids("customer");
+    let mut results = Vec::new();
+    for (round, &conns) in connections.iter().enumerate() {
+        // Distinct events, each a newer state of an existing customer.
+        let base_created = chrono::Utc::now().timestamp() - 3600 + round as i64 * 60;
+        let bodies: Vec<Vec<u8>> = (0..count)
+            .map(|i| {
+                let id = &ids[i % ids.len()];
+                let mut object = fake.get("customer", id).unwrap();
+                object["metadata"] = json!({"bench_round": round, "n": i});
+                serde_json::to_vec(&json!({
+                    "id": format!("evt_bench_{round}_{i}"),
+                    "object": "event",
+                    "type": "customer.updated",
+                    "created": base_created + (i / ids.len()) as i64,
+                    "data": {"object": object},
+                }))
+                .unwrap()
+            })
+            .collect();
+        let bodies = Arc::new(bodies);
+        let url = Arc::new(format!("http://{}/webhook/stripe_bench", daemon.addr));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..conns {
+            let (bodies, url) = (bodies.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
+                let mut latencies = Vec::new();
+                let mut failures = 0u64;
+                let mut i = c;
+                while i < bodies.len() {
+                    let body = bodies[i].clone();
+                    let sig =
+                        stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
+                    let sent = Instant::now();
+                    let resp = http
+                        .post(url.as_str())
+                        .header("Stripe-Signature", sig)
+                        .body(body)
+                        .send()
+                        .await;
+                    latencies.push(sent.elapsed());
+                    match resp {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => failures += 1,
+                    }
+                    i += conns;
+                }
+                (latencies, failures)
+            }));
+        }
+        let mut latencies = Vec::with_capacity(count);
+        let mut failures = 0;
+        for t in tasks {
+            let (l, f) = t.await.unwrap();
+            latencies.extend(l);
+            failures += f;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies.sort();
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let result = json!({
+            "connections": conns,
+            "events": count,
+            "events_per_second": (count as f64 / seconds).round(),
+            "p50_ms": (pct(0.50).as_secs_f64() * 10_000.0).round() / 10.0,
+            "p99_ms": (pct(0.99).as_secs_f64() * 10_000.0).round() / 10.0,
+            "non_2xx": failures,
+        });
+        eprintln!("webhooks {result}");
+        results.push(result);
+    }
+    Value::Array(results)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    BURSTS
+        .set((args.webhooks, args.connections.clone()))
+        .unwrap();
+    let _pg;
+    let admin_url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let pg = TestPostgres::start().expect("starting a throwaway Postgres");
+            let url = pg.url("postgres");
+            _pg = pg;
+            url
+        }
+    };
+    let customers = args.customers;
+    let counts = Counts {
+        customers,
+        products: 1,
+        prices_per_product: 1,
+        subscriptions: 0,
+        items_per_subscription: 1,
+        canceled_every: 0,
+    };
+    let data_for = move || StripeData::generate(&counts);
+    let mut report = Vec::new();
+    for &latency in &args.latencies {
+        report.push(backfill(&admin_url, &data_for, customers, latency).await);
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+            "customers": customers,
+            "runs": report,
+        }))
+        .unwrap()
+    );
+}
