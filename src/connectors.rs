@@ -14,6 +14,8 @@ use crate::config::{AppConfig, WorkerConfig};
 pub enum ConnectorKind {
     /// Stripe, through `supasaasy-stripe`.
     Stripe,
+    /// Intercom, through `supasaasy-intercom`.
+    Intercom,
 }
 
 impl ConnectorKind {
@@ -21,6 +23,7 @@ impl ConnectorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectorKind::Stripe => "stripe",
+            ConnectorKind::Intercom => "intercom",
         }
     }
 }
@@ -37,8 +40,10 @@ impl FromStr for ConnectorKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "stripe" => Ok(ConnectorKind::Stripe),
-            "intercom" => Err("connector \"intercom\" is not available in this build yet".into()),
-            other => Err(format!("unknown connector {other:?} (known: stripe)")),
+            "intercom" => Ok(ConnectorKind::Intercom),
+            other => Err(format!(
+                "unknown connector {other:?} (known: stripe, intercom)"
+            )),
         }
     }
 }
@@ -47,6 +52,7 @@ impl FromStr for ConnectorKind {
 pub fn resources(kind: ConnectorKind) -> &'static [Resource] {
     match kind {
         ConnectorKind::Stripe => supasaasy_stripe::RESOURCES,
+        ConnectorKind::Intercom => supasaasy_intercom::RESOURCES,
     }
 }
 
@@ -54,6 +60,7 @@ pub fn resources(kind: ConnectorKind) -> &'static [Resource] {
 pub fn default_base_url(kind: ConnectorKind) -> &'static str {
     match kind {
         ConnectorKind::Stripe => "https://api.stripe.com",
+        ConnectorKind::Intercom => "https://api.intercom.io",
     }
 }
 
@@ -72,5 +79,6 @@ pub fn build(app: &AppConfig, worker: &WorkerConfig) -> Result<Arc<dyn Connector
     };
     Ok(match app.connector {
         ConnectorKind::Stripe => Arc::new(supasaasy_stripe::StripeConnector::new(settings)?),
+        ConnectorKind::Intercom => Arc::new(supasaasy_intercom::IntercomConnector::new(settings)?),
     })
 }

@@ -1,9 +1,10 @@
-//! Test doubles for supasaasy: a stateful fake of Stripe's HTTP API ([`fake_stripe`]) and a throwaway
-//! Postgres cluster driven as a child process ([`pg`]).
+//! Test doubles for supasaasy: stateful fakes of Stripe's and Intercom's HTTP APIs ([`fake_stripe`],
+//! [`fake_intercom`]) and a throwaway Postgres cluster driven as a child process ([`pg`]).
 //!
 //! The daemon's integration tests, the examples and the benchmark all start real things from here:
-//! the fake listens on a real port and speaks Stripe's list protocol, and the cluster is a real
+//! the fakes listen on real ports and speak the providers' list protocols, and the cluster is a real
 //! `postgres` that disappears with the process that started it.
 
+pub mod fake_intercom;
 pub mod fake_stripe;
 pub mod pg;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use supasaasy::config::Config;
 use supasaasy::context::Context;
 use supasaasy::worker::Worker;
+use supasaasy_testkit::fake_intercom::{FakeIntercom, IntercomData};
 use supasaasy_testkit::fake_stripe::{FakeStripe, StripeData};
 use supasaasy_testkit::pg::TestPostgres;
 use tokio::sync::OnceCell;
@@ -121,6 +122,12 @@ pub struct TestStripe {
     pub fake: FakeStripe,
 }
 
+/// One configured Intercom app of a test daemon and its fake.
+pub struct TestIntercom {
+    pub app_key: String,
+    pub fake: FakeIntercom,
+}
+
 /// What a test sets up.
 pub struct Setup {
     /// Apps: key and the data its fake Stripe serves.
@@ -137,6 +144,8 @@ pub struct Setup {
     pub database_url: Option<String>,
     /// More `[server]` keys.
     pub server_toml: String,
+    /// Intercom apps: key and the data its fake Intercom serves.
+    pub intercom: Vec<(String, IntercomData)>,
 }
 
 impl Default for Setup {
@@ -149,6 +158,7 @@ impl Default for Setup {
             extra_toml: String::new(),
             database_url: None,
             server_toml: String::new(),
+            intercom: Vec::new(),
         }
     }
 }
@@ -169,6 +179,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub ctx: Context,
     pub stripes: Vec<TestStripe>,
+    pub intercoms: Vec<TestIntercom>,
     pub cancel: CancellationToken,
     server: Option<tokio::task::JoinHandle<()>>,
     workers: Option<tokio::task::JoinHandle<()>>,
@@ -212,6 +223,21 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         env.push((whsec, webhook_secret(&app_key)));
         stripes.push(TestStripe { app_key, fake });
     }
+    let mut intercoms = Vec::new();
+    for (app_key, data) in setup.intercom {
+        let fake = FakeIntercom::start(data).await;
+        let (token_var, secret_var) = (
+            format!("{}_TOKEN", app_key.to_uppercase()),
+            format!("{}_SECRET", app_key.to_uppercase()),
+        );
+        toml.push_str(&format!(
+            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"intercom\"\napi_key_env = \"{token_var}\"\nwebhook_secret_env = \"{secret_var}\"\nbase_url = \"{}\"\n\n",
+            fake.base_url()
+        ));
+        env.push((token_var, fake.token().to_string()));
+        env.push((secret_var, fake.client_secret().to_string()));
+        intercoms.push(TestIntercom { app_key, fake });
+    }
     let config = Config::parse(&toml, &|name| {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
@@ -234,6 +260,7 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         ctx,
 
         stripes,
+        intercoms,
         cancel,
         server: Some(server),
         workers,
@@ -335,6 +362,27 @@ impl TestApp {
         let status = resp.status().as_u16();
         let json = resp.json().await.unwrap_or(Value::Null);
         (status, json)
+    }
+
+    /// Delivers an Intercom notification signed with the fake's client secret.
+    pub async fn deliver_intercom(&self, app_key: &str, notification: &Value) -> (u16, Value) {
+        let fake = &self
+            .intercoms
+            .iter()
+            .find(|i| i.app_key == app_key)
+            .unwrap()
+            .fake;
+        let body = serde_json::to_vec(notification).unwrap();
+        let resp = self
+            .http
+            .post(format!("{}/webhook/{app_key}", self.base))
+            .header("X-Hub-Signature", fake.sign(&body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Signs an event with the app's secret at the current time and delivers it.

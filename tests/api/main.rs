@@ -8,6 +8,7 @@ mod crash;
 mod faults;
 mod helpers;
 mod incremental;
+mod intercom;
 mod outage;
 mod queue;
 mod schedules;

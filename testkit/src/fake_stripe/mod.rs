@@ -25,7 +25,7 @@
 //! # }
 //! ```
 
-mod clock;
+pub(crate) mod clock;
 mod data;
 mod error;
 mod events;
@@ -34,7 +34,7 @@ mod list;
 mod query;
 mod server;
 mod store;
-mod synth;
+pub(crate) mod synth;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -51,7 +51,9 @@ pub use generate::Counts;
 pub use webhook::stripe_signature;
 
 use events::Subjects;
-use server::{lock, Shared};
+pub(crate) use server::lock;
+use server::Shared;
+pub(crate) use store::{to_bytes, unix_now};
 use store::{Resource, Store};
 
 /// A running fake Stripe. Stops when dropped or with [`FakeStripe::shutdown`].

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod intercom;
+
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,19 +36,36 @@ impl Reply {
 
 /// `GET base + path` with an optional raw `Authorization` value.
 pub async fn get(base_url: &str, path: &str, authorization: Option<&str>) -> Reply {
+    let auth = authorization.map(|a| ("Authorization", a));
+    send(base_url, "GET", path, auth.as_slice(), None).await
+}
+
+/// Any request: extra header lines and an optional body (sent with its `Content-Length`).
+pub async fn send(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
     let host = base_url
         .strip_prefix("http://")
         .expect("an http:// base URL");
     let mut stream = TcpStream::connect(host).await.expect("connect to the fake");
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    if let Some(auth) = authorization {
-        request.push_str(&format!("Authorization: {auth}\r\n"));
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send request");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&bytes).await.expect("send request");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.expect("read reply");
     let split = raw
@@ -130,5 +149,18 @@ pub fn ids(objects: &[Value]) -> Vec<String> {
     objects
         .iter()
         .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for query values.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
         .collect()
 }
