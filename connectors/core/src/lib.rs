@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod hex;
+
 /// A resource a connector can sync, as named in `sync_resources` and `resource_types`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resource {

@@ -136,35 +136,11 @@ fn bad(reason: &str) -> WebhookError {
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
+    supasaasy_connector::hex::encode(bytes)
 }
 
-/// Decodes exactly 64 hex digits (either case); anything else is `None`.
 fn hex_decode(text: &str) -> Option<[u8; MAC_LEN]> {
-    let digits = text.as_bytes();
-    if digits.len() != MAC_LEN * 2 {
-        return None;
-    }
-    let mut out = [0u8; MAC_LEN];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
-    }
-    Some(out)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
+    supasaasy_connector::hex::decode(text)
 }
 
 #[cfg(test)]
