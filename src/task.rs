@@ -7,8 +7,6 @@
 //! queue (another attempt), and a fatal error fails it at once. A lost lease (job cancelled, or the
 //! task taken over after our lease ran out) stops the task without another write.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use supasaasy_connector::{
     find_resource, Connector, ConnectorError, EventWindow, ListOptions, Record, Resource,
@@ -23,8 +21,10 @@ use crate::store::entities::{self, PageWrite, Sweep};
 use crate::store::jobs::{self, ClaimedTask};
 use crate::store::StoreError;
 
-/// Provider calls retried in place before the task is handed back to the queue.
-const IN_PLACE_RETRIES: u32 = 4;
+mod support;
+
+use support::{with_retries, ExclusiveRun, Heartbeat};
+
 /// The events list is eventually consistent: a window ends this long before now.
 const EVENTS_SETTLE_SECS: i64 = 60;
 /// Stripe keeps events 30 days; an older cursor cannot be caught up from events.
@@ -155,50 +155,6 @@ async fn run_inner(
         lock.release().await;
     }
     outcome
-}
-
-/// The lock of an exclusive resource's run: a session advisory lock on a pooled connection kept
-/// for the run. If the daemon dies, the connection closes and the lock goes with it.
-struct ExclusiveRun {
-    client: deadpool_postgres::Object,
-    key: String,
-}
-
-impl ExclusiveRun {
-    async fn try_take(
-        ctx: &Context,
-        task: &ClaimedTask,
-    ) -> Result<Option<ExclusiveRun>, StoreError> {
-        let client = ctx.pool.get().await?;
-        let key = format!(
-            "supasaasy.exclusive:{}:{}",
-            task.app_key, task.resource_type
-        );
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await?;
-        Ok(row
-            .get::<_, bool>(0)
-            .then_some(ExclusiveRun { client, key }))
-    }
-
-    async fn release(self) {
-        let unlocked = self
-            .client
-            .query_one(
-                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                &[&self.key],
-            )
-            .await;
-        if let Err(e) = unlocked {
-            // The connection is broken, and its session's locks went with it; don't reuse it.
-            tracing::debug!(error = %e, "exclusive lock not released explicitly");
-            let _ = deadpool_postgres::Object::take(self.client);
-        }
-    }
 }
 
 /// Decides, at an incremental task's first claim, whether it reads events or must run a full sync
@@ -465,78 +421,4 @@ async fn fail(ctx: &Context, task: &ClaimedTask, error: String) -> Result<TaskOu
     let client = ctx.pool.get().await?;
     let job_status = jobs::finish_task(&**client, task, Some(&error)).await?;
     Ok(TaskOutcome::Failed { error, job_status })
-}
-
-/// Runs a provider call, retrying retryable errors in place with exponential backoff and jitter,
-/// and honouring a rate limit's delay.
-async fn with_retries<T, F, Fut>(
-    cancel: &CancellationToken,
-    first_delay: Duration,
-    mut call: F,
-) -> Result<T, ConnectorError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ConnectorError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled() => {
-                let base = first_delay * 2u32.pow(attempt);
-                let delay = match &e {
-                    ConnectorError::RateLimited {
-                        retry_after: Some(d),
-                        ..
-                    } => (*d).max(base),
-                    _ => base,
-                } + jitter(base / 2);
-                tracing::debug!(error = %e, ?delay, "provider call failed; retrying");
-                attempt += 1;
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn jitter(max: Duration) -> Duration {
-    let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
-    max * r / 1000
-}
-
-/// Renews a task's lease in the background while the task runs; `lost` fires when it cannot.
-struct Heartbeat {
-    lost: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl Heartbeat {
-    fn start(ctx: &Context, task: &ClaimedTask, lease: Duration) -> Heartbeat {
-        let lost = CancellationToken::new();
-        let (ctx, task, flag) = (ctx.clone(), task.clone(), lost.clone());
-        let handle = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let Ok(client) = ctx.pool.get().await else {
-                    continue;
-                };
-                match jobs::heartbeat(&**client, &task, lease.as_secs_f64()).await {
-                    Ok(()) => {}
-                    Err(StoreError::LostLease) => {
-                        flag.cancel();
-                        return;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "lease heartbeat failed"),
-                }
-            }
-        });
-        Heartbeat { lost, handle }
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
 }
