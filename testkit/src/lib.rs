@@ -7,4 +7,5 @@
 
 pub mod fake_intercom;
 pub mod fake_stripe;
+mod http_server;
 pub mod pg;

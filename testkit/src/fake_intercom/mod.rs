@@ -46,7 +46,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 pub use data::{
     example, IntercomData, API_VERSION, DEFAULT_APP_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TOKEN,
@@ -59,6 +58,7 @@ pub use store::MAX_EMBEDDED_PARTS;
 pub use webhook::intercom_signature;
 
 use crate::fake_stripe::lock;
+use crate::http_server::Server;
 use server::Shared;
 use store::Resource;
 
@@ -71,12 +71,8 @@ use store::Resource;
 pub struct FakeIntercom {
     /// The store, scroll, limiter and counters, shared with the server thread.
     shared: Arc<Shared>,
-    /// Where it listens.
-    addr: SocketAddr,
-    /// Stops the server thread when sent to or dropped.
-    stop: Option<oneshot::Sender<()>>,
-    /// Resolves once the server thread has closed the listener and every connection.
-    stopped: Option<oneshot::Receiver<()>>,
+    /// The server thread; stops when dropped.
+    server: Server,
 }
 
 impl FakeIntercom {
@@ -99,44 +95,24 @@ impl FakeIntercom {
     ///
     /// When the address cannot be bound or the server thread cannot start.
     pub async fn start_on(addr: SocketAddr, data: IntercomData) -> std::io::Result<FakeIntercom> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(
             data.store,
             data.token,
             data.client_secret,
             data.app_id,
         ));
-        let (stop, stop_rx) = oneshot::channel();
-        let (stopped_tx, stopped) = oneshot::channel();
-        let (ready_tx, ready) = oneshot::channel();
-        let serving = shared.clone();
-        std::thread::Builder::new()
-            .name("fake-intercom".into())
-            .spawn(move || {
-                server::run(listener, serving, ready_tx, stop_rx);
-                let _ = stopped_tx.send(());
-            })?;
-        ready
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("the fake Intercom thread died")))?;
-        Ok(FakeIntercom {
-            shared,
-            addr,
-            stop: Some(stop),
-            stopped: Some(stopped),
-        })
+        let server = Server::spawn("fake-intercom", addr, shared.clone(), server::handle).await?;
+        Ok(FakeIntercom { shared, server })
     }
 
     /// `http://127.0.0.1:PORT`, to use as the Intercom base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The access token the fake accepts (`Authorization: Bearer <token>`).
@@ -156,12 +132,7 @@ impl FakeIntercom {
 
     /// Stops serving and waits until the listener is closed; open connections are dropped.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(stopped) = self.stopped.take() {
-            let _ = stopped.await;
-        }
+        self.server.shutdown().await;
     }
 
     /// Inserts or replaces an object, live. Missing `created_at` and `updated_at` are set to the
@@ -362,14 +333,5 @@ impl FakeIntercom {
     /// The `X-Hub-Signature` value for `body` under this fake's client secret.
     pub fn sign(&self, body: &[u8]) -> String {
         intercom_signature(&self.shared.client_secret, body)
-    }
-}
-
-impl Drop for FakeIntercom {
-    fn drop(&mut self) {
-        // Dropping the sender is enough to stop the thread; there is no waiting in `drop`.
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

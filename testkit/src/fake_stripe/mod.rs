@@ -43,13 +43,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 pub use data::{fixture, StripeData, DEFAULT_API_KEY};
 pub use events::{API_VERSION, RETENTION_SECS};
 pub use generate::Counts;
 pub use webhook::stripe_signature;
 
+use crate::http_server::Server;
 use events::Subjects;
 pub(crate) use server::lock;
 use server::Shared;
@@ -64,12 +64,8 @@ use store::{Resource, Store};
 pub struct FakeStripe {
     /// The store and counters, shared with the server thread.
     shared: Arc<Shared>,
-    /// Where it listens.
-    addr: SocketAddr,
-    /// Stops the server thread when sent to or dropped.
-    stop: Option<oneshot::Sender<()>>,
-    /// Resolves once the server thread has closed the listener and every connection.
-    stopped: Option<oneshot::Receiver<()>>,
+    /// The server thread; stops when dropped.
+    server: Server,
 }
 
 impl FakeStripe {
@@ -94,39 +90,19 @@ impl FakeStripe {
     ///
     /// When the address cannot be bound or the server thread cannot start.
     pub async fn start_on(addr: SocketAddr, data: StripeData) -> std::io::Result<FakeStripe> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(data.store, data.api_key));
-        let (stop, stop_rx) = oneshot::channel();
-        let (stopped_tx, stopped) = oneshot::channel();
-        let (ready_tx, ready) = oneshot::channel();
-        let serving = shared.clone();
-        std::thread::Builder::new()
-            .name("fake-stripe".into())
-            .spawn(move || {
-                server::run(listener, serving, ready_tx, stop_rx);
-                let _ = stopped_tx.send(());
-            })?;
-        ready
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("the fake Stripe thread died")))?;
-        Ok(FakeStripe {
-            shared,
-            addr,
-            stop: Some(stop),
-            stopped: Some(stopped),
-        })
+        let server = Server::spawn("fake-stripe", addr, shared.clone(), server::handle).await?;
+        Ok(FakeStripe { shared, server })
     }
 
     /// `http://127.0.0.1:PORT`, to use as the Stripe base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The API key the fake accepts.
@@ -136,12 +112,7 @@ impl FakeStripe {
 
     /// Stops serving and waits until the listener is closed; open connections are dropped.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(stopped) = self.stopped.take() {
-            let _ = stopped.await;
-        }
+        self.server.shutdown().await;
     }
 
     /// Inserts or replaces an object, live, and records its event: `<object>.created` or
@@ -337,15 +308,6 @@ impl FakeStripe {
     pub fn set_latency(&self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.shared.latency_micros.store(micros, Ordering::Relaxed);
-    }
-}
-
-impl Drop for FakeStripe {
-    fn drop(&mut self) {
-        // Dropping the sender is enough to stop the thread; there is no waiting in `drop`.
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

@@ -14,13 +14,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
 
 use super::clock::Clock;
 use super::error::ApiError;
@@ -116,70 +110,8 @@ impl Shared {
     }
 }
 
-/// Runs the server on the current thread, on a runtime of its own, until `stop` resolves (sent
-/// to or dropped). Reports on `ready` whether it could start.
-pub(crate) fn run(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    ready: oneshot::Sender<std::io::Result<()>>,
-    stop: oneshot::Receiver<()>,
-) {
-    let started = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("fake-stripe-worker")
-        .enable_all()
-        .build()
-        .and_then(|runtime| {
-            let listener = runtime.block_on(async { TcpListener::from_std(listener) })?;
-            Ok((runtime, listener))
-        });
-    let (runtime, listener) = match started {
-        Ok(started) => started,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(()));
-    runtime.block_on(async move {
-        tokio::select! {
-            () = serve(listener, shared) => {}
-            _ = stop => {}
-        }
-    });
-    // Dropping the runtime here drops every connection task before `run` returns.
-}
-
-/// Serves connections until dropped; dropping it also drops (and so aborts) every open
-/// connection.
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(_) => {
-                        // Out of file descriptors or similar: back off instead of spinning.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(shared.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-async fn handle(
+/// Answers one request.
+pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
