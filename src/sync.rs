@@ -120,7 +120,7 @@ pub fn is_final(status: &str) -> bool {
 ///
 /// # Errors
 ///
-/// A database error, or [`StoreError::Db`] never; a vanished job returns `Value::Null`.
+/// A database error. A job that vanished (deleted meanwhile) returns `Value::Null`.
 pub async fn wait_for_end(
     ctx: &Context,
     job_id: Uuid,

@@ -29,6 +29,8 @@ pub struct Worker {
     owner: Arc<str>,
     /// Woken when a task may be waiting.
     wake: Arc<Notify>,
+    /// The apps this process serves: it claims only their tasks.
+    app_keys: Arc<[String]>,
 }
 
 impl Worker {
@@ -39,8 +41,10 @@ impl Worker {
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
+        let app_keys = ctx.config.apps.iter().map(|a| a.app_key.clone()).collect();
         Worker {
             ctx,
+            app_keys,
             owner: owner.into(),
             wake: Arc::new(Notify::new()),
         }
@@ -64,17 +68,10 @@ impl Worker {
 
     async fn claim(&self) -> Result<Option<jobs::ClaimedTask>, StoreError> {
         let client = self.ctx.pool.get().await?;
-        let app_keys: Vec<String> = self
-            .ctx
-            .config
-            .apps
-            .iter()
-            .map(|a| a.app_key.clone())
-            .collect();
         jobs::claim_task(
             &**client,
             &self.owner,
-            &app_keys,
+            &self.app_keys,
             self.ctx.config.worker.lease.as_secs_f64(),
         )
         .await

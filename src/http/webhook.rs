@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, StatusCode};
 use serde_json::{json, Map, Value};
@@ -26,14 +27,21 @@ const REDACTED: [&str; 6] = [
     "api-key",
 ];
 
-/// Handles one webhook request for `app_key`, logging it when `[webhook_logging]` is enabled.
+/// Handles one webhook request for `app_key`, logging it when `[webhook_logging]` is enabled
+/// (the body, kept for the log, is a reference-counted buffer: no copy).
 pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Resp {
+    if !ctx.config.webhook_logging.enabled {
+        let mut body = None;
+        return receive(ctx, app_key, req, &mut body)
+            .await
+            .unwrap_or_else(Resp::from);
+    }
     let started = Instant::now();
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let headers = req.headers().clone();
-    let mut body_text = None;
-    let result = receive(ctx, app_key, req, &mut body_text).await;
+    let mut body = None;
+    let result = receive(ctx, app_key, req, &mut body).await;
     let (resp, err) = match result {
         Ok(resp) => (resp, None),
         Err(e) => {
@@ -41,25 +49,23 @@ pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Res
             (Resp::from(e), Some(message))
         }
     };
-    if ctx.config.webhook_logging.enabled {
-        let log = WebhookLog {
-            app_key: ctx.config.app(app_key).map(|a| a.app_key.as_str()),
-            method: &method,
-            path: &path,
-            headers: redacted_headers(&headers),
-            body: body_text,
-            status: resp.status().as_u16(),
-            error: err,
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        };
-        match ctx.pool.get().await {
-            Ok(client) => {
-                if let Err(e) = events::log_webhook(&**client, &log).await {
-                    tracing::warn!(error = %e, "could not write the webhook log");
-                }
+    let log = WebhookLog {
+        app_key: ctx.config.app(app_key).map(|a| a.app_key.as_str()),
+        method: &method,
+        path: &path,
+        headers: redacted_headers(&headers),
+        body: body.map(|b: Bytes| String::from_utf8_lossy(&b).into_owned()),
+        status: resp.status().as_u16(),
+        error: err,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    match ctx.pool.get().await {
+        Ok(client) => {
+            if let Err(e) = events::log_webhook(&**client, &log).await {
+                tracing::warn!(error = %e, "could not write the webhook log");
             }
-            Err(e) => tracing::warn!(error = %e, "could not write the webhook log"),
         }
+        Err(e) => tracing::warn!(error = %e, "could not write the webhook log"),
     }
     resp
 }
@@ -68,7 +74,7 @@ async fn receive(
     ctx: &Context,
     app_key: &str,
     req: Request<Incoming>,
-    body_text: &mut Option<String>,
+    raw_body: &mut Option<Bytes>,
 ) -> Result<Resp, ApiError> {
     let Some((app, connector)) = ctx.app(app_key) else {
         return Err(error(
@@ -87,7 +93,7 @@ async fn receive(
         ctx.config.server.read_timeout,
     )
     .await?;
-    *body_text = Some(String::from_utf8_lossy(&body).into_owned());
+    *raw_body = Some(body.clone());
     let Some(secret) = &app.webhook_secret else {
         tracing::warn!(
             app = app_key,

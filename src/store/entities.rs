@@ -44,6 +44,36 @@ WHERE (excluded.last_seen_job IS NOT NULL AND e.last_seen_job IS DISTINCT FROM e
             OR e.deleted_at IS DISTINCT FROM excluded.deleted_at
             OR (e.archived_at IS NULL) <> (excluded.archived_at IS NULL)))";
 
+/// A page's records as column arrays, for `unnest`.
+struct Columns<'a> {
+    collections: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    payloads: Vec<&'a serde_json::Value>,
+    created: Vec<Option<i64>>,
+    archived: Vec<bool>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(records: impl ExactSizeIterator<Item = &'a Record>) -> Columns<'a> {
+        let n = records.len();
+        let mut c = Columns {
+            collections: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            archived: Vec::with_capacity(n),
+        };
+        for r in records {
+            c.collections.push(r.collection_key);
+            c.ids.push(r.external_id.as_str());
+            c.payloads.push(&r.payload);
+            c.created.push(r.created);
+            c.archived.push(r.archived);
+        }
+        c
+    }
+}
+
 /// One page of a running task, ready to commit.
 pub struct PageWrite<'a> {
     /// The task and the lease that fences the write.
@@ -88,19 +118,7 @@ pub async fn commit_page(
     client: &impl GenericClient,
     page: &PageWrite<'_>,
 ) -> Result<PageOutcome, StoreError> {
-    let n = page.records.len();
-    let mut collections = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut created = Vec::with_capacity(n);
-    let mut archived = Vec::with_capacity(n);
-    for r in page.records {
-        collections.push(r.collection_key);
-        ids.push(r.external_id.as_str());
-        payloads.push(&r.payload);
-        created.push(r.created);
-        archived.push(r.archived);
-    }
+    let columns = Columns::of(page.records.iter());
     let sql = format!(
         "WITH task AS (
             UPDATE supasaasy.sync_tasks
@@ -146,11 +164,11 @@ pub async fn commit_page(
                 &page.app_key,
                 &page.api_version,
                 &page.job_id,
-                &collections,
-                &ids,
-                &payloads,
-                &created,
-                &archived,
+                &columns.collections,
+                &columns.ids,
+                &columns.payloads,
+                &columns.created,
+                &columns.archived,
             ],
         )
         .await?;
@@ -270,11 +288,7 @@ pub async fn write_changes(
     records: &[&Record],
     deleted: &[bool],
 ) -> Result<u64, StoreError> {
-    let collections: Vec<&str> = records.iter().map(|r| r.collection_key).collect();
-    let ids: Vec<&str> = records.iter().map(|r| r.external_id.as_str()).collect();
-    let payloads: Vec<&serde_json::Value> = records.iter().map(|r| &r.payload).collect();
-    let created: Vec<Option<i64>> = records.iter().map(|r| r.created).collect();
-    let archived: Vec<bool> = records.iter().map(|r| r.archived).collect();
+    let columns = Columns::of(records.iter().copied());
     let sql = format!(
         "INSERT INTO supasaasy.entities AS e
              (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
@@ -293,11 +307,11 @@ pub async fn write_changes(
                 &app_key,
                 &api_version,
                 &version,
-                &collections,
-                &ids,
-                &payloads,
-                &created,
-                &archived,
+                &columns.collections,
+                &columns.ids,
+                &columns.payloads,
+                &columns.created,
+                &columns.archived,
                 &deleted,
             ],
         )
