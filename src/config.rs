@@ -51,6 +51,12 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// Scheduled syncs.
     pub sync_schedules: Vec<ScheduleConfig>,
+    /// Where alerts go and which ones are sent.
+    pub alerts: AlertsConfig,
+    /// When an app's circuit opens and for how long.
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// The integration events log.
+    pub events: EventsConfig,
 }
 
 /// `[database]`.
@@ -361,6 +367,9 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
         webhook_logging,
         apps,
         sync_schedules,
+        alerts: operating::alerts(raw.alerts, env)?,
+        circuit_breaker: operating::circuit_breaker(raw.circuit_breaker)?,
+        events: operating::events(raw.events)?,
     })
 }
 
@@ -476,6 +485,12 @@ struct RawConfig {
     apps: Vec<RawApp>,
     #[serde(default)]
     sync_schedules: Vec<RawSchedule>,
+    #[serde(default)]
+    alerts: operating::RawAlerts,
+    #[serde(default)]
+    circuit_breaker: operating::RawCircuitBreaker,
+    #[serde(default)]
+    events: operating::RawEvents,
 }
 
 #[derive(Deserialize, Default)]
@@ -539,6 +554,9 @@ struct RawSchedule {
 }
 
 mod cron_expr;
+mod operating;
+
+pub use operating::{AlertKind, AlertsConfig, CircuitBreakerConfig, EventsConfig};
 
 #[cfg(test)]
 mod tests;

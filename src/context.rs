@@ -9,6 +9,7 @@ use deadpool_postgres::Pool;
 use supasaasy_connector::Connector;
 
 use crate::config::{AppConfig, Config};
+use crate::ops::Ops;
 use crate::{connectors, db};
 
 /// The shared state of one daemon process.
@@ -20,16 +21,20 @@ pub struct Context {
     pub pool: Pool,
     /// One connector per app, by app key.
     pub connectors: Arc<HashMap<String, Arc<dyn Connector>>>,
+    /// Events log, alerts, circuit breakers and metrics.
+    pub ops: Ops,
 }
 
 impl Context {
-    /// Builds the pool and the connectors. Opens no connection yet.
+    /// Builds the pool, the operating parts and the connectors. Opens no connection yet; must be
+    /// called inside a Tokio runtime (the event writer and alert sender are background tasks).
     ///
     /// # Errors
     ///
     /// When the database URL does not parse or a connector cannot be built.
     pub fn build(config: Config) -> anyhow::Result<Context> {
         let pool = db::pool(&config.database)?;
+        let ops = Ops::start(&config, &pool);
         let mut map = HashMap::new();
         for app in &config.apps {
             let connector = connectors::build(app, &config.worker)
@@ -40,6 +45,7 @@ impl Context {
             config: Arc::new(config),
             pool,
             connectors: Arc::new(map),
+            ops,
         })
     }
 

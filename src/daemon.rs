@@ -25,6 +25,7 @@ pub async fn run(
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
     let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
     let grace = ctx.config.server.shutdown_grace;
+    let ctx_events = ctx.ops.events.clone();
     let listener = tokio::spawn(http::serve(listener, ctx, cancel.clone()));
     cancel.cancelled().await;
     // In-flight requests are answered; running tasks checkpoint the page in hand and release
@@ -39,6 +40,7 @@ pub async fn run(
         tracing::warn!("still busy after {grace:?}; exiting anyway");
     }
     scheduler.abort();
+    ctx_events.flush(std::time::Duration::from_secs(5)).await;
     tracing::info!("supasaasy stopped");
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! Data flows one way: a [`config::Config`] becomes a [`context::Context`] (pool and connectors);
 //! the [`http`] listener and the [`sync`] entry points enqueue jobs in the [`store`]; the
 //! [`worker`] pool claims their tasks and runs each as a [`task`], page by page, through the one
-//! write path of [`store::entities`].
+//! write path of [`store::entities`]. [`ops`] tells the people who run it what happened: events log,
+//! alerts, circuit breakers, metrics.
 
 pub mod apply;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod context;
 pub mod daemon;
 pub mod db;
 pub mod http;
+pub mod ops;
 pub mod scheduler;
 pub mod store;
 pub mod sync;

@@ -1,5 +1,6 @@
 //! The scheduler inside `serve`: fires `[[sync_schedules]]` at their cron times and runs the
-//! periodic upkeep (retention of the webhook log and of seen event ids).
+//! periodic upkeep: retention of the webhook log, of seen event ids and of the integration events,
+//! and reading the circuits other daemons opened or closed.
 //!
 //! Every daemon sharing a database runs the same schedules; [`store::schedules::fire`] makes each
 //! tick enqueue at most one job across all of them. A tick missed while a daemon was down is not
@@ -12,12 +13,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ScheduleConfig;
 use crate::context::Context;
+use crate::ops::breaker;
 use crate::store::jobs::NewJob;
 use crate::store::schedules::{self, TickOutcome};
-use crate::store::{events, StoreError};
+use crate::store::{events, integration_events, StoreError};
 
 /// How often retention runs.
 const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
+/// Integration events deleted per statement, so retention never holds a long lock.
+const PRUNE_BATCH: i64 = 5_000;
 /// Seen event ids are kept a little longer than Stripe keeps events (30 days).
 const EVENT_IDS_KEPT_DAYS: u32 = 31;
 
@@ -75,6 +79,7 @@ pub async fn run(ctx: Context, cancel: CancellationToken) {
         .map(|s| s.schedule.after(&now).next())
         .collect();
     let mut upkeep = tokio::time::interval(UPKEEP_EVERY);
+    let mut share = tokio::time::interval(breaker::SHARE_EVERY);
     loop {
         let due = next
             .iter()
@@ -87,6 +92,12 @@ pub async fn run(ctx: Context, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = upkeep.tick() => { prune(&ctx).await; continue; }
+            _ = share.tick() => {
+                if let Err(e) = ctx.ops.breakers.adopt_shared().await {
+                    tracing::debug!(error = %e, "circuits of other daemons not read");
+                }
+                continue;
+            }
             _ = tokio::time::sleep(wait) => {}
         }
         let Some((i, at)) = due else { continue };
@@ -100,17 +111,25 @@ pub async fn run(ctx: Context, cancel: CancellationToken) {
 async fn prune(ctx: &Context) {
     let result = async {
         let client = ctx.pool.get().await?;
-        events::prune(
+        let (logs, ids) = events::prune(
             &**client,
             ctx.config.webhook_logging.retention_days,
             EVENT_IDS_KEPT_DAYS,
         )
-        .await
+        .await?;
+        let days = ctx.config.events.retention_days;
+        let events = integration_events::prune(&**client, days, PRUNE_BATCH).await?;
+        Ok::<_, StoreError>((logs, ids, events))
     }
     .await;
     match result {
-        Ok((logs, ids)) if logs + ids > 0 => {
-            tracing::info!(webhook_logs = logs, event_ids = ids, "pruned old rows")
+        Ok((logs, ids, events)) if logs + ids + events > 0 => {
+            tracing::info!(
+                webhook_logs = logs,
+                event_ids = ids,
+                integration_events = events,
+                "pruned old rows"
+            )
         }
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "upkeep skipped"),

@@ -8,22 +8,21 @@
 //! task taken over after our lease ran out) stops the task without another write.
 
 use chrono::{DateTime, Utc};
-use supasaasy_connector::{
-    find_resource, Connector, ConnectorError, EventWindow, ListOptions, Record, Resource,
-};
+use supasaasy_connector::{find_resource, Connector, EventWindow, ListOptions, Record, Resource};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::apply::{self, Action, ApplyError};
-use crate::config::{AppConfig, SyncMode};
+use crate::config::{AlertKind, AppConfig, SyncMode};
 use crate::context::Context;
+use crate::ops::alerts::Alert;
 use crate::store::entities::{self, PageWrite, Sweep};
-use crate::store::jobs::{self, ClaimedTask};
+use crate::store::jobs::{self, ClaimedTask, TaskEnd};
 use crate::store::StoreError;
 
 mod support;
 
-use support::{with_retries, ExclusiveRun, Heartbeat};
+use support::{with_retries, CallError, ExclusiveRun, Heartbeat};
 
 /// The events list is eventually consistent: a window ends this long before now.
 const EVENTS_SETTLE_SECS: i64 = 60;
@@ -54,6 +53,8 @@ pub enum TaskOutcome {
     Released,
     /// Put back in the queue unrun: another run of the same exclusive resource holds its lock.
     Deferred,
+    /// Put back in the queue without spending an attempt: the app's circuit is open.
+    CircuitOpen,
     /// The lease was lost (job cancelled, or taken over): nothing more was written.
     LostLease,
     /// The database failed under the task; its lease will expire and another worker resumes it.
@@ -84,6 +85,9 @@ async fn run_logged(ctx: &Context, task: ClaimedTask, cancel: &CancellationToken
         TaskOutcome::Released => tracing::info!("task released at a page boundary"),
         TaskOutcome::Deferred => {
             tracing::info!("task deferred: another run of the resource holds its lock")
+        }
+        TaskOutcome::CircuitOpen => {
+            tracing::info!("task waits: the app's circuit is open")
         }
         TaskOutcome::LostLease => {
             tracing::info!("task lease lost (cancelled or taken over); stopped")
@@ -229,9 +233,20 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// A provider error that in-place retries did not cure: back to the queue while attempts
-    /// remain and the error may pass, else the task fails.
-    async fn provider_failed(&self, e: ConnectorError) -> Result<TaskOutcome, StoreError> {
+    /// A provider call that did not succeed. An open circuit puts the task back without spending
+    /// an attempt; an error that in-place retries did not cure puts it back while attempts remain
+    /// and the error may pass, else the task fails.
+    async fn provider_failed(&self, e: CallError) -> Result<TaskOutcome, StoreError> {
+        let e = match e {
+            CallError::Provider(e) => e,
+            CallError::CircuitOpen(wait) => {
+                let client = self.ctx.pool.get().await?;
+                let note = "waiting: the app's circuit is open";
+                jobs::release_task(&**client, self.task, wait.as_secs_f64(), Some(note), false)
+                    .await?;
+                return Ok(TaskOutcome::CircuitOpen);
+            }
+        };
         let error = e.to_string();
         if e.is_retryable() && self.task.attempts < self.ctx.config.worker.max_attempts {
             let base = self.ctx.config.worker.retry_base.as_secs_f64() * 20.0;
@@ -277,7 +292,7 @@ impl Run<'_> {
                 self.connector
                     .list_page(&self.task.resource_type, cursor.as_deref(), options)
             };
-            let page = with_retries(self.cancel, self.ctx.config.worker.retry_base, call).await;
+            let page = with_retries(self.ctx, &self.task.app_key, self.cancel, call).await;
             page.map(|p| (p, fetched_at))
         };
         let mut run_started_at = self.task.run_started_at;
@@ -308,7 +323,9 @@ impl Run<'_> {
             // next owner fetches it again (at most one page twice).
             let commit = async {
                 let client = self.ctx.pool.get().await?;
-                entities::commit_page(&**client, &write).await
+                entities::commit_page(&**client, &write).await?;
+                self.written(page.records.len());
+                Ok::<_, StoreError>(())
             };
             let (committed, fetched) = tokio::join!(commit, fetch(Some(cursor)));
             committed?;
@@ -333,11 +350,10 @@ impl Run<'_> {
                 self.connector
                     .list_events(&self.task.resource_type, cursor.as_deref(), &window)
             };
-            let page =
-                match with_retries(self.cancel, self.ctx.config.worker.retry_base, fetch).await {
-                    Ok(page) => page,
-                    Err(e) => return self.provider_failed(e).await,
-                };
+            let page = match with_retries(self.ctx, &self.task.app_key, self.cancel, fetch).await {
+                Ok(page) => page,
+                Err(e) => return self.provider_failed(e).await,
+            };
             let started = *run_started_at.get_or_insert(fetched_at);
             let mut applied = 0;
             for event in &page.events {
@@ -353,7 +369,9 @@ impl Run<'_> {
                     Ok(Action::Applied) => applied += 1,
                     Ok(_) => {}
                     Err(ApplyError::Store(e)) => return Err(e),
-                    Err(ApplyError::Provider(e)) => return self.provider_failed(e).await,
+                    Err(ApplyError::Provider(e)) => {
+                        return self.provider_failed(CallError::Provider(e)).await
+                    }
                 }
             }
             let write = self.page_write(
@@ -396,9 +414,20 @@ impl Run<'_> {
         }
         let version = self.connector.api_version();
         jobs::record_complete_run(&*tx, self.task, full, started, events_until, version).await?;
-        let job_status = jobs::finish_task(&*tx, self.task, None).await?;
+        let end = jobs::finish_task(&*tx, self.task, None).await?;
         tx.commit().await?;
-        Ok(TaskOutcome::Completed { job_status })
+        self.written(write.records.len());
+        job_ended(self.ctx, &end);
+        Ok(TaskOutcome::Completed {
+            job_status: end.job_status,
+        })
+    }
+
+    fn written(&self, n: usize) {
+        if n > 0 {
+            let metrics = &self.ctx.ops.metrics;
+            metrics.objects_written(&self.task.app_key, &self.task.resource_type, n as u64);
+        }
     }
 }
 
@@ -418,7 +447,33 @@ fn sweep_of<'a>(
 }
 
 async fn fail(ctx: &Context, task: &ClaimedTask, error: String) -> Result<TaskOutcome, StoreError> {
-    let client = ctx.pool.get().await?;
-    let job_status = jobs::finish_task(&**client, task, Some(&error)).await?;
-    Ok(TaskOutcome::Failed { error, job_status })
+    let mut client = ctx.pool.get().await?;
+    let tx = client.transaction().await?;
+    let end = jobs::finish_task(&*tx, task, Some(&error)).await?;
+    tx.commit().await?;
+    job_ended(ctx, &end);
+    Ok(TaskOutcome::Failed {
+        error,
+        job_status: end.job_status,
+    })
+}
+
+/// When `task` ended its job: the job's duration metric, and an alert when it failed.
+fn job_ended(ctx: &Context, end: &TaskEnd) {
+    let Some(job) = &end.job_ended else { return };
+    let ops = &ctx.ops;
+    ops.metrics
+        .job_ended(&job.app_key, &job.mode, &job.status, job.duration_secs);
+    if job.status == "failed" {
+        let error = job.error_message.as_deref().unwrap_or("unknown error");
+        ops.alerts.raise(Alert {
+            kind: AlertKind::JobFailed,
+            app_key: job.app_key.clone(),
+            title: format!("supasaasy: sync failed for {}", job.app_key),
+            message: format!(
+                "The {} sync job {} of app {} failed (resource: error): {error}",
+                job.mode, job.job_id, job.app_key
+            ),
+        });
+    }
 }

@@ -3,8 +3,6 @@
 //! Every answer is JSON; errors are `{"error": ...}`; internal error text is logged, never returned.
 //! Admin routes check the bearer key before they read the body.
 
-use std::time::Duration;
-
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
@@ -15,7 +13,7 @@ use super::util::{
     check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_body,
     unavailable, ApiError, Resp,
 };
-use super::webhook;
+use super::{openapi, operating, webhook};
 use crate::config::SyncMode;
 use crate::context::Context;
 use crate::store::job_status::{self, JobFilter};
@@ -32,8 +30,22 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
     let result = match (segments.as_slice(), &method) {
         (["webhook", app_key], &Method::POST) => Ok(webhook::handle(ctx, app_key, req).await),
         (["webhook", _], _) => Err(method_not_allowed("POST")),
-        (["health"], &Method::GET) => Ok(health(ctx).await),
+        (["health"], &Method::GET) => Ok(operating::health(ctx).await),
         (["health"], _) => Err(method_not_allowed("GET")),
+        (["metrics"], &Method::GET) => Ok(operating::metrics(ctx).await),
+        (["metrics"], _) => Err(method_not_allowed("GET")),
+        (["openapi.json"], &Method::GET) => Ok(openapi::serve()),
+        (["openapi.json"], _) => Err(method_not_allowed("GET")),
+        (["events"], &Method::GET) => match admin(&req) {
+            Ok(()) => operating::list_events(ctx, &req).await,
+            Err(resp) => Err(resp),
+        },
+        (["events"], _) => Err(method_not_allowed("GET")),
+        (["alerts"], &Method::POST) => match admin(&req) {
+            Ok(()) => operating::send_alert(ctx, req).await,
+            Err(resp) => Err(resp),
+        },
+        (["alerts"], _) => Err(method_not_allowed("POST")),
         (["sync"], &Method::POST) => match admin(&req) {
             Ok(()) => create_sync(ctx, req).await,
             Err(resp) => Err(resp),
@@ -61,40 +73,13 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
     resp
 }
 
-fn store_error(e: StoreError) -> ApiError {
+/// The answer to a store error: 503 while the database is unreachable, else 500.
+pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Pool(e) => unavailable(&e),
         StoreError::Db(e) if e.is_closed() => unavailable(&e),
         e => internal(&e),
     }
-}
-
-async fn health(ctx: &Context) -> Resp {
-    let probe = async {
-        let client = ctx.pool.get().await.map_err(|e| e.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| e.to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(_)) => json_response(
-            StatusCode::OK,
-            &json!({"status": "ok", "database": {"status": "ok"}}),
-        ),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: database unavailable");
-            down()
-        }
-        Err(_) => down(),
-    }
-}
-
-fn down() -> Resp {
-    json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &json!({"status": "down", "database": {"status": "unavailable"}}),
-    )
 }
 
 #[derive(Deserialize)]

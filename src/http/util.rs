@@ -21,6 +21,15 @@ pub fn json_response(status: StatusCode, body: &Value) -> Resp {
     resp
 }
 
+/// A text answer (`/metrics`).
+pub fn text_response(status: StatusCode, content_type: &'static str, body: String) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
 /// An error answer of a route, rendered as `{"error": message}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -34,6 +43,11 @@ impl ApiError {
     /// The message answered.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 }
 

@@ -27,21 +27,37 @@ const REDACTED: [&str; 6] = [
     "api-key",
 ];
 
-/// Handles one webhook request for `app_key`, logging it when `[webhook_logging]` is enabled
-/// (the body, kept for the log, is a reference-counted buffer: no copy).
+/// What the events log and the metrics record of one webhook request.
+#[derive(Default)]
+struct Seen {
+    /// The provider's event id, once parsed.
+    event_id: Option<String>,
+    /// The provider's event type, once parsed.
+    event_type: Option<String>,
+    /// The objects the event concerns.
+    object_ids: Vec<String>,
+    /// What applying it did.
+    action: Option<&'static str>,
+}
+
+/// Handles one webhook request for `app_key`: records its outcome in the integration events log
+/// and the metrics, and logs the request when `[webhook_logging]` is enabled (the body, kept for
+/// the log, is a reference-counted buffer: no copy).
 pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Resp {
+    let mut seen = Seen::default();
     if !ctx.config.webhook_logging.enabled {
         let mut body = None;
-        return receive(ctx, app_key, req, &mut body)
-            .await
-            .unwrap_or_else(Resp::from);
+        let result = receive(ctx, app_key, req, &mut body, &mut seen).await;
+        record(ctx, app_key, &seen, result.as_ref().err());
+        return result.unwrap_or_else(Resp::from);
     }
     let started = Instant::now();
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let headers = req.headers().clone();
     let mut body = None;
-    let result = receive(ctx, app_key, req, &mut body).await;
+    let result = receive(ctx, app_key, req, &mut body, &mut seen).await;
+    record(ctx, app_key, &seen, result.as_ref().err());
     let (resp, err) = match result {
         Ok(resp) => (resp, None),
         Err(e) => {
@@ -70,11 +86,74 @@ pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Res
     resp
 }
 
+/// Records a webhook's outcome: `applied`, `ignored`, `duplicate` or `stale` when it was
+/// answered 200, `rejected` with the reason when it was refused, `failed` when it must be
+/// delivered again. A refused signature also counts towards the rejection alert.
+fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
+    let ops = &ctx.ops;
+    let app = ctx.app(app_key);
+    let service = app.map_or("supasaasy", |(a, _)| a.connector.as_str());
+    let event_type = seen.event_type.as_deref().unwrap_or("webhook.rejected");
+    let (outcome, reason) = match (err, seen.action) {
+        (None, Some(action)) => (action, None),
+        (None, None) => ("applied", None),
+        (Some(e), _) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            ("failed", Some(e.message()))
+        }
+        (Some(e), _) => ("rejected", Some(e.message())),
+    };
+    let Some((app, _)) = app else {
+        // An unknown app in the URL: logged without naming it as an app (it is the caller's text).
+        let shown: String = app_key.chars().take(64).collect();
+        ops.events.record(
+            None,
+            service,
+            event_type,
+            outcome,
+            json!({"reason": reason, "path_app_key": shown}),
+        );
+        ops.metrics.webhook("unknown", event_type, outcome);
+        return;
+    };
+    let mut detail = Map::new();
+    if let Some(id) = &seen.event_id {
+        detail.insert("event_id".into(), json!(id));
+    }
+    match seen.object_ids.as_slice() {
+        [] => {}
+        [one] => {
+            detail.insert("object_id".into(), json!(one));
+        }
+        many => {
+            detail.insert("object_ids".into(), json!(many));
+        }
+    }
+    if let Some(reason) = reason {
+        detail.insert("reason".into(), json!(reason));
+    }
+    if let Some(e) = err {
+        detail.insert("status".into(), json!(e.status().as_u16()));
+    }
+    ops.events.record(
+        Some(&app.app_key),
+        service,
+        event_type,
+        outcome,
+        Value::Object(detail),
+    );
+    ops.metrics.webhook(&app.app_key, event_type, outcome);
+    if err.is_some_and(|e| e.status() == StatusCode::UNAUTHORIZED) {
+        ops.alerts
+            .webhook_rejected(&app.app_key, reason.unwrap_or_default());
+    }
+}
+
 async fn receive(
     ctx: &Context,
     app_key: &str,
     req: Request<Incoming>,
     raw_body: &mut Option<Bytes>,
+    seen: &mut Seen,
 ) -> Result<Resp, ApiError> {
     let Some((app, connector)) = ctx.app(app_key) else {
         return Err(error(
@@ -111,8 +190,16 @@ async fn receive(
     let event = connector
         .parse_webhook(&body)
         .map_err(|e| webhook_error(app_key, e))?;
+    seen.event_id = Some(event.id.clone());
+    seen.event_type = Some(event.event_type.clone());
+    seen.object_ids = event
+        .changes
+        .iter()
+        .map(|c| c.record.external_id.clone())
+        .collect();
     match apply::apply_event(ctx, app_key, connector.as_ref(), &event, "webhook").await {
         Ok(action) => {
+            seen.action = Some(action.as_str());
             tracing::debug!(app = app_key, event = %event.id, r#type = %event.event_type, action = action.as_str(), "webhook");
             Ok(json_response(
                 StatusCode::OK,

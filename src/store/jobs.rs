@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::integration_events::{self, EndedJob};
 use super::StoreError;
 use crate::config::SyncMode;
 
@@ -129,6 +130,14 @@ pub async fn claim_task(
              job AS (
                 UPDATE supasaasy.sync_jobs SET status = 'processing', started_at = COALESCE(started_at, now())
                  WHERE id = (SELECT job_id FROM claimed) AND status = 'pending'
+             RETURNING id, app_key, mode, trigger, resource_types
+             ),
+             started AS (
+                INSERT INTO supasaasy.integration_events (app_key, service, event_type, outcome, detail)
+                SELECT app_key, 'supasaasy', 'sync.started', 'started',
+                       jsonb_build_object('job_id', id, 'mode', mode, 'trigger', trigger,
+                                          'resource_types', resource_types)
+                  FROM job
              )
              SELECT * FROM claimed",
             &[&app_keys, &owner, &lease_secs],
@@ -181,8 +190,17 @@ fn fenced(rows: u64) -> Result<(), StoreError> {
     }
 }
 
-/// Ends a task as completed or failed and moves its job's counters; the job ends with its last task.
-/// Returns the job's status after the update.
+/// What ending a task did to its job.
+#[derive(Debug, Clone)]
+pub struct TaskEnd {
+    /// The job's status after the task ended.
+    pub job_status: String,
+    /// Set when this task was the job's last: the job's end, as recorded in the events log.
+    pub job_ended: Option<EndedJob>,
+}
+
+/// Ends a task as completed or failed and moves its job's counters; the job ends with its last task,
+/// and its end is recorded in the integration events log. Call in a transaction.
 ///
 /// # Errors
 ///
@@ -191,7 +209,7 @@ pub async fn finish_task(
     client: &impl GenericClient,
     task: &ClaimedTask,
     error: Option<&str>,
-) -> Result<String, StoreError> {
+) -> Result<TaskEnd, StoreError> {
     let status = if error.is_some() {
         "failed"
     } else {
@@ -225,11 +243,21 @@ pub async fn finish_task(
                              AND completed_tasks + $2 + failed_tasks + $3 >= total_tasks THEN now()
                         ELSE completed_at END
               WHERE id = $1
-          RETURNING status",
+          RETURNING status, completed_at IS NOT NULL AND completed_at = now()",
             &[&task.job_id, &done, &failed, &job_error],
         )
         .await?;
-    Ok(row.get(0))
+    let job_status: String = row.get(0);
+    let ended_now: bool = row.get(1);
+    let job_ended = if ended_now {
+        integration_events::record_job_end(client, task.job_id).await?
+    } else {
+        None
+    };
+    Ok(TaskEnd {
+        job_status,
+        job_ended,
+    })
 }
 
 /// Puts a task back in the queue to be retried after `delay`, keeping its cursor.
@@ -385,7 +413,13 @@ pub async fn cancel_job(
                    SET status = 'cancelled', completed_at = now(),
                        error_message = COALESCE(error_message, 'cancelled')
                  WHERE id = $1 AND status IN ('pending', 'processing')
-             RETURNING id
+             RETURNING id, app_key, mode, trigger
+             ),
+             event AS (
+                INSERT INTO supasaasy.integration_events (app_key, service, event_type, outcome, detail)
+                SELECT app_key, 'supasaasy', 'sync.cancelled', 'cancelled',
+                       jsonb_build_object('job_id', id, 'mode', mode, 'trigger', trigger)
+                  FROM job
              ),
              tasks AS (
                 UPDATE supasaasy.sync_tasks

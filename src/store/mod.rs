@@ -2,8 +2,11 @@
 //! [`entities`] (the mirror and its single write path) and [`jobs`] (the sync queue). SQL lives
 //! here and in `migrations/`, nowhere else.
 
+pub mod circuits;
 pub mod entities;
 pub mod events;
+pub mod health;
+pub mod integration_events;
 pub mod job_status;
 pub mod jobs;
 pub mod schedules;

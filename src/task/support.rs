@@ -57,36 +57,63 @@ impl ExclusiveRun {
     }
 }
 
-/// Runs a provider call, retrying retryable errors in place with exponential backoff and jitter,
-/// and honouring a rate limit's delay.
+/// Why a provider call did not succeed.
+#[derive(Debug)]
+pub(super) enum CallError {
+    /// The provider failed, after the in-place retries.
+    Provider(ConnectorError),
+    /// The app's circuit is open: no request was sent; try again after the delay.
+    CircuitOpen(Duration),
+}
+
+/// Runs a provider call of `app_key` through its circuit breaker, retrying retryable errors in
+/// place with exponential backoff and jitter, and honouring a rate limit's delay. The call's end
+/// result (not each retry) counts for or against the circuit.
 pub(super) async fn with_retries<T, F, Fut>(
+    ctx: &Context,
+    app_key: &str,
     cancel: &CancellationToken,
-    first_delay: Duration,
     mut call: F,
-) -> Result<T, ConnectorError>
+) -> Result<T, CallError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ConnectorError>>,
 {
+    let first_delay = ctx.config.worker.retry_base;
+    let breakers = &ctx.ops.breakers;
     let mut attempt = 0;
     loop {
-        match call().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled() => {
-                let base = first_delay * 2u32.pow(attempt);
-                let delay = match &e {
-                    ConnectorError::RateLimited {
-                        retry_after: Some(d),
-                        ..
-                    } => (*d).max(base),
-                    _ => base,
-                } + jitter(base / 2);
-                tracing::debug!(error = %e, ?delay, "provider call failed; retrying");
-                attempt += 1;
-                tokio::time::sleep(delay).await;
+        breakers.check(app_key).map_err(CallError::CircuitOpen)?;
+        let e = match call().await {
+            Ok(v) => {
+                breakers.success(app_key);
+                return Ok(v);
             }
-            Err(e) => return Err(e),
+            Err(e) => e,
+        };
+        if !(e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled()) {
+            if e.is_provider_failure() {
+                breakers.failure(app_key, e.message());
+            } else {
+                // A rate limit or one bad request: the provider is up.
+                breakers.success(app_key);
+            }
+            return Err(CallError::Provider(e));
         }
+        let base = first_delay * 2u32.pow(attempt);
+        let delay = match &e {
+            ConnectorError::RateLimited {
+                retry_after: Some(d),
+                ..
+            } => (*d).max(base),
+            _ => base,
+        } + jitter(base / 2);
+        if matches!(e, ConnectorError::RateLimited { .. }) {
+            ctx.ops.metrics.rate_limit_wait(app_key, delay);
+        }
+        tracing::debug!(error = %e, ?delay, "provider call failed; retrying");
+        attempt += 1;
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -132,7 +132,14 @@ pub enum ConnectorError {
         /// How long the provider asked us to wait.
         retry_after: Option<Duration>,
     },
-    /// Retrying will not help: a rejected key, an invalid request, an unknown resource.
+    /// The provider refused our credentials (401, 403): nothing will work for this app until the
+    /// key is fixed, so it counts against the app's circuit like an outage.
+    #[error("{message}")]
+    Rejected {
+        /// What happened, for the operator.
+        message: String,
+    },
+    /// Retrying will not help: an invalid request, an unknown resource.
     #[error("{message}")]
     Fatal {
         /// What happened, for the operator.
@@ -143,7 +150,51 @@ pub enum ConnectorError {
 impl ConnectorError {
     /// True when the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ConnectorError::Fatal { .. })
+        matches!(
+            self,
+            ConnectorError::Retryable { .. } | ConnectorError::RateLimited { .. }
+        )
+    }
+
+    /// True when the error says the provider is failing this app as a whole (5xx, timeouts,
+    /// transport errors, rejected credentials), as opposed to one bad request or a rate limit.
+    pub fn is_provider_failure(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Retryable { .. } | ConnectorError::Rejected { .. }
+        )
+    }
+
+    /// What happened, for the operator.
+    pub fn message(&self) -> &str {
+        match self {
+            ConnectorError::Retryable { message }
+            | ConnectorError::RateLimited { message, .. }
+            | ConnectorError::Rejected { message }
+            | ConnectorError::Fatal { message } => message,
+        }
+    }
+
+    /// The same error with its message rewritten (to scrub a secret from it).
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> ConnectorError {
+        match self {
+            ConnectorError::Retryable { message } => ConnectorError::Retryable {
+                message: f(message),
+            },
+            ConnectorError::RateLimited {
+                message,
+                retry_after,
+            } => ConnectorError::RateLimited {
+                message: f(message),
+                retry_after,
+            },
+            ConnectorError::Rejected { message } => ConnectorError::Rejected {
+                message: f(message),
+            },
+            ConnectorError::Fatal { message } => ConnectorError::Fatal {
+                message: f(message),
+            },
+        }
     }
 }
 

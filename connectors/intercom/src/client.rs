@@ -245,22 +245,7 @@ impl IntercomHttp {
         if key.is_empty() {
             return err;
         }
-        let scrub = |message: String| message.replace(key, "***");
-        match err {
-            ConnectorError::Retryable { message } => ConnectorError::Retryable {
-                message: scrub(message),
-            },
-            ConnectorError::RateLimited {
-                message,
-                retry_after,
-            } => ConnectorError::RateLimited {
-                message: scrub(message),
-                retry_after,
-            },
-            ConnectorError::Fatal { message } => ConnectorError::Fatal {
-                message: scrub(message),
-            },
-        }
+        err.map_message(|message| message.replace(key, "***"))
     }
 }
 
@@ -360,15 +345,18 @@ pub(crate) fn classify(
             ),
         };
     }
-    let message = match status {
-        401 | 403 => format!(
-            "Intercom rejected the access token for app {app_key} ({status}); check the token in the app's api_key_env and its read permissions{detail}{request_id}"
-        ),
-        _ => format!(
-            "Intercom answered {status} for app {app_key} on {request}{detail}{request_id}"
-        ),
-    };
-    ConnectorError::Fatal { message }
+    match status {
+        401 | 403 => ConnectorError::Rejected {
+            message: format!(
+                "Intercom rejected the access token for app {app_key} ({status}); check the token in the app's api_key_env and its read permissions{detail}{request_id}"
+            ),
+        },
+        _ => ConnectorError::Fatal {
+            message: format!(
+                "Intercom answered {status} for app {app_key} on {request}{detail}{request_id}"
+            ),
+        },
+    }
 }
 
 /// Classifies a failure to send a request or read its answer.

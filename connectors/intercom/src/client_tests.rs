@@ -44,11 +44,7 @@ fn settings(base_url: &str) -> AppSettings {
 }
 
 fn message(err: &ConnectorError) -> &str {
-    match err {
-        ConnectorError::Retryable { message }
-        | ConnectorError::RateLimited { message, .. }
-        | ConnectorError::Fatal { message } => message,
-    }
+    err.message()
 }
 
 #[test]
@@ -120,7 +116,7 @@ fn rejected_token_is_fatal_and_names_the_app() {
             &HeaderMap::new(),
             &intercom_error("unauthorized", "Access Token Invalid"),
         );
-        assert!(matches!(err, ConnectorError::Fatal { .. }), "{status}");
+        assert!(matches!(err, ConnectorError::Rejected { .. }), "{status}");
         assert!(
             message(&err).starts_with(&format!(
                 "Intercom rejected the access token for app {APP} ({status})"

@@ -180,22 +180,7 @@ impl StripeHttp {
         if key.is_empty() {
             return err;
         }
-        let scrub = |message: String| message.replace(key, "***");
-        match err {
-            ConnectorError::Retryable { message } => ConnectorError::Retryable {
-                message: scrub(message),
-            },
-            ConnectorError::RateLimited {
-                message,
-                retry_after,
-            } => ConnectorError::RateLimited {
-                message: scrub(message),
-                retry_after,
-            },
-            ConnectorError::Fatal { message } => ConnectorError::Fatal {
-                message: scrub(message),
-            },
-        }
+        err.map_message(|message| message.replace(key, "***"))
     }
 }
 
@@ -306,18 +291,23 @@ fn classify(
             ),
         };
     }
-    let message = match status {
-        401 => format!(
-            "Stripe rejected the API key for app {app_key} (401); check the key in the app's api_key_env{request_id}"
-        ),
-        403 => format!(
-            "Stripe refused {request} to the API key of app {app_key} (403); a restricted key needs read access to customers, products, prices, plans and subscriptions{detail}{request_id}"
-        ),
-        _ => format!(
-            "Stripe answered {status} for app {app_key} on {request}{detail}{request_id}"
-        ),
-    };
-    ConnectorError::Fatal { message }
+    match status {
+        401 => ConnectorError::Rejected {
+            message: format!(
+                "Stripe rejected the API key for app {app_key} (401); check the key in the app's api_key_env{request_id}"
+            ),
+        },
+        403 => ConnectorError::Rejected {
+            message: format!(
+                "Stripe refused {request} to the API key of app {app_key} (403); a restricted key needs read access to customers, products, prices, plans and subscriptions{detail}{request_id}"
+            ),
+        },
+        _ => ConnectorError::Fatal {
+            message: format!(
+                "Stripe answered {status} for app {app_key} on {request}{detail}{request_id}"
+            ),
+        },
+    }
 }
 
 /// `Stripe-Should-Retry: true`: Stripe knows the request may succeed if sent again.
@@ -418,11 +408,7 @@ mod tests {
     }
 
     fn message(err: &ConnectorError) -> &str {
-        match err {
-            ConnectorError::Retryable { message }
-            | ConnectorError::RateLimited { message, .. }
-            | ConnectorError::Fatal { message } => message,
-        }
+        err.message()
     }
 
     #[test]
@@ -533,7 +519,8 @@ mod tests {
             &HeaderMap::new(),
             &stripe_error(None, "Invalid API Key provided: sk_test_****_123"),
         );
-        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        assert!(matches!(err, ConnectorError::Rejected { .. }));
+        assert!(!err.is_retryable() && err.is_provider_failure());
         assert!(message(&err).starts_with("Stripe rejected the API key for app stripe_prod (401)"));
         assert!(!message(&err).contains("sk_test"));
 
@@ -545,7 +532,7 @@ mod tests {
                 "The provided key does not have the required permissions",
             ),
         );
-        assert!(matches!(err, ConnectorError::Fatal { .. }));
+        assert!(matches!(err, ConnectorError::Rejected { .. }));
         let text = message(&err);
         assert!(
             text.contains("stripe_prod") && text.contains("403"),

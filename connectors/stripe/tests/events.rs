@@ -253,8 +253,8 @@ async fn fetch_object_errors_are_classified() {
         .await
         .expect_err("401");
     match err {
-        ConnectorError::Fatal { message } => assert!(!message.contains(wrong_key), "{message}"),
-        other => panic!("expected Fatal, got {other:?}"),
+        ConnectorError::Rejected { message } => assert!(!message.contains(wrong_key), "{message}"),
+        other => panic!("expected Rejected, got {other:?}"),
     }
 
     let change = connector

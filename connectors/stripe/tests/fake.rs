@@ -337,14 +337,14 @@ async fn provider_errors_reach_the_daemon_classified() {
         .await
         .expect_err("401");
     match rejected {
-        ConnectorError::Fatal { message } => {
+        ConnectorError::Rejected { message } => {
             assert!(
                 message.starts_with("Stripe rejected the API key for app stripe_fake (401)"),
                 "{message}"
             );
             assert!(!message.contains(wrong_key), "{message}");
         }
-        other => panic!("expected Fatal, got {other:?}"),
+        other => panic!("expected Rejected, got {other:?}"),
     }
 
     let page = connector

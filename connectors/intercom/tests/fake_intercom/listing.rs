@@ -206,7 +206,7 @@ async fn a_rejected_token_is_fatal_and_never_echoed() {
             .list_page(resource, None, &ListOptions::default())
             .await
             .expect_err("401");
-        assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
+        assert!(matches!(err, ConnectorError::Rejected { .. }), "{err:?}");
         assert!(
             message(&err)
                 .starts_with("Intercom rejected the access token for app intercom_fake (401)"),

@@ -144,9 +144,5 @@ pub async fn events(
 }
 
 pub fn message(err: &ConnectorError) -> &str {
-    match err {
-        ConnectorError::Retryable { message }
-        | ConnectorError::RateLimited { message, .. }
-        | ConnectorError::Fatal { message } => message,
-    }
+    err.message()
 }

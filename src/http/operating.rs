@@ -1,0 +1,247 @@
+//! The operating routes: `GET /health` (per app), `GET /events`, `POST /alerts` and
+//! `GET /metrics`.
+//!
+//! `/health` and `/metrics` need no key and show no secret; `/events` and `/alerts` are admin
+//! routes (checked by the router before the body is read).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::util::{error, json_response, query_pairs, read_body, text_response, ApiError, Resp};
+use crate::context::Context;
+use crate::ops::breaker::CircuitState;
+use crate::store::health::{self, AppActivity};
+use crate::store::integration_events::{self, EventFilter};
+use crate::store::{rfc3339, StoreError};
+
+/// How long `/health` waits for the database before answering 503.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The services `GET /events?service=` knows.
+const SERVICES: [&str; 5] = ["stripe", "intercom", "slack", "teams", "supasaasy"];
+
+/// `GET /health`: 200 with each app's circuit and recent activity while the database answers
+/// (`degraded` when a circuit is not closed), 503 when it does not.
+pub async fn health(ctx: &Context) -> Resp {
+    let app_keys: Vec<String> = ctx.config.apps.iter().map(|a| a.app_key.clone()).collect();
+    let probe = async {
+        let client = ctx.pool.get().await?;
+        health::activity(&**client, &app_keys).await
+    };
+    let activity: Vec<AppActivity> = match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database unavailable");
+            return down(ctx);
+        }
+        Err(_) => {
+            tracing::warn!("health check: the database did not answer in time");
+            return down(ctx);
+        }
+    };
+    let breakers = &ctx.ops.breakers;
+    let mut degraded = false;
+    let apps: Vec<Value> = ctx
+        .config
+        .apps
+        .iter()
+        .zip(activity)
+        .map(|(app, seen)| {
+            let circuit = breakers.state(&app.app_key);
+            degraded |= circuit != CircuitState::Closed;
+            let last_error = match circuit {
+                CircuitState::Closed => seen.last_job_error,
+                _ => breakers.last_error(&app.app_key).or(seen.last_job_error),
+            };
+            json!({
+                "app_key": app.app_key,
+                "connector": app.connector.as_str(),
+                "circuit": circuit.as_str(),
+                "last_sync_at": seen.last_sync_at.map(rfc3339),
+                "last_webhook_at": seen.last_webhook_at.map(rfc3339),
+                "last_error": last_error,
+            })
+        })
+        .collect();
+    let status = if degraded { "degraded" } else { "ok" };
+    json_response(
+        StatusCode::OK,
+        &json!({"status": status, "database": {"status": "ok"}, "apps": apps}),
+    )
+}
+
+fn down(ctx: &Context) -> Resp {
+    let apps: Vec<Value> = ctx
+        .config
+        .apps
+        .iter()
+        .map(|app| {
+            json!({
+                "app_key": app.app_key,
+                "connector": app.connector.as_str(),
+                "circuit": ctx.ops.breakers.state(&app.app_key).as_str(),
+                "last_sync_at": null,
+                "last_webhook_at": null,
+                "last_error": ctx.ops.breakers.last_error(&app.app_key),
+            })
+        })
+        .collect();
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "down", "database": {"status": "unavailable"}, "apps": apps}),
+    )
+}
+
+/// `GET /events`: the integration events log, newest first, with the total and the summary over
+/// everything that matches.
+pub async fn list_events(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    let mut filter = EventFilter {
+        limit: 50,
+        ..EventFilter::default()
+    };
+    let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
+    for (k, v) in query_pairs(req.uri().query()) {
+        match k.as_str() {
+            "app_key" => filter.app_key = Some(v),
+            "service" if SERVICES.contains(&v.as_str()) => filter.service = Some(v),
+            "service" => {
+                return Err(bad(format!(
+                    "unknown service {v:?}; known: {}",
+                    SERVICES.join(", ")
+                )))
+            }
+            "event_type" => filter.event_type = Some(v),
+            "since" => filter.since = Some(parse_time("since", &v)?),
+            "until" => filter.until = Some(parse_time("until", &v)?),
+            "limit" => {
+                filter.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| bad("limit must be between 1 and 1000".into()))?
+            }
+            "offset" => {
+                filter.offset = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &i64| *n >= 0)
+                    .ok_or_else(|| bad("offset must be a whole number, 0 or more".into()))?
+            }
+            other => return Err(bad(format!("unknown filter {other:?}"))),
+        }
+    }
+    // Whatever this process recorded before the request is in the answer.
+    ctx.ops.events.flush(Duration::from_secs(2)).await;
+    let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
+    let page = integration_events::list(&**client, &filter)
+        .await
+        .map_err(store_error)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "events": page.events,
+            "pagination": {"total": page.total, "limit": filter.limit, "offset": filter.offset},
+            "filters": {
+                "app_key": filter.app_key,
+                "service": filter.service,
+                "event_type": filter.event_type,
+                "since": filter.since.map(rfc3339),
+                "until": filter.until.map(rfc3339),
+            },
+            "summary": {"services": page.services, "event_types": page.event_types},
+        }),
+    ))
+}
+
+fn parse_time(key: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("{key} must be an RFC 3339 time like 2026-01-31T00:00:00Z"),
+            )
+        })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertRequest {
+    title: String,
+    message: String,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+}
+
+/// `POST /alerts`: sends an alert now and answers each channel's result.
+pub async fn send_alert(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let body = read_body(
+        req,
+        ctx.config.server.max_body_bytes,
+        ctx.config.server.read_timeout,
+    )
+    .await?;
+    let request: AlertRequest = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {e}"),
+        )
+    })?;
+    if request.title.trim().is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "title must not be empty"));
+    }
+    let results = ctx
+        .ops
+        .alerts
+        .send_now(
+            &request.title,
+            &request.message,
+            request.channels.as_deref(),
+        )
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let results: Vec<Value> = results
+        .iter()
+        .map(|r| json!({"service": r.service, "success": r.success, "error": r.error}))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "results": results }),
+    ))
+}
+
+/// `GET /metrics`: Prometheus text; the queue depth is read from the database at scrape time and
+/// left out when it does not answer.
+pub async fn metrics(ctx: &Context) -> Resp {
+    let queue = async {
+        let client = ctx.pool.get().await?;
+        health::queue_depth(&**client).await
+    };
+    let queue = match tokio::time::timeout(HEALTH_TIMEOUT, queue).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "metrics: queue depth unavailable");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    let circuits: Vec<(String, CircuitState)> = ctx
+        .config
+        .apps
+        .iter()
+        .map(|a| (a.app_key.clone(), ctx.ops.breakers.state(&a.app_key)))
+        .collect();
+    text_response(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ctx.ops.metrics.render(&queue, &circuits),
+    )
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    super::routes::store_error(e)
+}

@@ -1,0 +1,166 @@
+//! The writer of the integration events log: events recorded anywhere in the daemon go through a
+//! channel to one background task that inserts them in batches, one statement per batch, so
+//! recording an event costs a webhook answer nothing but a channel send.
+//!
+//! An event is recorded after the work it describes; the webhook answer does not wait for it. A
+//! batch that cannot be written (the database is down) is kept and retried with backoff, up to
+//! [`MAX_PENDING`] events, beyond which the oldest are dropped with a warning. [`EventLog::flush`]
+//! returns once everything recorded before it is written (the events API calls it, and so does a
+//! stopping daemon).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::integration_events::{self, NewEvent};
+
+/// Events waiting in the channel before `record` has to hand off to a task.
+const CHANNEL: usize = 16_384;
+/// Events inserted per statement at most.
+const BATCH: usize = 1_000;
+/// Events kept while the database is unreachable.
+const MAX_PENDING: usize = 100_000;
+
+enum Msg {
+    Event(NewEvent),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle on the writer; cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl EventLog {
+    /// Starts the writer on `pool`. Must be called inside a Tokio runtime; the writer ends when
+    /// every handle is dropped, after writing what it holds.
+    pub fn start(pool: Pool) -> EventLog {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        tokio::spawn(write_loop(pool, rx));
+        EventLog { tx }
+    }
+
+    /// Records an event; never waits.
+    pub fn record(
+        &self,
+        app_key: Option<&str>,
+        service: &str,
+        event_type: &str,
+        outcome: &str,
+        detail: Value,
+    ) {
+        let event = NewEvent {
+            app_key: app_key.map(str::to_string),
+            service: service.to_string(),
+            event_type: event_type.to_string(),
+            outcome: outcome.to_string(),
+            detail,
+            at: Utc::now(),
+        };
+        match self.tx.try_send(Msg::Event(event)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                // The writer is behind: hand the event to a task rather than make the caller wait.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(msg).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("event log closed; event not recorded");
+            }
+        }
+    }
+
+    /// Waits until every event recorded before this call is written, or `timeout` passes (the
+    /// database may be down).
+    pub async fn flush(&self, timeout: Duration) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, done).await;
+        }
+    }
+}
+
+async fn write_loop(pool: Pool, mut rx: mpsc::Receiver<Msg>) {
+    let mut pending: VecDeque<NewEvent> = VecDeque::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if pending.is_empty() && waiting.is_empty() {
+            match rx.recv().await {
+                Some(msg) => take(msg, &mut pending, &mut waiting),
+                None => open = false,
+            }
+        }
+        // Take whatever else is already queued, up to a batch.
+        while pending.len() < BATCH {
+            match rx.try_recv() {
+                Ok(msg) => take(msg, &mut pending, &mut waiting),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if pending.is_empty() {
+            waiting.drain(..).for_each(|ack| {
+                let _ = ack.send(());
+            });
+            continue;
+        }
+        let n = pending.len().min(BATCH);
+        let batch: Vec<NewEvent> = pending.iter().take(n).cloned().collect();
+        match write(&pool, &batch).await {
+            Ok(()) => {
+                pending.drain(..n);
+                backoff = Duration::from_millis(100);
+                if pending.is_empty() {
+                    waiting.drain(..).for_each(|ack| {
+                        let _ = ack.send(());
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pending = pending.len(), "integration events not written yet; retrying in {backoff:?}");
+                if pending.len() > MAX_PENDING {
+                    let dropped = pending.len() - MAX_PENDING;
+                    pending.drain(..dropped);
+                    tracing::warn!(
+                        dropped,
+                        "integration events dropped: the database has been unreachable too long"
+                    );
+                }
+                // Flush callers are not held up by an outage: they have their own timeout.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                if !open && backoff >= Duration::from_secs(10) {
+                    tracing::warn!(lost = pending.len(), "integration events lost at shutdown");
+                    return;
+                }
+            }
+        }
+    }
+    waiting.drain(..).for_each(|ack| {
+        let _ = ack.send(());
+    });
+}
+
+fn take(msg: Msg, pending: &mut VecDeque<NewEvent>, waiting: &mut Vec<oneshot::Sender<()>>) {
+    match msg {
+        Msg::Event(e) => pending.push_back(e),
+        Msg::Flush(ack) => waiting.push(ack),
+    }
+}
+
+async fn write(pool: &Pool, batch: &[NewEvent]) -> Result<(), crate::store::StoreError> {
+    let client = pool.get().await?;
+    integration_events::insert_batch(&**client, batch).await
+}

@@ -1,0 +1,77 @@
+//! What `/health` and `/metrics` read from the database: per app, the last sync, the last accepted
+//! webhook and the latest job's error; and the queue's depth.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::GenericClient;
+
+use super::StoreError;
+
+/// One app's recent activity.
+#[derive(Debug, Clone)]
+pub struct AppActivity {
+    /// The app.
+    pub app_key: String,
+    /// When a sync of one of its resources last completed.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// When it last accepted a webhook (applied, ignored, duplicate or stale).
+    pub last_webhook_at: Option<DateTime<Utc>>,
+    /// The error of its latest job, when that job failed.
+    pub last_job_error: Option<String>,
+}
+
+/// The recent activity of `app_keys`, in that order, in one statement.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn activity(
+    client: &impl GenericClient,
+    app_keys: &[String],
+) -> Result<Vec<AppActivity>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT a.app_key,
+                    (SELECT max(last_sync_at) FROM supasaasy.sync_state s WHERE s.app_key = a.app_key),
+                    (SELECT created_at FROM supasaasy.integration_events e
+                      WHERE e.app_key = a.app_key
+                        AND e.outcome IN ('applied', 'ignored', 'duplicate', 'stale')
+                      ORDER BY created_at DESC LIMIT 1),
+                    (SELECT CASE WHEN status = 'failed' THEN error_message END
+                       FROM supasaasy.sync_jobs j WHERE j.app_key = a.app_key
+                      ORDER BY created_at DESC LIMIT 1)
+               FROM unnest($1::text[]) WITH ORDINALITY AS a(app_key, n)
+              ORDER BY a.n",
+            &[&app_keys],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AppActivity {
+            app_key: r.get(0),
+            last_sync_at: r.get(1),
+            last_webhook_at: r.get(2),
+            last_job_error: r.get(3),
+        })
+        .collect())
+}
+
+/// Unfinished tasks by app and status (`pending`, `processing`).
+///
+/// # Errors
+///
+/// A database error.
+pub async fn queue_depth(
+    client: &impl GenericClient,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT app_key, status, count(*) FROM supasaasy.sync_tasks
+              WHERE status IN ('pending', 'processing') GROUP BY 1, 2 ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
