@@ -146,6 +146,8 @@ pub struct Setup {
     pub server_toml: String,
     /// Intercom apps: key and the data its fake Intercom serves.
     pub intercom: Vec<(String, IntercomData)>,
+    /// More environment variables the config may name (`SLACK_WEBHOOK_URL`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Setup {
@@ -159,6 +161,7 @@ impl Default for Setup {
             database_url: None,
             server_toml: String::new(),
             intercom: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -209,6 +212,7 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         ("DATABASE_URL".to_string(), db_url.clone()),
         ("ADMIN_API_KEY".to_string(), ADMIN_KEY.to_string()),
     ];
+    env.extend(setup.env);
     for (app_key, data) in setup.apps {
         let key = data.api_key().to_string();
         let fake = FakeStripe::start(data).await;
