@@ -59,7 +59,7 @@ enum State {
         since: DateTime<Utc>,
     },
     HalfOpen {
-        probe_since: Option<Instant>,
+        probe_since: Instant,
     },
 }
 
@@ -123,40 +123,32 @@ impl Breakers {
         Some(f(&mut guard))
     }
 
-    /// May a request to `app_key`'s provider go now? `Err(wait)` when the circuit is open (or its
-    /// probe is in flight): try again after `wait`. The first caller after the open period is the
-    /// probe.
+    /// May a request to `app_key`'s provider go now? `Ok(true)` when it is the probe of a
+    /// half-open circuit (its result decides at once: no retry in place), `Err(wait)` when the
+    /// circuit is open or its probe is in flight: try again after `wait`.
     ///
     /// # Errors
     ///
     /// The time to wait when the circuit does not let the request through.
-    pub fn check(&self, app_key: &str) -> Result<(), Duration> {
+    pub fn check(&self, app_key: &str) -> Result<bool, Duration> {
         let open_for = self.config.open_for;
         self.with(app_key, |c| {
             let now = Instant::now();
             match c.state {
-                State::Closed { .. } => Ok(()),
+                State::Closed { .. } => Ok(false),
                 State::Open { until, .. } if now < until => Err(until - now),
-                State::Open { .. } => {
-                    c.state = State::HalfOpen {
-                        probe_since: Some(now),
-                    };
-                    Ok(())
-                }
                 // A probe that never reported (its task stopped mid-request) is replaced after
                 // an open period.
-                State::HalfOpen {
-                    probe_since: Some(since),
-                } if now.duration_since(since) < open_for => Err(Duration::from_secs(1)),
-                State::HalfOpen { .. } => {
-                    c.state = State::HalfOpen {
-                        probe_since: Some(now),
-                    };
-                    Ok(())
+                State::HalfOpen { probe_since } if now.duration_since(probe_since) < open_for => {
+                    Err(Duration::from_secs(1))
+                }
+                State::Open { .. } | State::HalfOpen { .. } => {
+                    c.state = State::HalfOpen { probe_since: now };
+                    Ok(true)
                 }
             }
         })
-        .unwrap_or(Ok(()))
+        .unwrap_or(Ok(false))
     }
 
     /// A request to `app_key`'s provider succeeded (or failed in a way that says nothing about
@@ -242,9 +234,7 @@ impl Breakers {
         self.with(app_key, |c| match c.state {
             State::Closed { .. } => false,
             State::Open { until, .. } => Instant::now() < until,
-            State::HalfOpen { probe_since } => {
-                probe_since.is_some_and(|since| since.elapsed() < open_for)
-            }
+            State::HalfOpen { probe_since } => probe_since.elapsed() < open_for,
         })
         .unwrap_or(false)
     }

@@ -83,7 +83,7 @@ where
     let breakers = &ctx.ops.breakers;
     let mut attempt = 0;
     loop {
-        breakers.check(app_key).map_err(CallError::CircuitOpen)?;
+        let probe = breakers.check(app_key).map_err(CallError::CircuitOpen)?;
         let e = match call().await {
             Ok(v) => {
                 breakers.success(app_key);
@@ -91,7 +91,8 @@ where
             }
             Err(e) => e,
         };
-        if !(e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled()) {
+        let retry = e.is_retryable() && attempt < IN_PLACE_RETRIES && !cancel.is_cancelled();
+        if !retry || (probe && e.is_provider_failure()) {
             if e.is_provider_failure() {
                 breakers.failure(app_key, e.message());
             } else {

@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod incremental;
 mod intercom;
+mod operating;
 mod outage;
 mod queue;
 mod schedules;
