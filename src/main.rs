@@ -6,8 +6,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    supasaasy::telemetry::init();
     let cli = supasaasy::cli::Cli::parse();
+    supasaasy::telemetry::init_with(cli.log_format == supasaasy::cli::LogFormat::Json);
     match supasaasy::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
 
-use crate::helpers::{fake_ids, fresh_database, ADMIN_KEY};
+use crate::helpers::{empty_database, fake_ids, fresh_database, ADMIN_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
 
@@ -92,6 +92,44 @@ fn config_errors_stop_start_up_with_one_line_naming_the_key() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(!all.contains("sk_test_secret_value"), "secrets never print");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_object_per_line() {
+    let db_url = empty_database().await;
+    let dir = temp_dir();
+    let path = config_file(&dir, CONFIG);
+    let out = Command::new(BIN)
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "migrate",
+        ])
+        .env("DATABASE_URL", &db_url)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("STRIPE_API_KEY", "sk_test_json_logs")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "applied migration" && l["level"] == "INFO"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -87,6 +87,20 @@ async fn server() -> &'static Server {
         .await
 }
 
+/// Creates an empty database (no schema yet) and returns its URL.
+pub async fn empty_database() -> String {
+    let server = server().await;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = supasaasy::db::connect(&server.admin_url)
+        .await
+        .expect("connecting to Postgres");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("creating an empty database");
+    with_dbname(&server.admin_url, &name)
+}
+
 /// Creates a fresh, migrated database and returns its URL.
 pub async fn fresh_database() -> String {
     let server = server().await;
