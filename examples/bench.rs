@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin supasaasy --example bench
-//! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32]
+//! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32] [--events on|off]
 //! ```
 //!
 //! Reports, per backfill: objects/s, provider requests against the minimum (objects / 100), and the
@@ -22,6 +22,8 @@ use supasaasy_testkit::pg::TestPostgres;
 
 const ADMIN_KEY: &str = "bench-admin-key";
 const WEBHOOK_SECRET: &str = "whsec_bench_secret";
+/// `--events off`: run the daemon with the integration events log off, to measure what it costs.
+static EVENTS_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 struct Args {
     customers: usize,
@@ -46,6 +48,7 @@ fn args() -> Args {
             "--customers" => a.customers = value.parse().expect("--customers N"),
             "--latencies" => a.latencies = list(&value),
             "--webhooks" => a.webhooks = value.parse().expect("--webhooks N"),
+            "--events" => EVENTS_OFF.store(value == "off", std::sync::atomic::Ordering::Relaxed),
             "--connections" => {
                 a.connections = list(&value).into_iter().map(|c| c as usize).collect()
             }
@@ -92,8 +95,9 @@ fn start_daemon(db_url: &str, fake: &FakeStripe, dir: &std::path::Path) -> Daemo
         format!(
             "[database]\npool_size = 24\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\nconcurrency = 4\npoll_interval_ms = 200\n\n\
              [[apps]]\napp_key = \"stripe_bench\"\nconnector = \"stripe\"\napi_key_env = \"STRIPE_API_KEY\"\n\
-             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\n",
-            fake.base_url()
+             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\n\n[events]\nenabled = {}\n",
+            fake.base_url(),
+            !EVENTS_OFF.load(std::sync::atomic::Ordering::Relaxed)
         ),
     )
     .unwrap();

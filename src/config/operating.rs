@@ -84,13 +84,19 @@ impl Default for CircuitBreakerConfig {
 /// `[events]`: the integration events log.
 #[derive(Debug, Clone)]
 pub struct EventsConfig {
+    /// Record webhook outcomes, alerts and circuit changes (job starts and ends are always
+    /// recorded: they are written with the job).
+    pub enabled: bool,
     /// Events older than this many days are deleted in the background.
     pub retention_days: u32,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { retention_days: 30 }
+        EventsConfig {
+            enabled: true,
+            retention_days: 30,
+        }
     }
 }
 
@@ -113,6 +119,7 @@ pub(super) struct RawCircuitBreaker {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEvents {
+    enabled: Option<bool>,
     retention_days: Option<i64>,
 }
 
@@ -180,6 +187,7 @@ pub(super) fn circuit_breaker(raw: RawCircuitBreaker) -> Result<CircuitBreakerCo
 
 pub(super) fn events(raw: RawEvents) -> Result<EventsConfig, ConfigError> {
     Ok(EventsConfig {
+        enabled: raw.enabled.unwrap_or(true),
         retention_days: positive(raw.retention_days.unwrap_or(30), "events.retention_days")? as u32,
     })
 }

@@ -34,15 +34,17 @@ enum Msg {
 #[derive(Clone)]
 pub struct EventLog {
     tx: mpsc::Sender<Msg>,
+    /// `[events] enabled`: when false, `record` does nothing.
+    enabled: bool,
 }
 
 impl EventLog {
     /// Starts the writer on `pool`. Must be called inside a Tokio runtime; the writer ends when
     /// every handle is dropped, after writing what it holds.
-    pub fn start(pool: Pool) -> EventLog {
+    pub fn start(pool: Pool, enabled: bool) -> EventLog {
         let (tx, rx) = mpsc::channel(CHANNEL);
         tokio::spawn(write_loop(pool, rx));
-        EventLog { tx }
+        EventLog { tx, enabled }
     }
 
     /// Records an event; never waits.
@@ -54,6 +56,9 @@ impl EventLog {
         outcome: &str,
         detail: Value,
     ) {
+        if !self.enabled {
+            return;
+        }
         let event = NewEvent {
             app_key: app_key.map(str::to_string),
             service: service.to_string(),

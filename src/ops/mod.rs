@@ -29,7 +29,7 @@ pub struct Ops {
 impl Ops {
     /// Starts the event writer and the alert sender. Must be called inside a Tokio runtime.
     pub fn start(config: &Config, pool: &Pool) -> Ops {
-        let events = event_log::EventLog::start(pool.clone());
+        let events = event_log::EventLog::start(pool.clone(), config.events.enabled);
         let alerts = alerts::Alerter::start(config.alerts.clone(), events.clone(), pool.clone());
         let apps: Vec<(String, String)> = config
             .apps
