@@ -525,3 +525,30 @@ async fn daemons_sharing_a_database_agree_on_an_open_circuit() {
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test]
+async fn old_events_are_deleted_in_small_batches() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(data(1))
+    })
+    .await;
+    let db = app.db().await;
+    db.batch_execute(
+        "INSERT INTO supasaasy.integration_events (app_key, service, event_type, outcome, created_at)
+         SELECT 'stripe_test', 'stripe', 'customer.updated', 'applied', now() - make_interval(days => d) + interval '12 hours'
+           FROM generate_series(1, 40) AS d",
+    )
+    .await
+    .unwrap();
+    let pruned = supasaasy::store::integration_events::prune(&**db, 30, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned, 10,
+        "the 10 events older than 30 days, three at a time"
+    );
+    let left = events(&app, "?limit=1000").await;
+    assert_eq!(left["pagination"]["total"], 30);
+    app.stop().await;
+}
