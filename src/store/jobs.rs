@@ -248,6 +248,8 @@ pub async fn finish_task(
         )
         .await?;
     let job_status: String = row.get(0);
+    // `completed_at = now()` only when this statement ended the job: `now()` is the time of this
+    // transaction, and a job ended by an earlier one carries that one's time.
     let ended_now: bool = row.get(1);
     let job_ended = if ended_now {
         integration_events::record_job_end(client, task.job_id).await?
