@@ -71,11 +71,9 @@ pub fn default_base_url(kind: ConnectorKind) -> &'static str {
 /// When the HTTP client cannot be built.
 pub fn build(app: &AppConfig, worker: &WorkerConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
     let settings = AppSettings {
-        app_key: app.app_key.clone(),
-        api_key: app.api_key.clone(),
-        base_url: app.base_url.clone(),
         request_timeout: worker.request_timeout,
         connect_timeout: worker.connect_timeout,
+        ..AppSettings::new(&app.app_key, app.api_key.clone(), &app.base_url)
     };
     Ok(match app.connector {
         ConnectorKind::Stripe => Arc::new(supasaasy_stripe::StripeConnector::new(settings)?),
