@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod incremental;
 mod intercom;
+mod metrics;
 mod outage;
 mod queue;
 mod schedules;
