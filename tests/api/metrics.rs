@@ -318,3 +318,41 @@ fn the_parser_reads_labels_and_escapes() {
     assert_eq!(sum(&samples, "plain", &[]), Some(2.5));
     assert_eq!(sum(&samples, "x_total", &[("b", "nope")]), None);
 }
+
+#[test]
+fn the_example_dashboard_queries_only_series_that_exist() {
+    let metrics = supasaasy::ops::metrics::Metrics::new();
+    metrics.webhook(APP, "customer.updated", "applied");
+    metrics.objects_written(APP, "customer", 1);
+    metrics.provider_request(APP, Some(200));
+    metrics.rate_limit_wait(APP, std::time::Duration::from_secs(1));
+    metrics.job_ended(APP, "full", "completed", 1.0);
+    let text = metrics.render(
+        &[],
+        &[(
+            APP.to_string(),
+            supasaasy::ops::breaker::CircuitState::Closed,
+        )],
+    );
+    let names: Vec<String> = parse(&text).into_iter().map(|s| s.name).collect();
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../examples/grafana-dashboard.json")).unwrap();
+    assert_eq!(dashboard["__inputs"][0]["name"], "DS_PROMETHEUS");
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 7);
+    for panel in panels {
+        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{panel}");
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let used: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("supasaasy_"))
+                .collect();
+            assert!(!used.is_empty(), "{expr}");
+            for name in used {
+                assert!(names.iter().any(|n| n == name), "{name} in {expr}");
+            }
+        }
+    }
+}
