@@ -8,6 +8,7 @@ use std::sync::Arc;
 use supasaasy_connector::{AppSettings, Connector, ConnectorError, Resource};
 
 use crate::config::{AppConfig, WorkerConfig};
+use crate::ops::metrics::Metrics;
 
 /// The connectors this build knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,19 +65,22 @@ pub fn default_base_url(kind: ConnectorKind) -> &'static str {
     }
 }
 
-/// Builds the connector of one app.
+/// Builds the connector of one app; its requests are counted in `metrics`.
 ///
 /// # Errors
 ///
 /// When the HTTP client cannot be built.
-pub fn build(app: &AppConfig, worker: &WorkerConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
+pub fn build(
+    app: &AppConfig,
+    worker: &WorkerConfig,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<dyn Connector>, ConnectorError> {
     let settings = AppSettings {
-        app_key: app.app_key.clone(),
-        api_key: app.api_key.clone(),
-        base_url: app.base_url.clone(),
         request_timeout: worker.request_timeout,
         connect_timeout: worker.connect_timeout,
-    };
+        ..AppSettings::new(&app.app_key, app.api_key.clone(), &app.base_url)
+    }
+    .with_observer(metrics.observer(&app.app_key));
     Ok(match app.connector {
         ConnectorKind::Stripe => Arc::new(supasaasy_stripe::StripeConnector::new(settings)?),
         ConnectorKind::Intercom => Arc::new(supasaasy_intercom::IntercomConnector::new(settings)?),

@@ -37,7 +37,7 @@ impl Context {
         let ops = Ops::start(&config, &pool);
         let mut map = HashMap::new();
         for app in &config.apps {
-            let connector = connectors::build(app, &config.worker)
+            let connector = connectors::build(app, &config.worker, &ops.metrics)
                 .with_context(|| format!("building the connector of app {}", app.app_key))?;
             map.insert(app.app_key.clone(), connector);
         }

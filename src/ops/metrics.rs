@@ -1,55 +1,384 @@
-//! Prometheus metrics of one process, served by `GET /metrics`.
+//! Prometheus metrics of one process, served by `GET /metrics` in the OpenMetrics text format.
 //!
-//! (Skeleton: the API the rest of the daemon calls. The registry is filled in separately.)
+//! Counters and the job histogram live in one registry for the life of the process and are
+//! bumped where things happen (webhooks, sync pages, provider requests, rate-limit waits, job
+//! ends). The gauges (queue depth, circuits) are not kept: [`Metrics::render`] builds them from
+//! what the caller read at scrape time, so they are never stale. Every series is named
+//! `supasaasy_*`; label values are app keys, resources, event types, outcomes, job modes and
+//! statuses and HTTP codes, never a secret.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
+
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use supasaasy_connector::RequestObserver;
 
 use super::breaker::CircuitState;
 
-/// The series of one process.
-#[derive(Default)]
-pub struct Metrics {}
+/// The prefix of every series.
+const PREFIX: &str = "supasaasy";
+/// Upper bounds of the job duration buckets, in seconds: from a one-second incremental run to a
+/// six-hour first sync of a large account.
+const JOB_BUCKETS: [f64; 14] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+    21600.0,
+];
+/// The task statuses `queue_tasks` shows for every configured app, 0 when none is in it.
+const QUEUE_STATUSES: [&str; 2] = ["pending", "processing"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    app_key: String,
+    event_type: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    app_key: String,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    app_key: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLabels {
+    app_key: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    app_key: String,
+    mode: String,
+    status: String,
+}
+
+type JobHistograms = Family<JobLabels, Histogram, fn() -> Histogram>;
+
+fn job_histogram() -> Histogram {
+    Histogram::new(JOB_BUCKETS)
+}
+
+fn app(app_key: &str) -> AppLabels {
+    AppLabels {
+        app_key: app_key.to_owned(),
+    }
+}
+
+/// The series of one process; shared behind an `Arc`, every method takes `&self`.
+pub struct Metrics {
+    /// Holds the families below for encoding; they share their values with it.
+    registry: Registry,
+    webhooks: Family<WebhookLabels, Counter>,
+    objects_written: Family<ResourceLabels, Counter>,
+    provider_requests: Family<StatusLabels, Counter>,
+    rate_limit_waits: Family<AppLabels, Counter>,
+    rate_limit_wait_seconds: Family<AppLabels, Counter<f64, AtomicU64>>,
+    job_duration: JobHistograms,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
 
 impl Metrics {
-    /// An empty registry.
+    /// A registry with every counter and histogram, all empty.
     pub fn new() -> Metrics {
-        Metrics {}
+        let mut registry = Registry::with_prefix(PREFIX);
+        let webhooks = Family::default();
+        registry.register(
+            "webhooks",
+            "Webhooks answered, by app, provider event type and outcome (applied, ignored, \
+             duplicate, stale, rejected, failed)",
+            webhooks.clone(),
+        );
+        let objects_written = Family::default();
+        registry.register(
+            "objects_written",
+            "Objects written to the mirror by sync pages, by app and resource",
+            objects_written.clone(),
+        );
+        let provider_requests = Family::default();
+        registry.register(
+            "provider_requests",
+            "Requests to a provider, by app and HTTP status (error: no answer)",
+            provider_requests.clone(),
+        );
+        let rate_limit_waits = Family::default();
+        registry.register(
+            "rate_limit_waits",
+            "Times a provider request waited for a rate limit, by app",
+            rate_limit_waits.clone(),
+        );
+        let rate_limit_wait_seconds = Family::default();
+        registry.register_with_unit(
+            "rate_limit_wait",
+            "Time provider requests waited for a rate limit, by app",
+            Unit::Seconds,
+            rate_limit_wait_seconds.clone(),
+        );
+        let job_duration = JobHistograms::new_with_constructor(job_histogram);
+        registry.register_with_unit(
+            "job_duration",
+            "Duration of ended sync jobs, by app, mode and final status",
+            Unit::Seconds,
+            job_duration.clone(),
+        );
+        Metrics {
+            registry,
+            webhooks,
+            objects_written,
+            provider_requests,
+            rate_limit_waits,
+            rate_limit_wait_seconds,
+            job_duration,
+        }
     }
 
     /// A webhook was answered: `outcome` is applied, ignored, duplicate, stale, rejected or
-    /// error.
+    /// failed.
     pub fn webhook(&self, app_key: &str, event_type: &str, outcome: &str) {
-        let _ = (app_key, event_type, outcome);
+        let labels = WebhookLabels {
+            app_key: app_key.to_owned(),
+            event_type: event_type.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.webhooks.get_or_create(&labels).inc();
     }
 
     /// `n` objects of `resource` were written to the mirror by a sync page.
     pub fn objects_written(&self, app_key: &str, resource: &str, n: u64) {
-        let _ = (app_key, resource, n);
+        let labels = ResourceLabels {
+            app_key: app_key.to_owned(),
+            resource: resource.to_owned(),
+        };
+        self.objects_written.get_or_create(&labels).inc_by(n);
     }
 
     /// A request to `app_key`'s provider got `status` (`None`: no answer, a transport error).
     pub fn provider_request(&self, app_key: &str, status: Option<u16>) {
-        let _ = (app_key, status);
+        let labels = StatusLabels {
+            app_key: app_key.to_owned(),
+            status: status.map_or_else(|| "error".to_owned(), |s| s.to_string()),
+        };
+        self.provider_requests.get_or_create(&labels).inc();
     }
 
     /// A request to `app_key`'s provider waited `waited` for a rate limit.
     pub fn rate_limit_wait(&self, app_key: &str, waited: Duration) {
-        let _ = (app_key, waited);
+        let labels = app(app_key);
+        self.rate_limit_waits.get_or_create(&labels).inc();
+        self.rate_limit_wait_seconds
+            .get_or_create(&labels)
+            .inc_by(waited.as_secs_f64());
     }
 
     /// A job ended.
     pub fn job_ended(&self, app_key: &str, mode: &str, status: &str, seconds: f64) {
-        let _ = (app_key, mode, status, seconds);
+        let labels = JobLabels {
+            app_key: app_key.to_owned(),
+            mode: mode.to_owned(),
+            status: status.to_owned(),
+        };
+        self.job_duration.get_or_create(&labels).observe(seconds);
     }
 
-    /// The exposition text, with the gauges read at scrape time: tasks by app and status, and
-    /// each app's circuit.
+    /// An observer for the connector of `app_key`: its requests' statuses and rate-limit waits
+    /// land in this registry.
+    pub fn observer(self: &Arc<Self>, app_key: &str) -> Arc<dyn RequestObserver> {
+        Arc::new(AppObserver {
+            metrics: Arc::clone(self),
+            app_key: app_key.to_owned(),
+        })
+    }
+
+    /// The exposition text, ending with `# EOF`, with the gauges read at scrape time: tasks by
+    /// app and status (`queue`; pending and processing read 0 for every app of `circuits` that has
+    /// none), and each app's circuit.
     pub fn render(
         &self,
         queue: &[(String, String, i64)],
         circuits: &[(String, CircuitState)],
     ) -> String {
-        let _ = (queue, circuits);
-        String::new()
+        let mut scrape = Registry::with_prefix(PREFIX);
+        let queue_tasks = Family::<StatusLabels, Gauge>::default();
+        scrape.register(
+            "queue_tasks",
+            "Sync tasks in the queue, by app and status",
+            queue_tasks.clone(),
+        );
+        let circuit_state = Family::<AppLabels, Gauge>::default();
+        scrape.register(
+            "circuit_state",
+            "Each app's circuit breaker: 0 closed, 1 half open, 2 open",
+            circuit_state.clone(),
+        );
+        let circuit_open = Family::<AppLabels, Gauge>::default();
+        scrape.register(
+            "circuit_open",
+            "1 while an app's circuit is not closed (requests held or probing), else 0",
+            circuit_open.clone(),
+        );
+        for (app_key, _) in circuits {
+            for status in QUEUE_STATUSES {
+                let labels = StatusLabels {
+                    app_key: app_key.clone(),
+                    status: status.to_owned(),
+                };
+                queue_tasks.get_or_create(&labels).set(0);
+            }
+        }
+        for (app_key, status, count) in queue {
+            let labels = StatusLabels {
+                app_key: app_key.clone(),
+                status: status.clone(),
+            };
+            queue_tasks.get_or_create(&labels).set(*count);
+        }
+        for (app_key, state) in circuits {
+            let labels = app(app_key);
+            let (value, open) = match state {
+                CircuitState::Closed => (0, 0),
+                CircuitState::HalfOpen => (1, 1),
+                CircuitState::Open => (2, 1),
+            };
+            circuit_state.get_or_create(&labels).set(value);
+            circuit_open.get_or_create(&labels).set(open);
+        }
+        let mut text = String::new();
+        // Writing to a String cannot fail; the encoders only pass the writer's errors on.
+        let _ = encode_registry(&mut text, &self.registry)
+            .and_then(|()| encode_registry(&mut text, &scrape))
+            .and_then(|()| encode_eof(&mut text));
+        text
+    }
+}
+
+/// Forwards one app's connector requests to the metrics.
+struct AppObserver {
+    metrics: Arc<Metrics>,
+    app_key: String,
+}
+
+impl RequestObserver for AppObserver {
+    fn answered(&self, status: Option<u16>, _elapsed: Duration) {
+        self.metrics.provider_request(&self.app_key, status);
+    }
+
+    fn rate_limited(&self, waited: Duration) {
+        self.metrics.rate_limit_wait(&self.app_key, waited);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+    }
+
+    #[test]
+    fn every_series_is_named_and_the_text_ends_with_eof() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.webhook("stripe_prod", "customer.updated", "applied");
+        metrics.webhook("stripe_prod", "customer.updated", "applied");
+        metrics.objects_written("stripe_prod", "customer", 150);
+        metrics
+            .observer("stripe_prod")
+            .answered(Some(200), Duration::ZERO);
+        metrics
+            .observer("stripe_prod")
+            .answered(None, Duration::ZERO);
+        metrics
+            .observer("stripe_prod")
+            .rate_limited(Duration::from_millis(1500));
+        metrics.job_ended("stripe_prod", "full", "completed", 42.0);
+        let text = metrics.render(
+            &[("stripe_prod".into(), "pending".into(), 3)],
+            &[
+                ("stripe_prod".into(), CircuitState::Closed),
+                ("intercom_eu".into(), CircuitState::Open),
+            ],
+        );
+        for (series, value) in [
+            (
+                r#"supasaasy_webhooks_total{app_key="stripe_prod",event_type="customer.updated",outcome="applied"}"#,
+                "2",
+            ),
+            (
+                r#"supasaasy_objects_written_total{app_key="stripe_prod",resource="customer"}"#,
+                "150",
+            ),
+            (
+                r#"supasaasy_provider_requests_total{app_key="stripe_prod",status="200"}"#,
+                "1",
+            ),
+            (
+                r#"supasaasy_provider_requests_total{app_key="stripe_prod",status="error"}"#,
+                "1",
+            ),
+            (
+                r#"supasaasy_rate_limit_waits_total{app_key="stripe_prod"}"#,
+                "1",
+            ),
+            (
+                r#"supasaasy_rate_limit_wait_seconds_total{app_key="stripe_prod"}"#,
+                "1.5",
+            ),
+            (
+                r#"supasaasy_job_duration_seconds_count{app_key="stripe_prod",mode="full",status="completed"}"#,
+                "1",
+            ),
+            (
+                r#"supasaasy_job_duration_seconds_bucket{le="60.0",app_key="stripe_prod",mode="full",status="completed"}"#,
+                "1",
+            ),
+            (
+                r#"supasaasy_queue_tasks{app_key="stripe_prod",status="pending"}"#,
+                "3",
+            ),
+            (
+                r#"supasaasy_queue_tasks{app_key="stripe_prod",status="processing"}"#,
+                "0",
+            ),
+            (
+                r#"supasaasy_queue_tasks{app_key="intercom_eu",status="pending"}"#,
+                "0",
+            ),
+            (r#"supasaasy_circuit_state{app_key="stripe_prod"}"#, "0"),
+            (r#"supasaasy_circuit_state{app_key="intercom_eu"}"#, "2"),
+            (r#"supasaasy_circuit_open{app_key="intercom_eu"}"#, "1"),
+        ] {
+            let found = line(&text, series).unwrap_or_else(|| panic!("{series} in:\n{text}"));
+            assert_eq!(&found[series.len() + 1..], value, "{found}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::new();
+        metrics.webhook("unknown", "a\"b\\c\nd", "rejected");
+        let text = metrics.render(&[], &[]);
+        assert!(
+            text.contains(r#"event_type="a\"b\\c\nd""#),
+            "the line stays one line: {text}"
+        );
     }
 }

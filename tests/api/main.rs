@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod incremental;
 mod intercom;
+mod metrics;
 mod operating;
 mod outage;
 mod queue;

@@ -8,6 +8,7 @@
 //! cursor of the last committed page.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,7 +53,52 @@ pub struct AppSettings {
     pub request_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// Told of every request the connector sends, so the daemon can count them without the
+    /// connector knowing how.
+    pub observer: Arc<dyn RequestObserver>,
 }
+
+impl AppSettings {
+    /// Settings with the daemon's default timeouts (30 s per request, 10 s to connect) and no
+    /// observer; change the public fields for anything else.
+    pub fn new(app_key: impl Into<String>, api_key: Secret, base_url: impl Into<String>) -> Self {
+        AppSettings {
+            app_key: app_key.into(),
+            api_key,
+            base_url: base_url.into(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            observer: Arc::new(NoObserver),
+        }
+    }
+
+    /// The same settings, reporting requests to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+}
+
+/// Hears about a connector's requests to its provider, at the connector's one HTTP choke point.
+/// Called on the request path: implementations must be cheap and must not block.
+pub trait RequestObserver: Send + Sync {
+    /// A request got an answer with this HTTP `status` after `elapsed`, or none at all (`None`:
+    /// a transport failure such as a refused connection or a timeout).
+    fn answered(&self, status: Option<u16>, elapsed: Duration) {
+        let _ = (status, elapsed);
+    }
+
+    /// A request waited `waited` before it was sent, for the provider's rate limit.
+    fn rate_limited(&self, waited: Duration) {
+        let _ = waited;
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl RequestObserver for NoObserver {}
 
 /// A secret string that never prints: `Debug` and `Display` show a placeholder.
 #[derive(Clone, PartialEq, Eq)]

@@ -8,13 +8,14 @@
 //! message names the app and the request and never contains the token.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
-use supasaasy_connector::{AppSettings, ConnectorError, Secret};
+use supasaasy_connector::{AppSettings, ConnectorError, RequestObserver, Secret};
 
 use crate::ratelimit::{self, Gate};
 use crate::INTERCOM_API_VERSION;
@@ -34,6 +35,8 @@ pub(crate) struct IntercomHttp {
     api_key: Secret,
     /// The rate-limit budget every request of the app shares.
     gate: Gate,
+    /// Told the status of every answer (or that none came) and every rate-limit wait.
+    observer: Arc<dyn RequestObserver>,
 }
 
 /// A failed request: the classified error, plus what callers that must branch on Intercom's
@@ -122,6 +125,7 @@ impl IntercomHttp {
             app_key,
             api_key: settings.api_key,
             gate: Gate::default(),
+            observer: settings.observer,
         })
     }
 
@@ -171,6 +175,7 @@ impl IntercomHttp {
     async fn send(&self, request: &str, builder: RequestBuilder) -> Result<Value, Failure> {
         let permit = self.gate.acquire().await;
         if let Some(waited) = permit.waited {
+            self.observer.rate_limited(waited);
             tracing::info!(
                 app_key = %self.app_key,
                 request,
@@ -186,12 +191,19 @@ impl IntercomHttp {
         })
     }
 
+    /// Sends one request: the connector's only way to Intercom, so the observer hears of each.
     async fn exchange(&self, request: &str, builder: RequestBuilder) -> Result<Value, Failure> {
-        let response = builder
-            .send()
-            .await
-            .map_err(|err| transport_failure(&self.app_key, request, &err))?;
+        let sent = Instant::now();
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                self.observer.answered(None, sent.elapsed());
+                return Err(transport_failure(&self.app_key, request, &err));
+            }
+        };
         let status = response.status();
+        self.observer
+            .answered(Some(status.as_u16()), sent.elapsed());
         let headers = response.headers().clone();
         let seen = ratelimit::parse_headers(&headers);
         self.gate.observe(seen);

@@ -35,11 +35,9 @@ fn classify_status(status: u16, headers: &HeaderMap, body: &[u8]) -> ConnectorEr
 
 fn settings(base_url: &str) -> AppSettings {
     AppSettings {
-        app_key: APP.into(),
-        api_key: Secret::new(TOKEN),
-        base_url: base_url.into(),
         request_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_millis(500),
+        ..AppSettings::new(APP, Secret::new(TOKEN), base_url)
     }
 }
 
@@ -351,5 +349,54 @@ async fn a_429_holds_the_next_request_until_the_reset() {
     assert!(
         wait.is_some_and(|w| w > Duration::from_secs(8)),
         "the gate holds: {wait:?}"
+    );
+}
+
+/// Remembers what the client told it.
+#[derive(Default)]
+struct Recorder {
+    answers: std::sync::Mutex<Vec<Option<u16>>>,
+    waits: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl RequestObserver for Recorder {
+    fn answered(&self, status: Option<u16>, _elapsed: Duration) {
+        self.answers.lock().expect("lock").push(status);
+    }
+
+    fn rate_limited(&self, waited: Duration) {
+        self.waits.lock().expect("lock").push(waited);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_every_answer_and_every_wait() {
+    let recorder = Arc::new(Recorder::default());
+    let (base, server) = answer_once(200, "", r#"{"type": "list", "data": []}"#).await;
+    let http = IntercomHttp::new(settings(&base).with_observer(recorder.clone())).expect("client");
+    http.gate.exhaust_for(Duration::from_millis(50));
+    http.get("contacts", &[]).await.expect("answer");
+    server.await.expect("server");
+    let (base, server) = answer_once(503, "", "").await;
+    let http = IntercomHttp::new(settings(&base).with_observer(recorder.clone())).expect("client");
+    http.get("contacts", &[]).await.expect_err("503");
+    server.await.expect("server");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let http =
+        IntercomHttp::new(settings(&format!("http://{addr}")).with_observer(recorder.clone()))
+            .expect("client");
+    http.get("contacts", &[]).await.expect_err("refused");
+
+    assert_eq!(
+        *recorder.answers.lock().expect("lock"),
+        vec![Some(200), Some(503), None]
+    );
+    let waits = recorder.waits.lock().expect("lock").clone();
+    assert!(
+        matches!(waits.as_slice(), [w] if *w > Duration::ZERO),
+        "{waits:?}"
     );
 }

@@ -249,20 +249,16 @@ impl Connector for IntercomConnector {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use supasaasy_connector::find_resource;
 
     use super::*;
 
     fn connector() -> IntercomConnector {
-        IntercomConnector::new(AppSettings {
-            app_key: "intercom_main".into(),
-            api_key: Secret::new("tok_secret_123"),
-            base_url: "https://api.intercom.io/".into(),
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-        })
+        IntercomConnector::new(AppSettings::new(
+            "intercom_main",
+            Secret::new("tok_secret_123"),
+            "https://api.intercom.io/",
+        ))
         .expect("connector")
     }
 

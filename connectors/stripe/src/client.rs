@@ -7,13 +7,14 @@
 //! request and never contains the API key.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
-use supasaasy_connector::{AppSettings, ConnectorError, Secret};
+use supasaasy_connector::{AppSettings, ConnectorError, RequestObserver, Secret};
 
 use crate::listing::List;
 use crate::STRIPE_API_VERSION;
@@ -28,6 +29,8 @@ pub(crate) struct StripeHttp {
     app_key: String,
     /// Kept only to scrub it from any message that would echo it.
     api_key: Secret,
+    /// Told the status of every answer (or that none came).
+    observer: Arc<dyn RequestObserver>,
 }
 
 impl StripeHttp {
@@ -85,6 +88,7 @@ impl StripeHttp {
             base_url,
             app_key,
             api_key: settings.api_key,
+            observer: settings.observer,
         })
     }
 
@@ -136,20 +140,24 @@ impl StripeHttp {
         result.map_err(|err| self.redact(err))
     }
 
+    /// Sends one GET: the connector's only request to Stripe, so the observer hears of each.
     async fn fetch(
         &self,
         request: &str,
         url: &str,
         query: &[(&'static str, String)],
     ) -> Result<Answer, ConnectorError> {
-        let response = self
-            .client
-            .get(url)
-            .query(query)
-            .send()
-            .await
-            .map_err(|err| transport_error(&self.app_key, request, &err))?;
+        let sent = Instant::now();
+        let response = match self.client.get(url).query(query).send().await {
+            Ok(response) => response,
+            Err(err) => {
+                self.observer.answered(None, sent.elapsed());
+                return Err(transport_error(&self.app_key, request, &err));
+            }
+        };
         let status = response.status();
+        self.observer
+            .answered(Some(status.as_u16()), sent.elapsed());
         let headers = response.headers().clone();
         let body = response
             .bytes()
@@ -399,11 +407,9 @@ mod tests {
 
     fn settings(base_url: &str) -> AppSettings {
         AppSettings {
-            app_key: APP.into(),
-            api_key: Secret::new(KEY),
-            base_url: base_url.into(),
             request_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_millis(500),
+            ..AppSettings::new(APP, Secret::new(KEY), base_url)
         }
     }
 
@@ -683,6 +689,38 @@ mod tests {
             text.lines().next().unwrap_or_default().to_owned()
         });
         (format!("http://{addr}"), server)
+    }
+
+    /// Remembers the answers the client told it of.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Option<u16>>>);
+
+    impl RequestObserver for Recorder {
+        fn answered(&self, status: Option<u16>, _elapsed: Duration) {
+            self.0.lock().expect("lock").push(status);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_every_answer() {
+        let recorder = Arc::new(Recorder::default());
+        for status in [200, 429] {
+            let (base, server) = answer_once(status, r#"{"id": "cus_1"}"#).await;
+            let settings = settings(&base).with_observer(recorder.clone());
+            let http = StripeHttp::new(settings).expect("client");
+            let _ = http.get_object("customers", "cus_1").await;
+            server.await.expect("server");
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let settings = settings(&format!("http://{addr}")).with_observer(recorder.clone());
+        let http = StripeHttp::new(settings).expect("client");
+        http.get_list("customers", &[]).await.expect_err("refused");
+        assert_eq!(
+            *recorder.0.lock().expect("lock"),
+            vec![Some(200), Some(429), None]
+        );
     }
 
     #[tokio::test]

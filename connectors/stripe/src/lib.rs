@@ -383,20 +383,16 @@ fn is_object_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use supasaasy_connector::find_resource;
 
     use super::*;
 
     fn connector() -> StripeConnector {
-        StripeConnector::new(AppSettings {
-            app_key: "stripe_prod".into(),
-            api_key: Secret::new("sk_test_123"),
-            base_url: "https://api.stripe.com/".into(),
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-        })
+        StripeConnector::new(AppSettings::new(
+            "stripe_prod",
+            Secret::new("sk_test_123"),
+            "https://api.stripe.com/",
+        ))
         .expect("connector")
     }
 

@@ -18,11 +18,9 @@ const T0: i64 = 1_760_000_000;
 
 fn connector_with_key(stripe: &FakeStripe, api_key: &str) -> StripeConnector {
     StripeConnector::new(AppSettings {
-        app_key: APP.into(),
-        api_key: Secret::new(api_key),
-        base_url: stripe.base_url(),
         request_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
+        ..AppSettings::new(APP, Secret::new(api_key), stripe.base_url())
     })
     .expect("connector")
 }

@@ -12,11 +12,9 @@ const APP: &str = "stripe_fake";
 
 fn connector_with_key(stripe: &FakeStripe, api_key: &str) -> StripeConnector {
     StripeConnector::new(AppSettings {
-        app_key: APP.into(),
-        api_key: Secret::new(api_key),
-        base_url: format!("{}/", stripe.base_url()),
         request_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
+        ..AppSettings::new(APP, Secret::new(api_key), format!("{}/", stripe.base_url()))
     })
     .expect("connector")
 }

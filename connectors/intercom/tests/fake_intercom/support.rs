@@ -12,11 +12,9 @@ pub const APP: &str = "intercom_fake";
 
 pub fn connector_with_token(intercom: &FakeIntercom, token: &str) -> IntercomConnector {
     IntercomConnector::new(AppSettings {
-        app_key: APP.into(),
-        api_key: Secret::new(token),
-        base_url: format!("{}/", intercom.base_url()),
         request_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
+        ..AppSettings::new(APP, Secret::new(token), format!("{}/", intercom.base_url()))
     })
     .expect("connector")
 }
