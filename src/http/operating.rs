@@ -222,12 +222,12 @@ pub async fn metrics(ctx: &Context) -> Resp {
         health::queue_depth(&**client).await
     };
     let queue = match tokio::time::timeout(HEALTH_TIMEOUT, queue).await {
-        Ok(Ok(rows)) => rows,
+        Ok(Ok(rows)) => Some(rows),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "metrics: queue depth unavailable");
-            Vec::new()
+            None
         }
-        Err(_) => Vec::new(),
+        Err(_) => None,
     };
     let circuits: Vec<(String, CircuitState)> = ctx
         .config
@@ -238,7 +238,7 @@ pub async fn metrics(ctx: &Context) -> Resp {
     text_response(
         StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ctx.ops.metrics.render(&queue, &circuits),
+        ctx.ops.metrics.render(queue.as_deref(), &circuits),
     )
 }
 

@@ -207,10 +207,11 @@ impl Metrics {
 
     /// The exposition text, ending with `# EOF`, with the gauges read at scrape time: tasks by
     /// app and status (`queue`; pending and processing read 0 for every app of `circuits` that has
-    /// none), and each app's circuit.
+    /// none; `None` while the database does not answer, and the series are left out, since an
+    /// unknown depth is not 0), and each app's circuit.
     pub fn render(
         &self,
-        queue: &[(String, String, i64)],
+        queue: Option<&[(String, String, i64)]>,
         circuits: &[(String, CircuitState)],
     ) -> String {
         let mut scrape = Registry::with_prefix(PREFIX);
@@ -232,7 +233,9 @@ impl Metrics {
             "1 while an app's circuit is not closed (requests held or probing), else 0",
             circuit_open.clone(),
         );
-        for (app_key, _) in circuits {
+        // No queue series at all while the database does not answer: an unknown depth is not 0.
+        let known = queue.is_some();
+        for (app_key, _) in circuits.iter().filter(|_| known) {
             for status in QUEUE_STATUSES {
                 let labels = StatusLabels {
                     app_key: app_key.clone(),
@@ -241,7 +244,7 @@ impl Metrics {
                 queue_tasks.get_or_create(&labels).set(0);
             }
         }
-        for (app_key, status, count) in queue {
+        for (app_key, status, count) in queue.unwrap_or_default() {
             let labels = StatusLabels {
                 app_key: app_key.clone(),
                 status: status.clone(),
@@ -309,7 +312,7 @@ mod tests {
             .rate_limited(Duration::from_millis(1500));
         metrics.job_ended("stripe_prod", "full", "completed", 42.0);
         let text = metrics.render(
-            &[("stripe_prod".into(), "pending".into(), 3)],
+            Some(&[("stripe_prod".into(), "pending".into(), 3)]),
             &[
                 ("stripe_prod".into(), CircuitState::Closed),
                 ("intercom_eu".into(), CircuitState::Open),
@@ -375,7 +378,7 @@ mod tests {
     fn label_values_are_escaped() {
         let metrics = Metrics::new();
         metrics.webhook("unknown", "a\"b\\c\nd", "rejected");
-        let text = metrics.render(&[], &[]);
+        let text = metrics.render(None, &[]);
         assert!(
             text.contains(r#"event_type="a\"b\\c\nd""#),
             "the line stays one line: {text}"

@@ -328,7 +328,7 @@ fn the_example_dashboard_queries_only_series_that_exist() {
     metrics.rate_limit_wait(APP, std::time::Duration::from_secs(1));
     metrics.job_ended(APP, "full", "completed", 1.0);
     let text = metrics.render(
-        &[],
+        Some(&[]),
         &[(
             APP.to_string(),
             supasaasy::ops::breaker::CircuitState::Closed,
