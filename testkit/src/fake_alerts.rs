@@ -38,7 +38,7 @@ use crate::http_server::Server;
 pub enum Answer {
     /// Like the real service: 200 `ok` on a `/services/...` path (Slack), 202 elsewhere (Teams).
     Ok,
-    /// This status, with a short text body.
+    /// This status, with a short text body that quotes the request's path.
     Status(u16),
     /// 429 with `Retry-After: <seconds>`.
     RateLimited {
@@ -186,12 +186,14 @@ async fn handle(
             tokio::time::sleep(d).await;
             ok(&path)
         }
+        // Echoing the path, token included, as a careless receiver might: what the daemon quotes
+        // of an answer must not carry it on.
         Answer::Status(status) => text(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            "injected failure",
+            format!("injected failure at {path}"),
         ),
         Answer::RateLimited { retry_after_secs } => {
-            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "rate_limited".into());
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 r.headers_mut().insert(RETRY_AFTER, v);
             }
@@ -205,14 +207,14 @@ async fn handle(
 /// What the real services answer a good request.
 fn ok(path: &str) -> Response<Full<Bytes>> {
     if path.starts_with("/services/") {
-        text(StatusCode::OK, "ok")
+        text(StatusCode::OK, "ok".into())
     } else {
-        text(StatusCode::ACCEPTED, "")
+        text(StatusCode::ACCEPTED, String::new())
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
