@@ -1,5 +1,6 @@
 //! The real binary under faults: killed with SIGKILL mid-sync and taken over by a new daemon; stopped
-//! with SIGTERM mid-sync and resumed; secrets never reaching its log or job messages.
+//! with SIGTERM mid-sync and resumed; secrets (alert webhook URLs included) never reaching its log
+//! or job messages.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -7,6 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use supasaasy_testkit::fake_alerts::{Answer, FakeAlerts};
 use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, FakeStripe, StripeData};
 
 use crate::helpers::{fake_ids, fresh_database, ADMIN_KEY};
@@ -47,6 +49,17 @@ fn spawn_daemon(
     fake: &FakeStripe,
     api_key: &str,
 ) -> Daemon {
+    spawn_daemon_with(config, db_url, fake, api_key, &[])
+}
+
+/// [`spawn_daemon`] with more environment variables.
+fn spawn_daemon_with(
+    config: &std::path::Path,
+    db_url: &str,
+    fake: &FakeStripe,
+    api_key: &str,
+    env: &[(&str, &str)],
+) -> Daemon {
     let mut child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap(), "serve"])
         .env("DATABASE_URL", db_url)
@@ -55,6 +68,7 @@ fn spawn_daemon(
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("STRIPE_BASE_URL", fake.base_url())
         .env("RUST_LOG", "debug")
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -269,8 +283,22 @@ async fn secrets_never_reach_logs_errors_or_job_messages() {
     let password = "pg_pw_never_logged_93f1";
     let with_password = db_url.replacen("postgres@", &format!("postgres:{password}@"), 1);
     let api_key = "sk_test_never_logged_7d2c";
-    let (dir, config) = temp_config(CONFIG);
-    let daemon = spawn_daemon(&config, &with_password, &fake, api_key);
+    // The failed job's alert goes to a receiver that fails it, quoting the URL back.
+    let receiver = FakeAlerts::start().await;
+    receiver.set_answer(Answer::Status(500));
+    let alert_token = "alert_token_never_logged_5e1a";
+    let alert_path = format!("/services/T000/B000/{alert_token}");
+    let alert_url = receiver.url(&alert_path);
+    let (dir, config) = temp_config(&format!(
+        "{CONFIG}\n[alerts]\nslack_webhook_url_env = \"SLACK_WEBHOOK_URL\"\n"
+    ));
+    let daemon = spawn_daemon_with(
+        &config,
+        &with_password,
+        &fake,
+        api_key,
+        &[("SLACK_WEBHOOK_URL", &alert_url)],
+    );
     let http = reqwest::Client::new();
 
     // The fake rejects this key: the job fails with an operator's message, not the key.
@@ -308,13 +336,21 @@ async fn secrets_never_reach_logs_errors_or_job_messages() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    // The alert was tried and retried (each failure logged at debug level).
+    receiver
+        .wait_for(&alert_path, 2, Duration::from_secs(30))
+        .await;
 
     daemon.signal("-TERM");
     let (code, logs) = daemon.wait().await;
     assert_eq!(code, Some(0));
     assert!(logs.len() > 5, "debug logs were captured");
     let all = format!("{}\n{failed}", logs.join("\n"));
-    for secret in [password, api_key, WEBHOOK_SECRET, ADMIN_KEY] {
+    assert!(
+        all.contains("alert not delivered yet"),
+        "the failed alert deliveries were logged"
+    );
+    for secret in [password, api_key, WEBHOOK_SECRET, ADMIN_KEY, alert_token] {
         assert!(!all.contains(secret), "{secret} leaked");
     }
     std::fs::remove_dir_all(dir).unwrap();

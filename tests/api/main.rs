@@ -1,6 +1,7 @@
 //! Integration tests: the daemon against a real Postgres and a fake Stripe speaking Stripe's HTTP
 //! protocol. One binary, so the throwaway Postgres starts once.
 
+mod alerts;
 mod api;
 mod bad_input;
 mod binary;
