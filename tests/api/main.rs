@@ -9,6 +9,8 @@ mod faults;
 mod helpers;
 mod incremental;
 mod intercom;
+mod openapi;
+mod openapi_check;
 mod outage;
 mod queue;
 mod schedules;
