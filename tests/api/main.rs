@@ -11,6 +11,8 @@ mod helpers;
 mod incremental;
 mod intercom;
 mod metrics;
+mod openapi;
+mod openapi_check;
 mod operating;
 mod outage;
 mod queue;
