@@ -227,9 +227,11 @@ async fn a_daemon_killed_mid_sync_is_taken_over_without_duplicates_or_gaps() {
         .collect();
     assert_eq!(ids, fake_ids(&fake, "customer"), "exact parity");
     let listed = fake.requests_to("/v1/customers");
+    // The dead daemon may have held one page fetched but not committed, and the next one
+    // prefetched: the new owner fetches both again.
     assert!(
-        listed <= 16,
-        "15 pages, at most one fetched twice: {listed}"
+        listed <= 17,
+        "15 pages, at most two fetched twice: {listed}"
     );
 
     second.signal("-TERM");
