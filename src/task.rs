@@ -320,7 +320,7 @@ impl Run<'_> {
                 return self.finish(&write, true, started, events_from).await;
             };
             // The next page is fetched while this one is written; if the run stops here, the
-            // next owner fetches it again (at most one page twice).
+            // next owner fetches it again (with the page in hand, at most two pages twice).
             let commit = async {
                 let client = self.ctx.pool.get().await?;
                 entities::commit_page(&**client, &write).await?;
