@@ -36,8 +36,5 @@ CREATE TABLE supasaasy.alert_windows (
     PRIMARY KEY (alert_key, app_key)
 );
 
--- The last webhook each app accepted, for /health.
-CREATE INDEX integration_events_webhooks ON supasaasy.integration_events (app_key, created_at DESC)
-    WHERE outcome IN ('applied', 'ignored', 'duplicate', 'stale');
 -- The latest job of each app, for /health.
 CREATE INDEX sync_jobs_app_created ON supasaasy.sync_jobs (app_key, created_at DESC);
