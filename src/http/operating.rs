@@ -12,7 +12,7 @@ use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::util::{error, json_response, query_pairs, read_body, text_response, ApiError, Resp};
+use super::util::{error, json_response, query_pairs, read_json, text_response, ApiError, Resp};
 use crate::context::Context;
 use crate::ops::breaker::CircuitState;
 use crate::store::health::{self, AppActivity};
@@ -179,18 +179,7 @@ struct AlertRequest {
 
 /// `POST /alerts`: sends an alert now and answers each channel's result.
 pub async fn send_alert(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body = read_body(
-        req,
-        ctx.config.server.max_body_bytes,
-        ctx.config.server.read_timeout,
-    )
-    .await?;
-    let request: AlertRequest = serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid request body: {e}"),
-        )
-    })?;
+    let request: AlertRequest = read_json(ctx, req).await?;
     if request.title.trim().is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "title must not be empty"));
     }

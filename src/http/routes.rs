@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::util::{
-    check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_body,
+    check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_json,
     unavailable, ApiError, Resp,
 };
 use super::{openapi, operating, webhook};
@@ -95,18 +95,7 @@ struct SyncRequest {
 }
 
 async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let body = read_body(
-        req,
-        ctx.config.server.max_body_bytes,
-        ctx.config.server.read_timeout,
-    )
-    .await?;
-    let request: SyncRequest = serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid request body: {e}"),
-        )
-    })?;
+    let request: SyncRequest = read_json(ctx, req).await?;
     let mode = match request.mode.as_deref() {
         None => SyncMode::Incremental,
         Some(m) => m

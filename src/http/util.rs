@@ -121,6 +121,22 @@ pub async fn read_body(
     }
 }
 
+/// Reads the body as `server` allows ([`read_body`]) and parses it as JSON; a body that does not
+/// parse is a 400 saying why.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    ctx: &crate::context::Context,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let server = &ctx.config.server;
+    let body = read_body(req, server.max_body_bytes, server.read_timeout).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
 /// Checks `Authorization: Bearer <admin key>` in constant time; the error answer is 401.
 pub fn check_admin<B>(req: &Request<B>, key: &Secret) -> Result<(), ApiError> {
     let given = req
