@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin supasaasy --example bench
-//! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32] [--events on|off]
+//! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32] [--events on|off] [--rps N]
 //! ```
 //!
 //! Reports, per backfill: objects/s, provider requests against the minimum (objects / 100), and the
@@ -22,6 +22,8 @@ use supasaasy_testkit::pg::TestPostgres;
 
 const ADMIN_KEY: &str = "bench-admin-key";
 const WEBHOOK_SECRET: &str = "whsec_bench_secret";
+/// `--rps N`: the app's `requests_per_second` (0, the default here: no budget).
+static RPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// `--events off`: run the daemon with the integration events log off, to measure what it costs.
 static EVENTS_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -48,6 +50,10 @@ fn args() -> Args {
             "--customers" => a.customers = value.parse().expect("--customers N"),
             "--latencies" => a.latencies = list(&value),
             "--webhooks" => a.webhooks = value.parse().expect("--webhooks N"),
+            "--rps" => RPS.store(
+                value.parse().expect("--rps N"),
+                std::sync::atomic::Ordering::Relaxed,
+            ),
             "--events" => EVENTS_OFF.store(value == "off", std::sync::atomic::Ordering::Relaxed),
             "--connections" => {
                 a.connections = list(&value).into_iter().map(|c| c as usize).collect()
@@ -95,8 +101,9 @@ fn start_daemon(db_url: &str, fake: &FakeStripe, dir: &std::path::Path) -> Daemo
         format!(
             "[database]\npool_size = 24\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\nconcurrency = 4\npoll_interval_ms = 200\n\n\
              [[apps]]\napp_key = \"stripe_bench\"\nconnector = \"stripe\"\napi_key_env = \"STRIPE_API_KEY\"\n\
-             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\n\n[events]\nenabled = {}\n",
+             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\nrequests_per_second = {}\n\n[events]\nenabled = {}\n",
             fake.base_url(),
+            RPS.load(std::sync::atomic::Ordering::Relaxed),
             !EVENTS_OFF.load(std::sync::atomic::Ordering::Relaxed)
         ),
     )

@@ -133,6 +133,9 @@ pub struct AppConfig {
     pub sync_resources: Vec<String>,
     /// Objects created before this are ignored.
     pub sync_from: Option<DateTime<Utc>>,
+    /// At most this many provider requests start per second for this app, across its tasks and
+    /// webhooks (`None`: no budget).
+    pub requests_per_second: Option<f64>,
 }
 
 /// Sync mode of a job.
@@ -447,8 +450,21 @@ fn validate_app(
     let api_key_env = a
         .api_key_env
         .ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
+    let api_key = read_env(env, &key("api_key_env"), &api_key_env)?;
+    let requests_per_second = match a.requests_per_second {
+        None => connectors::default_requests_per_second(connector, api_key.expose()),
+        Some(0.0) => None,
+        Some(n) if n.is_finite() && n > 0.0 => Some(n),
+        Some(n) => {
+            return Err(ConfigError::new(
+                key("requests_per_second"),
+                format!("must be a positive number (or 0 for no budget), got {n}"),
+            ))
+        }
+    };
     Ok(AppConfig {
-        api_key: read_env(env, &key("api_key_env"), &api_key_env)?,
+        api_key,
+        requests_per_second,
         webhook_secret: a
             .webhook_secret_env
             .map(|var| read_env(env, &key("webhook_secret_env"), &var))
@@ -542,6 +558,7 @@ struct RawApp {
     base_url_env: Option<String>,
     sync_resources: Option<Vec<String>>,
     sync_from: Option<String>,
+    requests_per_second: Option<f64>,
 }
 
 #[derive(Deserialize)]

@@ -65,6 +65,17 @@ pub fn default_base_url(kind: ConnectorKind) -> &'static str {
     }
 }
 
+/// The request budget an app gets when `requests_per_second` is not set: Stripe allows 100
+/// requests a second to live keys and 25 to test keys; Intercom's budget is read from its
+/// rate-limit headers instead, so it gets none here.
+pub fn default_requests_per_second(kind: ConnectorKind, api_key: &str) -> Option<f64> {
+    match kind {
+        ConnectorKind::Stripe if api_key.contains("_live_") => Some(100.0),
+        ConnectorKind::Stripe => Some(25.0),
+        ConnectorKind::Intercom => None,
+    }
+}
+
 /// Builds the connector of one app; its requests are counted in `metrics`.
 ///
 /// # Errors
@@ -78,6 +89,7 @@ pub fn build(
     let settings = AppSettings {
         request_timeout: worker.request_timeout,
         connect_timeout: worker.connect_timeout,
+        requests_per_second: app.requests_per_second,
         ..AppSettings::new(&app.app_key, app.api_key.clone(), &app.base_url)
     }
     .with_observer(metrics.observer(&app.app_key));

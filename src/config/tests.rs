@@ -123,3 +123,82 @@ fn cron_days_of_week_follow_standard_cron() {
     assert!(parse_cron("0 0 * * 8").is_err());
     assert!(parse_cron("0 0 * *").is_err());
 }
+
+#[test]
+fn request_budgets_default_by_key_and_can_be_set_or_turned_off() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "sync_from = \"2024-01-01T00:00:00Z\"",
+            &format!("sync_from = \"2024-01-01T00:00:00Z\"\n{extra}"),
+        )
+    };
+    let c = Config::parse(GOOD, &env).unwrap();
+    assert_eq!(c.apps[0].requests_per_second, Some(25.0), "a test key");
+    let live = |name: &str| match name {
+        "STRIPE_API_KEY" => Some("rk_live_x".into()),
+        other => env(other),
+    };
+    let c = Config::parse(GOOD, &live).unwrap();
+    assert_eq!(c.apps[0].requests_per_second, Some(100.0), "a live key");
+    let c = Config::parse(&with("requests_per_second = 40"), &env).unwrap();
+    assert_eq!(c.apps[0].requests_per_second, Some(40.0));
+    let c = Config::parse(&with("requests_per_second = 2.5"), &env).unwrap();
+    assert_eq!(c.apps[0].requests_per_second, Some(2.5));
+    let c = Config::parse(&with("requests_per_second = 0"), &env).unwrap();
+    assert_eq!(c.apps[0].requests_per_second, None);
+    assert!(error_of(&with("requests_per_second = -3"))
+        .starts_with("config error: apps[0].requests_per_second: must be a positive number"));
+}
+
+#[test]
+fn operating_sections_are_checked() {
+    let c = Config::parse(GOOD, &env).unwrap();
+    assert_eq!(c.circuit_breaker.failure_threshold, 5);
+    assert_eq!(c.circuit_breaker.open_for, Duration::from_secs(60));
+    assert_eq!(c.events.retention_days, 30);
+    assert_eq!(c.alerts.on.len(), 3);
+    assert!(c.alerts.slack_webhook_url.is_none());
+    for (section, want) in [
+        (
+            "[alerts]\nslack_webhook_url_env = \"NOPE\"\n",
+            "config error: alerts.slack_webhook_url_env: environment variable NOPE is not set",
+        ),
+        (
+            "[alerts]\non = [\"job_failed\", \"disk_full\"]\n",
+            "config error: alerts.on[1]: unknown alert \"disk_full\"",
+        ),
+        (
+            "[alerts]\nrepeat_after_s = -1\n",
+            "config error: alerts.repeat_after_s: must not be negative",
+        ),
+        (
+            "[circuit_breaker]\nfailure_threshold = 0\n",
+            "config error: circuit_breaker.failure_threshold: must be positive",
+        ),
+        (
+            "[circuit_breaker]\nopen_secs = 5\n",
+            "config error: circuit_breaker.open_secs: unknown field `open_secs`",
+        ),
+        (
+            "[events]\nretention_days = 0\n",
+            "config error: events.retention_days: must be positive",
+        ),
+    ] {
+        let text = format!("{GOOD}\n{section}");
+        let got = error_of(&text);
+        assert!(got.starts_with(want), "{section}: {got}");
+    }
+    let slack = |name: &str| match name {
+        "SLACK_URL" => Some("https://hooks.slack.com/services/T/B/T0K3Nxyz".into()),
+        other => env(other),
+    };
+    let text =
+        format!("{GOOD}\n[alerts]\nslack_webhook_url_env = \"SLACK_URL\"\non = [\"job_failed\"]\n");
+    let c = Config::parse(&text, &slack).unwrap();
+    assert!(c.alerts.slack_webhook_url.is_some());
+    assert_eq!(c.alerts.on, vec![AlertKind::JobFailed]);
+    assert!(
+        !format!("{c:?}").contains("T0K3Nxyz"),
+        "alert URLs never print"
+    );
+}

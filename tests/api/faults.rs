@@ -171,3 +171,52 @@ async fn slow_clients_cannot_hold_a_connection() {
     assert_eq!(app.count("sync_jobs").await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_budget_spaces_every_request_of_the_app() {
+    let app = spawn_app(Setup {
+        requests_per_second: 40.0,
+        ..Setup::stripe(StripeData::generate(&Counts {
+            customers: 450,
+            products: 3,
+            prices_per_product: 2,
+            subscriptions: 120,
+            items_per_subscription: 2,
+            canceled_every: 5,
+        }))
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let job = app
+        .sync(json!({"app_key": "stripe_test", "mode": "full"}), 202)
+        .await;
+    let doc = app.wait_job(job["job_id"].as_str().unwrap()).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let elapsed = started.elapsed();
+    // Four tasks ran at once, yet no two requests started less than 1/40 s apart: n requests
+    // took at least (n - 1) / 40 s.
+    let requests = app.fake().requests();
+    assert!(requests >= 10, "{requests}");
+    let floor = Duration::from_millis(25 * (requests - 1));
+    assert!(elapsed >= floor, "{requests} requests in {elapsed:?}");
+    assert_eq!(
+        app.live_ids("stripe_test", "stripe_customer").await,
+        fake_ids(app.fake(), "customer")
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let waits = metrics
+        .lines()
+        .find(|l| l.starts_with("supasaasy_rate_limit_waits_total{app_key=\"stripe_test\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(waits > 0.0, "the budget made requests wait:\n{metrics}");
+    app.stop().await;
+}

@@ -162,6 +162,8 @@ pub struct Setup {
     pub intercom: Vec<(String, IntercomData)>,
     /// More environment variables the config may name (`SLACK_WEBHOOK_URL`).
     pub env: Vec<(String, String)>,
+    /// `requests_per_second` of every app; 0 (no budget) unless a test is about the budget.
+    pub requests_per_second: f64,
 }
 
 impl Default for Setup {
@@ -176,6 +178,7 @@ impl Default for Setup {
             server_toml: String::new(),
             intercom: Vec::new(),
             env: Vec::new(),
+            requests_per_second: 0.0,
         }
     }
 }
@@ -233,8 +236,9 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         let var = format!("{}_KEY", app_key.to_uppercase());
         let whsec = format!("{}_WHSEC", app_key.to_uppercase());
         toml.push_str(&format!(
-            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"stripe\"\napi_key_env = \"{var}\"\nwebhook_secret_env = \"{whsec}\"\nbase_url = \"{}\"\n{}\n",
+            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"stripe\"\napi_key_env = \"{var}\"\nwebhook_secret_env = \"{whsec}\"\nbase_url = \"{}\"\nrequests_per_second = {:?}\n{}\n",
             fake.base_url(),
+            setup.requests_per_second,
             setup.app_extra
         ));
         env.push((var, key));
@@ -249,8 +253,9 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
             format!("{}_SECRET", app_key.to_uppercase()),
         );
         toml.push_str(&format!(
-            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"intercom\"\napi_key_env = \"{token_var}\"\nwebhook_secret_env = \"{secret_var}\"\nbase_url = \"{}\"\n\n",
-            fake.base_url()
+            "[[apps]]\napp_key = \"{app_key}\"\nconnector = \"intercom\"\napi_key_env = \"{token_var}\"\nwebhook_secret_env = \"{secret_var}\"\nbase_url = \"{}\"\nrequests_per_second = {:?}\n\n",
+            fake.base_url(),
+            setup.requests_per_second
         ));
         env.push((token_var, fake.token().to_string()));
         env.push((secret_var, fake.client_secret().to_string()));

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod budget;
 pub mod hex;
 
 /// A resource a connector can sync, as named in `sync_resources` and `resource_types`.
@@ -53,6 +54,9 @@ pub struct AppSettings {
     pub request_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// At most this many requests start per second (`None`: no budget). The connector spaces its
+    /// requests by it before sending, whichever task or webhook sends them.
+    pub requests_per_second: Option<f64>,
     /// Told of every request the connector sends, so the daemon can count them without the
     /// connector knowing how.
     pub observer: Arc<dyn RequestObserver>,
@@ -68,6 +72,7 @@ impl AppSettings {
             base_url: base_url.into(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            requests_per_second: None,
             observer: Arc::new(NoObserver),
         }
     }

@@ -15,6 +15,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
+use supasaasy_connector::budget::RequestBudget;
 use supasaasy_connector::{AppSettings, ConnectorError, RequestObserver, Secret};
 
 use crate::ratelimit::{self, Gate};
@@ -37,6 +38,9 @@ pub(crate) struct IntercomHttp {
     gate: Gate,
     /// Told the status of every answer (or that none came) and every rate-limit wait.
     observer: Arc<dyn RequestObserver>,
+    /// Spaces requests to the app's `requests_per_second`, when it has one (on top of the gate,
+    /// which follows what Intercom's headers say is left).
+    budget: Option<RequestBudget>,
 }
 
 /// A failed request: the classified error, plus what callers that must branch on Intercom's
@@ -126,6 +130,9 @@ impl IntercomHttp {
             api_key: settings.api_key,
             gate: Gate::default(),
             observer: settings.observer,
+            budget: settings
+                .requests_per_second
+                .and_then(RequestBudget::per_second),
         })
     }
 
@@ -173,6 +180,12 @@ impl IntercomHttp {
     }
 
     async fn send(&self, request: &str, builder: RequestBuilder) -> Result<Value, Failure> {
+        if let Some(budget) = &self.budget {
+            let waited = budget.acquire().await;
+            if !waited.is_zero() {
+                self.observer.rate_limited(waited);
+            }
+        }
         let permit = self.gate.acquire().await;
         if let Some(waited) = permit.waited {
             self.observer.rate_limited(waited);

@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
+use supasaasy_connector::budget::RequestBudget;
 use supasaasy_connector::{AppSettings, ConnectorError, RequestObserver, Secret};
 
 use crate::listing::List;
@@ -31,6 +32,8 @@ pub(crate) struct StripeHttp {
     api_key: Secret,
     /// Told the status of every answer (or that none came).
     observer: Arc<dyn RequestObserver>,
+    /// Spaces requests to the app's `requests_per_second`, when it has one.
+    budget: Option<RequestBudget>,
 }
 
 impl StripeHttp {
@@ -89,6 +92,9 @@ impl StripeHttp {
             app_key,
             api_key: settings.api_key,
             observer: settings.observer,
+            budget: settings
+                .requests_per_second
+                .and_then(RequestBudget::per_second),
         })
     }
 
@@ -147,6 +153,12 @@ impl StripeHttp {
         url: &str,
         query: &[(&'static str, String)],
     ) -> Result<Answer, ConnectorError> {
+        if let Some(budget) = &self.budget {
+            let waited = budget.acquire().await;
+            if !waited.is_zero() {
+                self.observer.rate_limited(waited);
+            }
+        }
         let sent = Instant::now();
         let response = match self.client.get(url).query(query).send().await {
             Ok(response) => response,
