@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use supasaasy_connector::Secret;
 
-use crate::connectors::{self, ConnectorKind};
+use crate::connectors::ConnectorKind;
 
 /// A config error: the key at fault and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -327,7 +327,7 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     let mut apps = Vec::with_capacity(raw.apps.len());
     let mut seen = HashSet::new();
     for (i, a) in raw.apps.into_iter().enumerate() {
-        let app = validate_app(i, a, env)?;
+        let app = apps::validate_app(i, a, env)?;
         if !seen.insert(app.app_key.clone()) {
             return Err(ConfigError::new(
                 format!("apps[{i}].app_key"),
@@ -376,108 +376,6 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
     })
 }
 
-fn validate_app(
-    i: usize,
-    a: RawApp,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<AppConfig, ConfigError> {
-    let key = |k: &str| format!("apps[{i}].{k}");
-    let valid_key = !a.app_key.is_empty()
-        && a.app_key.len() <= 64
-        && a.app_key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !valid_key {
-        return Err(ConfigError::new(
-            key("app_key"),
-            format!("{:?} must match ^[a-z0-9_]{{1,64}}$", a.app_key),
-        ));
-    }
-    let connector: ConnectorKind = a
-        .connector
-        .parse()
-        .map_err(|e: String| ConfigError::new(key("connector"), e))?;
-    let all = connectors::resources(connector);
-    let sync_resources = match a.sync_resources {
-        None => all.iter().map(|r| r.name.to_string()).collect(),
-        Some(list) => {
-            for name in &list {
-                if !all.iter().any(|r| r.name == name) {
-                    let known: Vec<_> = all.iter().map(|r| r.name).collect();
-                    return Err(ConfigError::new(
-                        key("sync_resources"),
-                        format!(
-                            "{connector} has no resource {name:?} (known: {})",
-                            known.join(", ")
-                        ),
-                    ));
-                }
-            }
-            // Keep the connector's order, drop repeats.
-            all.iter()
-                .filter(|r| list.iter().any(|n| n == r.name))
-                .map(|r| r.name.to_string())
-                .collect()
-        }
-    };
-    let base_url = match a
-        .base_url_env
-        .as_deref()
-        .and_then(env)
-        .filter(|v| !v.is_empty())
-    {
-        Some(url) => url,
-        None => a
-            .base_url
-            .unwrap_or_else(|| connectors::default_base_url(connector).to_string()),
-    };
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(ConfigError::new(
-            key("base_url"),
-            format!("{base_url:?} is not an http(s) URL"),
-        ));
-    }
-    let sync_from = a
-        .sync_from
-        .map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    ConfigError::new(key("sync_from"), format!("{s:?} is not RFC 3339: {e}"))
-                })
-        })
-        .transpose()?;
-    let api_key_env = a
-        .api_key_env
-        .ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
-    let api_key = read_env(env, &key("api_key_env"), &api_key_env)?;
-    let requests_per_second = match a.requests_per_second {
-        None => connectors::default_requests_per_second(connector, api_key.expose()),
-        Some(0.0) => None,
-        Some(n) if n.is_finite() && n > 0.0 => Some(n),
-        Some(n) => {
-            return Err(ConfigError::new(
-                key("requests_per_second"),
-                format!("must be a positive number (or 0 for no budget), got {n}"),
-            ))
-        }
-    };
-    Ok(AppConfig {
-        api_key,
-        requests_per_second,
-        webhook_secret: a
-            .webhook_secret_env
-            .map(|var| read_env(env, &key("webhook_secret_env"), &var))
-            .transpose()?,
-        name: a.name.unwrap_or_else(|| a.app_key.clone()),
-        app_key: a.app_key,
-        connector,
-        base_url: base_url.trim_end_matches('/').to_string(),
-        sync_resources,
-        sync_from,
-    })
-}
-
 fn positive(v: i64, key: &str) -> Result<usize, ConfigError> {
     if v > 0 {
         Ok(v as usize)
@@ -498,7 +396,7 @@ struct RawConfig {
     #[serde(default)]
     webhook_logging: RawWebhookLogging,
     #[serde(default)]
-    apps: Vec<RawApp>,
+    apps: Vec<apps::RawApp>,
     #[serde(default)]
     sync_schedules: Vec<RawSchedule>,
     #[serde(default)]
@@ -548,21 +446,6 @@ struct RawWebhookLogging {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawApp {
-    app_key: String,
-    name: Option<String>,
-    connector: String,
-    api_key_env: Option<String>,
-    webhook_secret_env: Option<String>,
-    base_url: Option<String>,
-    base_url_env: Option<String>,
-    sync_resources: Option<Vec<String>>,
-    sync_from: Option<String>,
-    requests_per_second: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSchedule {
     app_key: String,
     cron: String,
@@ -570,6 +453,7 @@ struct RawSchedule {
     enabled: Option<bool>,
 }
 
+mod apps;
 mod cron_expr;
 mod operating;
 

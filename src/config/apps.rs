@@ -1,0 +1,125 @@
+//! One `[[apps]]` entry: its connector, key, secrets, base URL, resources, window and request
+//! budget, checked into an [`AppConfig`].
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{read_env, AppConfig, ConfigError};
+use crate::connectors::{self, ConnectorKind};
+
+pub(super) fn validate_app(
+    i: usize,
+    a: RawApp,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AppConfig, ConfigError> {
+    let key = |k: &str| format!("apps[{i}].{k}");
+    let valid_key = !a.app_key.is_empty()
+        && a.app_key.len() <= 64
+        && a.app_key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid_key {
+        return Err(ConfigError::new(
+            key("app_key"),
+            format!("{:?} must match ^[a-z0-9_]{{1,64}}$", a.app_key),
+        ));
+    }
+    let connector: ConnectorKind = a
+        .connector
+        .parse()
+        .map_err(|e: String| ConfigError::new(key("connector"), e))?;
+    let all = connectors::resources(connector);
+    let sync_resources = match a.sync_resources {
+        None => all.iter().map(|r| r.name.to_string()).collect(),
+        Some(list) => {
+            for name in &list {
+                if !all.iter().any(|r| r.name == name) {
+                    let known: Vec<_> = all.iter().map(|r| r.name).collect();
+                    return Err(ConfigError::new(
+                        key("sync_resources"),
+                        format!(
+                            "{connector} has no resource {name:?} (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            // Keep the connector's order, drop repeats.
+            all.iter()
+                .filter(|r| list.iter().any(|n| n == r.name))
+                .map(|r| r.name.to_string())
+                .collect()
+        }
+    };
+    let base_url = match a
+        .base_url_env
+        .as_deref()
+        .and_then(env)
+        .filter(|v| !v.is_empty())
+    {
+        Some(url) => url,
+        None => a
+            .base_url
+            .unwrap_or_else(|| connectors::default_base_url(connector).to_string()),
+    };
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(ConfigError::new(
+            key("base_url"),
+            format!("{base_url:?} is not an http(s) URL"),
+        ));
+    }
+    let sync_from = a
+        .sync_from
+        .map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    ConfigError::new(key("sync_from"), format!("{s:?} is not RFC 3339: {e}"))
+                })
+        })
+        .transpose()?;
+    let api_key_env = a
+        .api_key_env
+        .ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
+    let api_key = read_env(env, &key("api_key_env"), &api_key_env)?;
+    let requests_per_second = match a.requests_per_second {
+        None => connectors::default_requests_per_second(connector, api_key.expose()),
+        Some(0.0) => None,
+        Some(n) if n.is_finite() && n > 0.0 => Some(n),
+        Some(n) => {
+            return Err(ConfigError::new(
+                key("requests_per_second"),
+                format!("must be a positive number (or 0 for no budget), got {n}"),
+            ))
+        }
+    };
+    Ok(AppConfig {
+        api_key,
+        requests_per_second,
+        webhook_secret: a
+            .webhook_secret_env
+            .map(|var| read_env(env, &key("webhook_secret_env"), &var))
+            .transpose()?,
+        name: a.name.unwrap_or_else(|| a.app_key.clone()),
+        app_key: a.app_key,
+        connector,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        sync_resources,
+        sync_from,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    app_key: String,
+    name: Option<String>,
+    connector: String,
+    api_key_env: Option<String>,
+    webhook_secret_env: Option<String>,
+    base_url: Option<String>,
+    base_url_env: Option<String>,
+    sync_resources: Option<Vec<String>>,
+    sync_from: Option<String>,
+    requests_per_second: Option<f64>,
+}
