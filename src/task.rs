@@ -285,6 +285,7 @@ impl Run<'_> {
     async fn listing(&self) -> Result<TaskOutcome, StoreError> {
         let options = &ListOptions {
             created_gte: self.app.sync_from.map(|t| t.timestamp()),
+            created_lt: None,
         };
         let fetch = |cursor: Option<String>| async move {
             let fetched_at = Utc::now();
