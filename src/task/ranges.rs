@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 use supasaasy_connector::{ListOptions, Page};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{with_retries, CallError};
@@ -118,7 +118,11 @@ impl From<StoreError> for Failure {
 
 /// What the walkers share.
 struct Shared<'s> {
-    state: Mutex<State>,
+    /// Held only for moments, never across an await: the driver reads it while walkers run.
+    state: std::sync::Mutex<State>,
+    /// Serializes the task's commits: held from a range's state change until its page is
+    /// committed, so the state written with each page is the state after every earlier page.
+    commits: tokio::sync::Mutex<()>,
     /// Fires when a split adds a range for an idle walker.
     added: Notify,
     /// Walkers stop at their next page boundary (the daemon is stopping, or a walker failed).
@@ -143,10 +147,11 @@ impl Run<'_> {
         });
         let stop = self.cancel.child_token();
         let shared = Shared {
-            state: Mutex::new(State {
+            state: std::sync::Mutex::new(State {
                 ranges,
                 started: self.task.run_started_at.unwrap_or(now),
             }),
+            commits: tokio::sync::Mutex::new(()),
             added: Notify::new(),
             stop: &stop,
         };
@@ -155,10 +160,14 @@ impl Run<'_> {
         let mut failure: Option<Failure> = None;
         loop {
             if failure.is_none() && !stop.is_cancelled() && !self.lost.is_cancelled() {
-                let state = shared.state.lock().await;
-                let idle = (0..state.ranges.len())
-                    .filter(|i| !state.ranges[*i].done && !walking.contains(i));
-                for i in idle.take(MAX_WALKERS.saturating_sub(walking.len())).collect::<Vec<_>>() {
+                let idle: Vec<usize> = {
+                    let state = lock(&shared.state);
+                    (0..state.ranges.len())
+                        .filter(|i| !state.ranges[*i].done && !walking.contains(i))
+                        .take(MAX_WALKERS.saturating_sub(walking.len()))
+                        .collect()
+                };
+                for i in idle {
                     walking.push(i);
                     let shared = &shared;
                     walkers.push(async move { (i, self.walk(i, shared).await) });
@@ -216,7 +225,7 @@ impl Run<'_> {
     /// page is fetched while this one commits.
     async fn walk(&self, i: usize, shared: &Shared<'_>) -> Result<Walked, Failure> {
         let (options, after) = {
-            let state = shared.state.lock().await;
+            let state = lock(&shared.state);
             let range = &state.ranges[i];
             (range.options(), range.after.clone())
         };
@@ -229,11 +238,20 @@ impl Run<'_> {
                 return Ok(Walked::Stopped);
             }
             let (page, fetched_at) = next?;
-            let mut state = shared.state.lock().await;
-            self.advance(&mut state, i, &page, shared);
-            let range = state.ranges[i].clone();
+            let turn = shared.commits.lock().await;
+            let (range, all_done, cursor, started) = {
+                let mut state = lock(&shared.state);
+                self.advance(&mut state, i, &page, shared);
+                let all_done = state.undone() == 0;
+                (
+                    state.ranges[i].clone(),
+                    all_done,
+                    encode(&state.ranges),
+                    state.started,
+                )
+            };
             let write_records = &page.records;
-            if state.undone() == 0 {
+            if all_done {
                 let write = self.page_write(
                     write_records,
                     write_records.len(),
@@ -241,12 +259,10 @@ impl Run<'_> {
                     fetched_at,
                     page.requests,
                 );
-                let started = state.started;
                 let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
                 let outcome = self.finish(&write, true, started, events_from).await?;
                 return Ok(Walked::Finished(outcome));
             }
-            let cursor = encode(&state.ranges);
             let write = self.page_write(
                 write_records,
                 write_records.len(),
@@ -254,9 +270,11 @@ impl Run<'_> {
                 fetched_at,
                 page.requests,
             );
+            // Our turn ends when the page is committed, not when the next page is fetched.
             let commit = async {
                 let client = self.ctx.pool.get().await?;
                 entities::commit_page(&**client, &write).await?;
+                drop(turn);
                 self.written(write_records.len());
                 Ok::<_, StoreError>(())
             };
@@ -266,7 +284,6 @@ impl Run<'_> {
             }
             let fetch = self.fetch_range(range.options(), range.after.clone(), shared.stop);
             let (committed, fetched) = tokio::join!(commit, fetch);
-            drop(state);
             committed?;
             next = fetched;
         }
@@ -308,6 +325,11 @@ impl Run<'_> {
         state.ranges.push(older);
         shared.added.notify_one();
     }
+}
+
+/// The state, even if a walker panicked while holding it (its updates are whole or absent).
+fn lock(state: &std::sync::Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
