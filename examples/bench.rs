@@ -248,6 +248,10 @@ static BURSTS: std::sync::OnceLock<(usize, Vec<usize>)> = std::sync::OnceLock::n
 
 async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
     let (count, connections) = BURSTS.get().cloned().unwrap();
+    if count == 0 {
+        // `--webhooks 0`: a backfill-only run.
+        return json!([]);
+    }
     let ids = fake.ids("customer");
     let mut results = Vec::new();
     for (round, &conns) in connections.iter().enumerate() {

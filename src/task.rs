@@ -20,6 +20,7 @@ use crate::store::entities::{self, PageWrite, Sweep};
 use crate::store::jobs::{self, ClaimedTask, TaskEnd};
 use crate::store::StoreError;
 
+mod ranges;
 mod support;
 
 use support::{with_retries, CallError, ExclusiveRun, Heartbeat};
@@ -281,10 +282,31 @@ impl Run<'_> {
         }
     }
 
-    /// Walks the resource's listing page by page; the last page sweeps the rows not seen.
+    /// Walks the resource's listing; the last page sweeps the rows not seen. A splittable
+    /// resource walks `created` ranges at once (see [`ranges`]), unless the task resumes a
+    /// sequential run's provider cursor.
     async fn listing(&self) -> Result<TaskOutcome, StoreError> {
+        if self.resource.splittable {
+            let resume = match self.task.cursor.as_deref().map(ranges::decode) {
+                None => Some(None),
+                Some(Some(Ok(state))) if state.iter().any(|r| !r.done) => Some(Some(state)),
+                Some(Some(Ok(_))) => Some(None),
+                Some(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "unreadable range state: the listing starts over");
+                    Some(None)
+                }
+                Some(None) => None,
+            };
+            if let Some(resume) = resume {
+                if let Some(outcome) = self.checkpoint().await? {
+                    return Ok(outcome);
+                }
+                return self.ranged_listing(resume).await;
+            }
+        }
         let options = &ListOptions {
             created_gte: self.app.sync_from.map(|t| t.timestamp()),
+            created_lt: None,
         };
         let fetch = |cursor: Option<String>| async move {
             let fetched_at = Utc::now();

@@ -210,9 +210,12 @@ async fn a_daemon_killed_mid_sync_is_taken_over_without_duplicates_or_gaps() {
     .await;
     let (status, pages, attempts, entities) = task_row(&db).await;
     assert_eq!(status, "completed");
+    // The listing is split into `created` ranges, each ending with a partial page: at least 15
+    // pages, and at most one more per range. The entity count is exact: no page committed twice.
+    assert!((15..=15 + 64).contains(&pages), "{pages} pages");
     assert_eq!(
-        (pages, attempts, entities),
-        (15, 2, 1500),
+        (attempts, entities),
+        (2, 1500),
         "every page committed once, by two owners"
     );
     let ids: Vec<String> = db
@@ -227,11 +230,11 @@ async fn a_daemon_killed_mid_sync_is_taken_over_without_duplicates_or_gaps() {
         .collect();
     assert_eq!(ids, fake_ids(&fake, "customer"), "exact parity");
     let listed = fake.requests_to("/v1/customers");
-    // The dead daemon may have held one page fetched but not committed, and the next one
-    // prefetched: the new owner fetches both again.
+    // Each of the dead daemon's walkers (up to 8) may have held one page fetched but not
+    // committed, and the next one prefetched: the new owner fetches those again.
     assert!(
-        listed <= 17,
-        "15 pages, at most two fetched twice: {listed}"
+        listed as i64 <= i64::from(pages) + 16,
+        "{pages} pages, at most two a walker fetched twice: {listed}"
     );
 
     second.signal("-TERM");
@@ -262,7 +265,7 @@ async fn sigterm_checkpoints_releases_and_exits_zero() {
     let (status, pages, attempts, _) = task_row(&db).await;
     assert_eq!(status, "pending", "released for another worker");
     assert_eq!(attempts, 0, "a clean stop spends no attempt");
-    assert!((3..12).contains(&pages));
+    assert!(pages >= 3, "released mid-run at page {pages}");
 
     fake.set_latency(Duration::ZERO);
     let daemon = spawn_daemon(&config, &db_url, &fake, fake.api_key());
@@ -271,7 +274,9 @@ async fn sigterm_checkpoints_releases_and_exits_zero() {
     })
     .await;
     let (_, pages, attempts, entities) = task_row(&db).await;
-    assert_eq!((pages, attempts, entities), (12, 1, 1200));
+    // Split into `created` ranges: at least 12 pages, at most one more per range.
+    assert!((12..=12 + 64).contains(&pages), "{pages} pages");
+    assert_eq!((attempts, entities), (1, 1200));
     daemon.signal("-TERM");
     assert_eq!(daemon.wait().await.0, Some(0));
     std::fs::remove_dir_all(dir).unwrap();

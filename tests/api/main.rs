@@ -16,6 +16,7 @@ mod openapi_check;
 mod operating;
 mod outage;
 mod queue;
+mod ranges;
 mod schedules;
 mod sync;
 mod webhooks;

@@ -85,7 +85,7 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         (row.get(0), row.get(1), row.get(2));
     assert_eq!(row.get::<_, String>(3), "processing");
     assert!(
-        (4..10).contains(&pages_before),
+        pages_before >= 4,
         "interrupted mid-resource at page {pages_before}"
     );
 
@@ -121,10 +121,21 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         app.live_ids("stripe_test", "stripe_customer").await,
         fake_ids(app.fake(), "customer")
     );
+    // The listing is split into `created` ranges (each ending with a partial page): at least 10
+    // pages. Each of the first owner's walkers (up to 8) may have had a page in hand and the next
+    // one prefetched, which the second owner fetches again.
+    let committed: i32 = db
+        .query_one(
+            "SELECT pages FROM supasaasy.sync_tasks WHERE id = $1",
+            &[&task_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
     let listed = app.fake().requests_to("/v1/customers");
     assert!(
-        listed <= 11,
-        "10 pages, at most one fetched twice; made {listed}"
+        listed as i64 <= i64::from(committed) + 16,
+        "{committed} pages, at most two a walker fetched twice; made {listed}"
     );
     let task = db
         .query_one(
@@ -134,7 +145,7 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         .await
         .unwrap();
     assert_eq!(task.get::<_, i32>(0), 2);
-    assert_eq!(task.get::<_, i32>(1), 10, "every page committed once");
+    assert!((10..=10 + 64).contains(&task.get::<_, i32>(1)));
     assert_eq!(task.get::<_, i64>(2), 1000, "no page counted twice");
     let doc = app.wait_job(&job_id).await;
     assert_eq!(doc["processed_entities"], 1000);

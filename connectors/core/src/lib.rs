@@ -32,6 +32,9 @@ pub struct Resource {
     /// Incremental runs read [`Connector::list_events`]; when false they walk the whole listing
     /// (a full pass, with its sweep).
     pub incremental: bool,
+    /// The listing honours [`ListOptions::created_lt`] and lists newest first, so a full pass can
+    /// walk several `created` ranges at once; when false the connector may ignore `created_lt`.
+    pub splittable: bool,
 }
 
 impl Resource {
@@ -136,8 +139,11 @@ impl fmt::Display for Secret {
 /// Options that shape a listing; the same for every page of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
-    /// Only objects created at or after this Unix time (`sync_from`).
+    /// Only objects created at or after this Unix time (`sync_from`, or a range's lower bound).
     pub created_gte: Option<i64>,
+    /// Only objects created before this Unix time (a range's exclusive upper bound); honoured by
+    /// the resources marked [`Resource::splittable`].
+    pub created_lt: Option<i64>,
 }
 
 /// One provider object as fetched, ready for the mirror.

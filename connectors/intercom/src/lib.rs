@@ -58,6 +58,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: true,
         incremental: false,
+        splittable: false,
     },
     Resource {
         name: "contact",
@@ -65,6 +66,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: false,
         incremental: true,
+        splittable: false,
     },
     Resource {
         name: "admin",
@@ -72,6 +74,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: false,
         incremental: false,
+        splittable: false,
     },
     Resource {
         name: "conversation",
@@ -79,6 +82,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[PART_COLLECTION],
         exclusive: false,
         incremental: true,
+        splittable: false,
     },
 ];
 

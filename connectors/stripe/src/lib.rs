@@ -50,6 +50,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: false,
         incremental: true,
+        splittable: true,
     },
     Resource {
         name: "product",
@@ -57,6 +58,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: false,
         incremental: true,
+        splittable: true,
     },
     Resource {
         name: "price",
@@ -64,6 +66,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: false,
         incremental: true,
+        splittable: true,
     },
     Resource {
         name: "plan",
@@ -71,6 +74,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[],
         exclusive: false,
         incremental: true,
+        splittable: true,
     },
     Resource {
         name: "subscription",
@@ -78,6 +82,7 @@ pub static RESOURCES: &[Resource] = &[
         child_collection_keys: &[SUBSCRIPTION_ITEM_COLLECTION],
         exclusive: false,
         incremental: true,
+        splittable: true,
     },
 ];
 

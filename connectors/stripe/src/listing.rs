@@ -95,6 +95,9 @@ pub(crate) fn list_query(
     if let Some(created_gte) = options.created_gte {
         query.push(("created[gte]", created_gte.to_string()));
     }
+    if let Some(created_lt) = options.created_lt {
+        query.push(("created[lt]", created_lt.to_string()));
+    }
     if endpoint.subscriptions {
         query.push(("status", "all".to_owned()));
     }
@@ -214,9 +217,27 @@ mod tests {
     }
 
     #[test]
+    fn range_query_carries_both_created_bounds() {
+        let options = ListOptions {
+            created_gte: Some(100),
+            created_lt: Some(200),
+        };
+        let query = list_query(&endpoint("customer"), None, &options);
+        assert_eq!(
+            query,
+            vec![
+                ("limit", "100".to_owned()),
+                ("created[gte]", "100".to_owned()),
+                ("created[lt]", "200".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn later_page_query_carries_cursor_and_created_filter() {
         let options = ListOptions {
             created_gte: Some(1_704_067_200),
+            created_lt: None,
         };
         let query = list_query(&endpoint("price"), Some("price_123"), &options);
         assert_eq!(

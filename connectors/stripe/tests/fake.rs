@@ -194,6 +194,7 @@ async fn created_filter_limits_the_walk() {
 
     let options = ListOptions {
         created_gte: Some(since),
+        created_lt: None,
     };
     let walk = walk(&connector(&stripe), "customer", &options).await;
     assert_eq!(walk.ids("stripe_customer"), expected);
