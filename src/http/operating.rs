@@ -12,12 +12,14 @@ use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::routes::store_error;
 use super::util::{error, json_response, query_pairs, read_json, text_response, ApiError, Resp};
+use crate::config::AppConfig;
 use crate::context::Context;
 use crate::ops::breaker::CircuitState;
 use crate::store::health::{self, AppActivity};
 use crate::store::integration_events::{self, EventFilter};
-use crate::store::{rfc3339, StoreError};
+use crate::store::rfc3339;
 
 /// How long `/health` waits for the database before answering 503.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,68 +34,65 @@ pub async fn health(ctx: &Context) -> Resp {
         let client = ctx.pool.get().await?;
         health::activity(&**client, &app_keys).await
     };
-    let activity: Vec<AppActivity> = match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
-        Ok(Ok(rows)) => rows,
+    let activity = match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(Ok(rows)) => Some(rows),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database unavailable");
-            return down(ctx);
+            None
         }
         Err(_) => {
             tracing::warn!("health check: the database did not answer in time");
-            return down(ctx);
+            None
         }
     };
-    let breakers = &ctx.ops.breakers;
+    let up = activity.is_some();
+    let mut activity = activity.unwrap_or_default().into_iter();
     let mut degraded = false;
     let apps: Vec<Value> = ctx
         .config
         .apps
         .iter()
-        .zip(activity)
-        .map(|(app, seen)| {
-            let circuit = breakers.state(&app.app_key);
+        .map(|app| {
+            let (body, circuit) = app_health(ctx, app, activity.next());
             degraded |= circuit != CircuitState::Closed;
-            let last_error = match circuit {
-                CircuitState::Closed => seen.last_job_error,
-                _ => breakers.last_error(&app.app_key).or(seen.last_job_error),
-            };
-            json!({
-                "app_key": app.app_key,
-                "connector": app.connector.as_str(),
-                "circuit": circuit.as_str(),
-                "last_sync_at": seen.last_sync_at.map(rfc3339),
-                "last_webhook_at": seen.last_webhook_at.map(rfc3339),
-                "last_error": last_error,
-            })
+            body
         })
         .collect();
-    let status = if degraded { "degraded" } else { "ok" };
+    let (code, status, database) = match (up, degraded) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "down", "unavailable"),
+        (true, true) => (StatusCode::OK, "degraded", "ok"),
+        (true, false) => (StatusCode::OK, "ok", "ok"),
+    };
     json_response(
-        StatusCode::OK,
-        &json!({"status": status, "database": {"status": "ok"}, "apps": apps}),
+        code,
+        &json!({"status": status, "database": {"status": database}, "apps": apps}),
     )
 }
 
-fn down(ctx: &Context) -> Resp {
-    let apps: Vec<Value> = ctx
-        .config
-        .apps
-        .iter()
-        .map(|app| {
-            json!({
-                "app_key": app.app_key,
-                "connector": app.connector.as_str(),
-                "circuit": ctx.ops.breakers.state(&app.app_key).as_str(),
-                "last_sync_at": null,
-                "last_webhook_at": null,
-                "last_error": ctx.ops.breakers.last_error(&app.app_key),
-            })
-        })
-        .collect();
-    json_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &json!({"status": "down", "database": {"status": "unavailable"}, "apps": apps}),
-    )
+/// One app's part of `/health`; `seen` is `None` while the database does not answer.
+fn app_health(ctx: &Context, app: &AppConfig, seen: Option<AppActivity>) -> (Value, CircuitState) {
+    let breakers = &ctx.ops.breakers;
+    let circuit = breakers.state(&app.app_key);
+    let known = seen.is_some();
+    let seen = seen.unwrap_or(AppActivity {
+        app_key: app.app_key.clone(),
+        last_sync_at: None,
+        last_webhook_at: None,
+        last_job_error: None,
+    });
+    let last_error = match (circuit, known) {
+        (CircuitState::Closed, true) => seen.last_job_error,
+        _ => breakers.last_error(&app.app_key).or(seen.last_job_error),
+    };
+    let body = json!({
+        "app_key": app.app_key,
+        "connector": app.connector.as_str(),
+        "circuit": circuit.as_str(),
+        "last_sync_at": seen.last_sync_at.map(rfc3339),
+        "last_webhook_at": seen.last_webhook_at.map(rfc3339),
+        "last_error": last_error,
+    });
+    (body, circuit)
 }
 
 /// `GET /events`: the integration events log, newest first, with the total and the summary over
@@ -229,8 +228,4 @@ pub async fn metrics(ctx: &Context) -> Resp {
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
         ctx.ops.metrics.render(queue.as_deref(), &circuits),
     )
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    super::routes::store_error(e)
 }

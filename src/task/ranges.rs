@@ -251,25 +251,19 @@ impl Run<'_> {
                 )
             };
             let write_records = &page.records;
+            let next_cursor = (!all_done).then_some(cursor.as_str());
+            let write = self.page_write(
+                write_records,
+                write_records.len(),
+                next_cursor,
+                fetched_at,
+                page.requests,
+            );
             if all_done {
-                let write = self.page_write(
-                    write_records,
-                    write_records.len(),
-                    None,
-                    fetched_at,
-                    page.requests,
-                );
                 let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
                 let outcome = self.finish(&write, true, started, events_from).await?;
                 return Ok(Walked::Finished(outcome));
             }
-            let write = self.page_write(
-                write_records,
-                write_records.len(),
-                Some(&cursor),
-                fetched_at,
-                page.requests,
-            );
             // Our turn ends when the page is committed, not when the next page is fetched.
             let commit = async {
                 let client = self.ctx.pool.get().await?;

@@ -47,6 +47,14 @@ impl RequestBudget {
         }
         slot - now
     }
+
+    /// [`acquire`](Self::acquire), telling `observer` of any wait as a rate-limit wait.
+    pub async fn acquire_observed(&self, observer: &dyn crate::RequestObserver) {
+        let waited = self.acquire().await;
+        if !waited.is_zero() {
+            observer.rate_limited(waited);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -181,10 +181,7 @@ impl IntercomHttp {
 
     async fn send(&self, request: &str, builder: RequestBuilder) -> Result<Value, Failure> {
         if let Some(budget) = &self.budget {
-            let waited = budget.acquire().await;
-            if !waited.is_zero() {
-                self.observer.rate_limited(waited);
-            }
+            budget.acquire_observed(self.observer.as_ref()).await;
         }
         let permit = self.gate.acquire().await;
         if let Some(waited) = permit.waited {

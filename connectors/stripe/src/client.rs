@@ -154,10 +154,7 @@ impl StripeHttp {
         query: &[(&'static str, String)],
     ) -> Result<Answer, ConnectorError> {
         if let Some(budget) = &self.budget {
-            let waited = budget.acquire().await;
-            if !waited.is_zero() {
-                self.observer.rate_limited(waited);
-            }
+            budget.acquire_observed(self.observer.as_ref()).await;
         }
         let sent = Instant::now();
         let response = match self.client.get(url).query(query).send().await {
