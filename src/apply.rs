@@ -11,13 +11,18 @@
 //! Children that left their parent are tombstoned. The event id is recorded in the same
 //! transaction, so a second delivery changes nothing, and a failure leaves nothing half-applied.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
+use deadpool_postgres::Pool;
+use serde_json::Value;
 use supasaasy_connector::{find_resource, Change, Connector, ConnectorError, Event, Record};
-use tokio_postgres::GenericClient;
 
 use crate::context::Context;
-use crate::store::entities::{self, RowState};
-use crate::store::{events, StoreError};
+use crate::store::changes::{self, ChangedRows, Departures, ObjectKey};
+use crate::store::events::{self, SeenEvent};
+use crate::store::StoreError;
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +66,23 @@ impl From<tokio_postgres::Error> for ApplyError {
     }
 }
 
-/// Applies one event of `app_key` in one transaction. `source` is `webhook` or `events_api`.
+/// One event to apply, with what applying it needs.
+#[derive(Clone, Copy)]
+pub struct Item<'a> {
+    /// The app it was delivered to.
+    pub app_key: &'a str,
+    /// The app's connector (its API version, and fetching an object's true state).
+    pub connector: &'a dyn Connector,
+    /// The event.
+    pub event: &'a Event,
+    /// `webhook` or `events_api`.
+    pub source: &'a str,
+}
+
+/// What one event of a batch came to.
+pub type Outcome = Result<Action, ConnectorError>;
+
+/// Applies one event in its own transaction.
 ///
 /// # Errors
 ///
@@ -73,118 +94,314 @@ pub async fn apply_event(
     event: &Event,
     source: &str,
 ) -> Result<Action, ApplyError> {
-    let mut client = ctx.pool.get().await.map_err(StoreError::from)?;
-    let tx = client.transaction().await?;
-    let fresh = events::record_event(
-        &*tx,
+    let item = Item {
         app_key,
-        &event.id,
-        &event.event_type,
-        event.created,
+        connector,
+        event,
         source,
-    )
-    .await?;
-    if !fresh {
-        return Ok(Action::Duplicate);
-    }
-    let action = if event.ignored {
-        Action::Ignored
-    } else {
-        let version = DateTime::from_timestamp(event.created, 0).unwrap_or_else(Utc::now);
-        let mut applied = false;
-        for change in &event.changes {
-            applied |= apply_change(&*tx, app_key, connector, change, version).await?;
-        }
-        if applied {
-            Action::Applied
-        } else {
-            Action::Stale
-        }
     };
-    events::set_action(&*tx, app_key, &event.id, action.as_str()).await?;
+    let mut outcomes = apply_in_transaction(&ctx.pool, &[item]).await?;
+    Ok(outcomes.pop().expect("one outcome per event")?)
+}
+
+/// Applies `items` in one transaction and commits it.
+///
+/// # Errors
+///
+/// A database error: nothing of any event was written then.
+pub async fn apply_in_transaction(
+    pool: &Pool,
+    items: &[Item<'_>],
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let outcomes = apply_events(&tx, items).await?;
     tx.commit().await?;
-    Ok(action)
+    Ok(outcomes)
 }
 
-/// Applies one change under its object's lock; true when something was written.
-async fn apply_change(
-    tx: &impl GenericClient,
-    app_key: &str,
-    connector: &dyn Connector,
-    change: &Change,
+/// The state of one object as the batch goes: what the mirror held, then what the batch wrote.
+struct Current<'a> {
     version: DateTime<Utc>,
-) -> Result<bool, ApplyError> {
-    let record = &change.record;
-    let current =
-        entities::lock_and_read(tx, app_key, record.collection_key, &record.external_id).await?;
-    let has_children = find_resource(connector, change.resource)
-        .is_some_and(|r| !r.child_collection_keys.is_empty());
-    let must_fetch = match &current {
-        Some(row) if row.source_updated_at >= version + Duration::seconds(1) => return Ok(false),
-        Some(row) if row.source_updated_at >= version => {
-            if same_state(row, change) {
-                return Ok(false);
-            }
-            true
-        }
-        _ => has_children && !change.deleted && change.children.is_none(),
-    };
-    if must_fetch {
-        let fetched_at = Utc::now();
-        let truth = fetch_with_retry(connector, change.resource, &record.external_id).await?;
-        write(tx, app_key, connector, &truth, fetched_at).await?;
-    } else {
-        write(tx, app_key, connector, change, version).await?;
-    }
-    Ok(true)
+    payload: Cow<'a, Value>,
+    deleted: bool,
 }
 
-fn same_state(row: &RowState, change: &Change) -> bool {
-    row.deleted == change.deleted && row.payload == change.record.payload
-}
-
-async fn write(
-    tx: &impl GenericClient,
-    app_key: &str,
-    connector: &dyn Connector,
-    change: &Change,
+/// A change the batch will write, as of `version`.
+struct Staged<'a> {
+    item: Item<'a>,
+    change: Cow<'a, Change>,
     version: DateTime<Utc>,
-) -> Result<(), ApplyError> {
-    let mut records: Vec<&Record> = vec![&change.record];
-    let mut deleted = vec![change.deleted];
-    if let Some(children) = &change.children {
-        for child in &children.records {
-            records.push(child);
-            deleted.push(false);
+}
+
+/// Applies a batch of events in the caller's transaction, as if one after the other in the order
+/// given, and answers one outcome per event:
+/// - an event id already seen (before, or earlier in the batch) is a `Duplicate`;
+/// - every object the batch concerns is locked, in one statement, and read, in one statement;
+/// - each event is decided against the state before it (the mirror's, or an earlier event's of
+///   the batch); an event whose fetch fails writes nothing, is forgotten (so its next delivery
+///   applies it) and answers the provider's error, without failing the others;
+/// - the changes are written in as few statements as the batch allows (one, unless the batch
+///   changes one object more than once), and every event's outcome is recorded.
+///
+/// # Errors
+///
+/// A database error: the transaction must be rolled back, and no outcome holds.
+pub async fn apply_events(
+    tx: &impl deadpool_postgres::GenericClient,
+    items: &[Item<'_>],
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut outcomes: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
+
+    // Each event id once: a repeat within the batch gets the first delivery's outcome.
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| (items[i].app_key, items[i].event.id.as_str()));
+    let mut first: Vec<usize> = Vec::with_capacity(items.len());
+    let mut repeat_of: Vec<(usize, usize)> = Vec::new();
+    for i in order {
+        match first.last() {
+            Some(&f) if same_event(&items[f], &items[i]) => repeat_of.push((i, f)),
+            _ => first.push(i),
         }
     }
-    entities::write_changes(
-        tx,
-        app_key,
-        connector.api_version(),
-        version,
-        &records,
-        &deleted,
+    let seen: Vec<SeenEvent> = first
+        .iter()
+        .map(|&i| SeenEvent {
+            app_key: items[i].app_key,
+            event_id: &items[i].event.id,
+            event_type: &items[i].event.event_type,
+            created: items[i].event.created,
+            source: items[i].source,
+        })
+        .collect();
+    let fresh = events::record_seen(tx, &seen).await?;
+    let mut to_apply = Vec::new();
+    for (&i, fresh) in first.iter().zip(fresh) {
+        if !fresh {
+            outcomes[i] = Some(Ok(Action::Duplicate));
+        } else if items[i].event.ignored {
+            outcomes[i] = Some(Ok(Action::Ignored));
+        } else {
+            to_apply.push(i);
+        }
+    }
+    // In the order given, as the caller delivered them.
+    to_apply.sort_unstable();
+
+    let mut keys: Vec<ObjectKey> = to_apply
+        .iter()
+        .flat_map(|&i| {
+            items[i]
+                .event
+                .changes
+                .iter()
+                .map(move |c| key(&items[i], c))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    changes::lock_objects(tx, &keys).await?;
+    let states = changes::read_states(tx, &keys).await?;
+    let mut current: HashMap<ObjectKey, Current> = keys
+        .iter()
+        .zip(states)
+        .filter_map(|(k, s)| {
+            s.map(|s| {
+                let state = Current {
+                    version: s.source_updated_at,
+                    payload: Cow::Owned(s.payload),
+                    deleted: s.deleted,
+                };
+                (*k, state)
+            })
+        })
+        .collect();
+
+    let mut staged: Vec<Staged> = Vec::new();
+    for &i in &to_apply {
+        outcomes[i] = Some(decide(items[i], &mut current, &mut staged).await);
+    }
+    write_staged(tx, &staged).await?;
+
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for &i in &first {
+        let (app_key, id) = (items[i].app_key, items[i].event.id.as_str());
+        match &outcomes[i] {
+            Some(Ok(Action::Duplicate)) | None => {}
+            Some(Ok(action)) => done.push((app_key, id, action.as_str())),
+            Some(Err(_)) => failed.push((app_key, id)),
+        }
+    }
+    events::settle(tx, &done, &failed).await?;
+
+    for (i, f) in repeat_of {
+        outcomes[i] = Some(match &outcomes[f] {
+            Some(Err(e)) => Err(ConnectorError::Retryable {
+                message: e.message().to_string(),
+            }),
+            _ => Ok(Action::Duplicate),
+        });
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Ok(Action::Duplicate)))
+        .collect())
+}
+
+fn same_event(a: &Item<'_>, b: &Item<'_>) -> bool {
+    a.app_key == b.app_key && a.event.id == b.event.id
+}
+
+fn key<'a>(item: &Item<'a>, change: &'a Change) -> ObjectKey<'a> {
+    (
+        item.app_key,
+        change.record.collection_key,
+        &change.record.external_id,
     )
-    .await?;
-    if let Some(children) = &change.children {
-        let keep: Vec<&str> = children
-            .records
-            .iter()
-            .map(|r| r.external_id.as_str())
-            .collect();
-        entities::tombstone_departed_children(
-            tx,
-            app_key,
-            children.collection_key,
-            children.parent_field,
-            &change.record.external_id,
-            &keep,
+}
+
+/// Decides one event's changes against the state before it and stages what it writes. When a
+/// fetch fails the event's staged changes and state are undone.
+async fn decide<'a>(
+    item: Item<'a>,
+    current: &mut HashMap<ObjectKey<'a>, Current<'a>>,
+    staged: &mut Vec<Staged<'a>>,
+) -> Outcome {
+    let version = DateTime::from_timestamp(item.event.created, 0).unwrap_or_else(Utc::now);
+    let staged_before = staged.len();
+    let mut undo: Vec<(ObjectKey, Option<Current>)> = Vec::new();
+    for change in &item.event.changes {
+        let k = key(&item, change);
+        let has_children = find_resource(item.connector, change.resource)
+            .is_some_and(|r| !r.child_collection_keys.is_empty());
+        let must_fetch = match current.get(&k) {
+            Some(row) if row.version >= version + Duration::seconds(1) => continue,
+            Some(row) if row.version >= version => {
+                if row.deleted == change.deleted && *row.payload == change.record.payload {
+                    continue;
+                }
+                true
+            }
+            _ => has_children && !change.deleted && change.children.is_none(),
+        };
+        let (change, version) = if must_fetch {
+            let fetched_at = Utc::now();
+            match fetch_with_retry(item.connector, change.resource, &change.record.external_id)
+                .await
+            {
+                Ok(truth) => (Cow::Owned(truth), fetched_at),
+                Err(e) => {
+                    staged.truncate(staged_before);
+                    for (k, before) in undo.into_iter().rev() {
+                        match before {
+                            Some(state) => current.insert(k, state),
+                            None => current.remove(&k),
+                        };
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            (Cow::Borrowed(change), version)
+        };
+        let after = match current.get(&k) {
+            Some(row) if row.version > version => None,
+            _ => Some(Current {
+                version,
+                payload: match &change {
+                    Cow::Borrowed(c) => Cow::Borrowed(&c.record.payload),
+                    Cow::Owned(c) => Cow::Owned(c.record.payload.clone()),
+                },
+                deleted: change.deleted,
+            }),
+        };
+        if let Some(after) = after {
+            undo.push((k, current.insert(k, after)));
+        }
+        staged.push(Staged {
+            item,
+            change,
             version,
-        )
-        .await?;
+        });
+    }
+    Ok(if staged.len() > staged_before {
+        Action::Applied
+    } else {
+        Action::Stale
+    })
+}
+
+/// Writes the staged changes, in order per object: a change goes in the first round after every
+/// earlier change that touches one of its rows (one statement cannot change a row twice), so a
+/// batch that changes each object once is one statement, plus one per parent whose children
+/// left it.
+async fn write_staged(
+    tx: &impl deadpool_postgres::GenericClient,
+    staged: &[Staged<'_>],
+) -> Result<(), StoreError> {
+    let mut round_of: Vec<usize> = Vec::with_capacity(staged.len());
+    let mut last_round: HashMap<ObjectKey, usize> = HashMap::new();
+    for s in staged {
+        let rows = rows_of(s);
+        let round = rows
+            .iter()
+            .filter_map(|r| last_round.get(&row_key(s, r)).map(|n| n + 1))
+            .max()
+            .unwrap_or(0);
+        for r in rows {
+            last_round.insert(row_key(s, r), round);
+        }
+        round_of.push(round);
+    }
+    let rounds = round_of.iter().max().map_or(0, |n| n + 1);
+    for round in 0..rounds {
+        let mut rows = ChangedRows::default();
+        let mut departures = Vec::new();
+        for (s, _) in staged.iter().zip(&round_of).filter(|(_, &r)| r == round) {
+            let api_version = s.item.connector.api_version();
+            rows.push(
+                s.item.app_key,
+                api_version,
+                s.version,
+                &s.change.record,
+                s.change.deleted,
+            );
+            if let Some(children) = &s.change.children {
+                for child in &children.records {
+                    rows.push(s.item.app_key, api_version, s.version, child, false);
+                }
+                departures.push(Departures {
+                    app_key: s.item.app_key,
+                    collection_key: children.collection_key,
+                    parent_field: children.parent_field,
+                    parent_id: &s.change.record.external_id,
+                    keep: children
+                        .records
+                        .iter()
+                        .map(|r| r.external_id.as_str())
+                        .collect(),
+                    version: s.version,
+                });
+            }
+        }
+        changes::write_rows(tx, &rows).await?;
+        changes::tombstone_departed(tx, &departures).await?;
     }
     Ok(())
+}
+
+/// The rows a staged change writes: the object, then its children.
+fn rows_of<'s>(s: &'s Staged<'_>) -> Vec<&'s Record> {
+    let mut rows = vec![&s.change.record];
+    if let Some(children) = &s.change.children {
+        rows.extend(children.records.iter());
+    }
+    rows
+}
+
+fn row_key<'s>(s: &Staged<'s>, record: &'s Record) -> ObjectKey<'s> {
+    (s.item.app_key, record.collection_key, &record.external_id)
 }
 
 /// Fetches an object, retrying briefly; a webhook answers an error (and the provider delivers again)

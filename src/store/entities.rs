@@ -20,7 +20,7 @@ use super::StoreError;
 
 /// The conflict rule shared by every write into `entities`: newer-or-equal state replaces, older
 /// changes nothing, unchanged rows are only marked as seen.
-const ON_CONFLICT: &str = "
+pub(super) const ON_CONFLICT: &str = "
 ON CONFLICT (app_key, collection_key, external_id) DO UPDATE SET
     raw_payload = CASE WHEN excluded.source_updated_at >= e.source_updated_at
                        THEN excluded.raw_payload ELSE e.raw_payload END,
@@ -238,117 +238,4 @@ pub struct RowState {
     pub payload: serde_json::Value,
     /// The row is a tombstone.
     pub deleted: bool,
-}
-
-/// Takes the object's lock for the rest of the transaction (so two deliveries about one object are
-/// applied one after the other, even when its row does not exist yet) and reads its row.
-///
-/// # Errors
-///
-/// A database error.
-pub async fn lock_and_read(
-    client: &impl GenericClient,
-    app_key: &str,
-    collection_key: &str,
-    external_id: &str,
-) -> Result<Option<RowState>, StoreError> {
-    let key = format!("{app_key}\u{1f}{collection_key}\u{1f}{external_id}");
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&key],
-        )
-        .await?;
-    let row = client
-        .query_opt(
-            "SELECT source_updated_at, raw_payload, deleted_at IS NOT NULL
-               FROM supasaasy.entities
-              WHERE app_key = $1 AND collection_key = $2 AND external_id = $3",
-            &[&app_key, &collection_key, &external_id],
-        )
-        .await?;
-    Ok(row.map(|r| RowState {
-        source_updated_at: r.get(0),
-        payload: r.get(1),
-        deleted: r.get(2),
-    }))
-}
-
-/// Writes changed objects (from an event or a fetch) whose state is as of `version`, through the
-/// same conflict rule as sync pages; `deleted[i]` makes record `i` a tombstone.
-///
-/// # Errors
-///
-/// A database error.
-pub async fn write_changes(
-    client: &impl GenericClient,
-    app_key: &str,
-    api_version: &str,
-    version: DateTime<Utc>,
-    records: &[&Record],
-    deleted: &[bool],
-) -> Result<u64, StoreError> {
-    let columns = Columns::of(records.iter().copied());
-    let sql = format!(
-        "INSERT INTO supasaasy.entities AS e
-             (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
-              source_created_at, last_seen_job, archived_at, deleted_at)
-         SELECT $1, r.collection_key, r.external_id, r.raw_payload, $2, $3::timestamptz,
-                to_timestamp(r.created), NULL::uuid, CASE WHEN r.archived THEN $3::timestamptz END,
-                CASE WHEN r.deleted THEN now() END
-           FROM unnest($4::text[], $5::text[], $6::jsonb[], $7::int8[], $8::bool[], $9::bool[])
-                AS r(collection_key, external_id, raw_payload, created, archived, deleted)
-         {ON_CONFLICT}"
-    );
-    let n = client
-        .execute(
-            &sql,
-            &[
-                &app_key,
-                &api_version,
-                &version,
-                &columns.collections,
-                &columns.ids,
-                &columns.payloads,
-                &columns.created,
-                &columns.archived,
-                &deleted,
-            ],
-        )
-        .await?;
-    Ok(n)
-}
-
-/// Tombstones the children of `parent_id` that are not in `keep` (they left the parent), unless a
-/// newer write than `version` touched them.
-///
-/// # Errors
-///
-/// A database error.
-pub async fn tombstone_departed_children(
-    client: &impl GenericClient,
-    app_key: &str,
-    collection_key: &str,
-    parent_field: &str,
-    parent_id: &str,
-    keep: &[&str],
-    version: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let n = client
-        .execute(
-            "UPDATE supasaasy.entities
-                SET deleted_at = now(), updated_at = now(), source_updated_at = $6
-              WHERE app_key = $1 AND collection_key = $2 AND raw_payload ->> $3 = $4
-                AND NOT (external_id = ANY($5)) AND deleted_at IS NULL AND source_updated_at <= $6",
-            &[
-                &app_key,
-                &collection_key,
-                &parent_field,
-                &parent_id,
-                &keep,
-                &version,
-            ],
-        )
-        .await?;
-    Ok(n)
 }

@@ -9,49 +9,103 @@ use tokio_postgres::GenericClient;
 
 use super::StoreError;
 
-/// Records an event id as seen. Returns false when it was seen before (a duplicate). Call in the
-/// transaction that applies the event, then [`set_action`].
-///
-/// # Errors
-///
-/// A database error.
-pub async fn record_event(
-    client: &impl GenericClient,
-    app_key: &str,
-    event_id: &str,
-    event_type: &str,
-    created: i64,
-    source: &str,
-) -> Result<bool, StoreError> {
-    let n = client
-        .execute(
-            "INSERT INTO supasaasy.provider_events
-                 (app_key, event_id, event_type, event_created, source, action)
-             VALUES ($1, $2, $3, to_timestamp($4), $5, 'pending')
-             ON CONFLICT (app_key, event_id) DO NOTHING",
-            &[&app_key, &event_id, &event_type, &(created as f64), &source],
-        )
-        .await?;
-    Ok(n == 1)
+/// An event to record as seen.
+pub struct SeenEvent<'a> {
+    /// The app it was delivered to.
+    pub app_key: &'a str,
+    /// The provider's event id.
+    pub event_id: &'a str,
+    /// The provider's event type.
+    pub event_type: &'a str,
+    /// When the provider created it (Unix seconds).
+    pub created: i64,
+    /// `webhook` or `events_api`.
+    pub source: &'a str,
 }
 
-/// Records what applying an event did (`applied`, `stale`, `ignored`).
+/// Records event ids as seen, in one statement; answers, for each event in order, true when it
+/// is new and false when it was seen before (a duplicate). Call in the transaction that applies
+/// the events, then [`settle`]. Give the events sorted by app and id and without repeats: two
+/// transactions recording the same ids then wait for each other in the same order.
 ///
 /// # Errors
 ///
 /// A database error.
-pub async fn set_action(
-    client: &impl GenericClient,
-    app_key: &str,
-    event_id: &str,
-    action: &str,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE supasaasy.provider_events SET action = $3 WHERE app_key = $1 AND event_id = $2",
-            &[&app_key, &event_id, &action],
+pub async fn record_seen(
+    client: &impl deadpool_postgres::GenericClient,
+    events: &[SeenEvent<'_>],
+) -> Result<Vec<bool>, StoreError> {
+    let mut fresh = vec![false; events.len()];
+    if events.is_empty() {
+        return Ok(fresh);
+    }
+    let apps: Vec<&str> = events.iter().map(|e| e.app_key).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    let created: Vec<f64> = events.iter().map(|e| e.created as f64).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO supasaasy.provider_events
+                 (app_key, event_id, event_type, event_created, source, action)
+             SELECT e.app_key, e.event_id, e.event_type, to_timestamp(e.created), e.source, 'pending'
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[])
+                    WITH ORDINALITY AS e(app_key, event_id, event_type, created, source, n)
+              ORDER BY e.n
+             ON CONFLICT (app_key, event_id) DO NOTHING
+             RETURNING app_key, event_id",
         )
         .await?;
+    let rows = client
+        .query(&stmt, &[&apps, &ids, &types, &created, &sources])
+        .await?;
+    let new: std::collections::HashSet<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.get::<_, &str>(0), r.get::<_, &str>(1)))
+        .collect();
+    for (slot, e) in fresh.iter_mut().zip(events) {
+        *slot = new.contains(&(e.app_key, e.event_id));
+    }
+    Ok(fresh)
+}
+
+/// Settles events recorded by [`record_seen`] in this transaction: `done` get what applying them
+/// did (`applied`, `stale`, `ignored`); `failed` could not be applied and are forgotten, so their
+/// next delivery applies them.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn settle(
+    client: &impl deadpool_postgres::GenericClient,
+    done: &[(&str, &str, &str)],
+    failed: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    if !done.is_empty() {
+        let apps: Vec<&str> = done.iter().map(|d| d.0).collect();
+        let ids: Vec<&str> = done.iter().map(|d| d.1).collect();
+        let actions: Vec<&str> = done.iter().map(|d| d.2).collect();
+        let stmt = client
+            .prepare_cached(
+                "UPDATE supasaasy.provider_events p SET action = d.action
+                   FROM unnest($1::text[], $2::text[], $3::text[]) AS d(app_key, event_id, action)
+                  WHERE p.app_key = d.app_key AND p.event_id = d.event_id",
+            )
+            .await?;
+        client.execute(&stmt, &[&apps, &ids, &actions]).await?;
+    }
+    if !failed.is_empty() {
+        let apps: Vec<&str> = failed.iter().map(|d| d.0).collect();
+        let ids: Vec<&str> = failed.iter().map(|d| d.1).collect();
+        let stmt = client
+            .prepare_cached(
+                "DELETE FROM supasaasy.provider_events p
+                  USING unnest($1::text[], $2::text[]) AS f(app_key, event_id)
+                  WHERE p.app_key = f.app_key AND p.event_id = f.event_id",
+            )
+            .await?;
+        client.execute(&stmt, &[&apps, &ids]).await?;
+    }
     Ok(())
 }
 

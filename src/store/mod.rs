@@ -3,6 +3,7 @@
 //! here and in `migrations/`, nowhere else.
 
 pub mod alert_windows;
+pub mod changes;
 pub mod circuits;
 pub mod entities;
 pub mod events;
