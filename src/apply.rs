@@ -11,6 +11,8 @@
 //! Children that left their parent are tombstoned. The event id is recorded in the same
 //! transaction, so a second delivery changes nothing, and a failure leaves nothing half-applied.
 
+pub mod group;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -58,6 +60,9 @@ pub enum ApplyError {
     /// Fetching the object's true state failed.
     #[error("fetching the object from the provider: {0}")]
     Provider(#[from] ConnectorError),
+    /// The batch the event was applied in failed as a whole, or the daemon is stopping.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<tokio_postgres::Error> for ApplyError {

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use supasaasy_connector::Connector;
 
+use crate::apply::group::GroupCommit;
 use crate::config::{AppConfig, Config};
 use crate::ops::Ops;
 use crate::{connectors, db};
@@ -23,6 +24,8 @@ pub struct Context {
     pub connectors: Arc<HashMap<String, Arc<dyn Connector>>>,
     /// Events log, alerts, circuit breakers and metrics.
     pub ops: Ops,
+    /// The lanes that apply webhook deliveries in batches.
+    pub webhooks: GroupCommit,
 }
 
 impl Context {
@@ -35,6 +38,7 @@ impl Context {
     pub fn build(config: Config) -> anyhow::Result<Context> {
         let pool = db::pool(&config.database)?;
         let ops = Ops::start(&config, &pool);
+        let webhooks = GroupCommit::start(pool.clone(), webhook_lanes(config.database.pool_size));
         let mut map = HashMap::new();
         for app in &config.apps {
             let connector = connectors::build(app, &config.worker, &ops.metrics)
@@ -46,6 +50,7 @@ impl Context {
             pool,
             connectors: Arc::new(map),
             ops,
+            webhooks,
         })
     }
 
@@ -53,4 +58,10 @@ impl Context {
     pub fn app(&self, app_key: &str) -> Option<(&AppConfig, &Arc<dyn Connector>)> {
         Some((self.config.app(app_key)?, self.connectors.get(app_key)?))
     }
+}
+
+/// Lanes applying webhook batches: each holds a connection while it commits, so a few, leaving
+/// the pool to the workers and the API.
+fn webhook_lanes(pool_size: usize) -> usize {
+    (pool_size / 4).clamp(1, 4)
 }

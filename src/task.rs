@@ -12,7 +12,7 @@ use supasaasy_connector::{find_resource, Connector, EventWindow, ListOptions, Re
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::apply::{self, Action, ApplyError};
+use crate::apply::{self, Action, Item};
 use crate::config::{AlertKind, AppConfig, SyncMode};
 use crate::context::Context;
 use crate::ops::alerts::Alert;
@@ -377,23 +377,24 @@ impl Run<'_> {
                 Err(e) => return self.provider_failed(e).await,
             };
             let started = *run_started_at.get_or_insert(fetched_at);
-            let mut applied = 0;
-            for event in &page.events {
-                match apply::apply_event(
-                    self.ctx,
-                    &self.task.app_key,
-                    self.connector,
+            // The page's events are applied together, in one transaction.
+            let items: Vec<Item> = page
+                .events
+                .iter()
+                .map(|event| Item {
+                    app_key: &self.task.app_key,
+                    connector: self.connector,
                     event,
-                    "events_api",
-                )
-                .await
-                {
+                    source: "events_api",
+                })
+                .collect();
+            let outcomes = apply::apply_in_transaction(&self.ctx.pool, &items).await?;
+            let mut applied = 0;
+            for outcome in outcomes {
+                match outcome {
                     Ok(Action::Applied) => applied += 1,
                     Ok(_) => {}
-                    Err(ApplyError::Store(e)) => return Err(e),
-                    Err(ApplyError::Provider(e)) => {
-                        return self.provider_failed(CallError::Provider(e)).await
-                    }
+                    Err(e) => return self.provider_failed(CallError::Provider(e)).await,
                 }
             }
             let write = self.page_write(

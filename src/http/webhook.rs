@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use supasaasy_connector::WebhookError;
 
 use super::util::{error, json_response, read_body, ApiError, Resp};
-use crate::apply::{self, ApplyError};
+use crate::apply::ApplyError;
 use crate::context::Context;
 use crate::store::events::{self, WebhookLog};
 
@@ -197,29 +197,30 @@ async fn receive(
         .iter()
         .map(|c| c.record.external_id.clone())
         .collect();
-    match apply::apply_event(ctx, app_key, connector.as_ref(), &event, "webhook").await {
+    let (event_id, event_type) = (event.id.clone(), event.event_type.clone());
+    match ctx.webhooks.apply(app_key, connector.clone(), event).await {
         Ok(action) => {
             seen.action = Some(action.as_str());
-            tracing::debug!(app = app_key, event = %event.id, r#type = %event.event_type, action = action.as_str(), "webhook");
+            tracing::debug!(app = app_key, event = %event_id, r#type = %event_type, action = action.as_str(), "webhook");
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
                     "received": true,
-                    "event_id": event.id,
-                    "type": event.event_type,
+                    "event_id": event_id,
+                    "type": event_type,
                     "action": action.as_str(),
                 }),
             ))
         }
         Err(ApplyError::Provider(e)) => {
-            tracing::warn!(app = app_key, event = %event.id, error = %e, "webhook not applied");
+            tracing::warn!(app = app_key, event = %event_id, error = %e, "webhook not applied");
             Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the provider could not be reached to settle the event's order; deliver again later",
             ))
         }
-        Err(ApplyError::Store(e)) => {
-            tracing::warn!(app = app_key, event = %event.id, error = %e, "webhook not applied");
+        Err(e @ (ApplyError::Store(_) | ApplyError::Unavailable(_))) => {
+            tracing::warn!(app = app_key, event = %event_id, error = %e, "webhook not applied");
             Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database unavailable",

@@ -1,0 +1,172 @@
+//! Group commit of webhook deliveries: concurrent deliveries are applied together, a batch per
+//! transaction, so a burst costs the database a few statements per batch instead of several per
+//! event.
+//!
+//! A delivery is handed to a channel; a few lanes take turns at it. A lane takes the first
+//! delivery waiting and every other one already queued (never waiting for more: an idle daemon
+//! applies a lone delivery at once), applies them with [`super::apply_events`] in one
+//! transaction, and answers each only after the commit, so nothing is acknowledged before it is
+//! durably written. While one lane commits, the next gathers the deliveries that arrive meanwhile.
+//!
+//! A batch that fails as a whole is not allowed to sink its neighbours: after a deadlock or
+//! serialization failure it is tried again, and after any other database error each delivery is
+//! tried alone, so a delivery the database refuses fails only itself.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use supasaasy_connector::{Connector, Event};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::{apply_in_transaction, Action, ApplyError, Item, Outcome};
+use crate::store::StoreError;
+
+/// Deliveries waiting for a lane before submitters wait for room.
+const QUEUE: usize = 4_096;
+/// Deliveries applied in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Times a batch is tried again after a deadlock or serialization failure.
+const CONFLICT_RETRIES: usize = 3;
+
+/// One delivery waiting to be applied.
+struct Delivery {
+    app_key: String,
+    connector: Arc<dyn Connector>,
+    event: Event,
+    reply: oneshot::Sender<Result<Action, ApplyError>>,
+}
+
+/// A handle on the lanes; cheap to clone. The lanes end when every handle is dropped, after
+/// applying what is queued.
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Delivery>,
+}
+
+impl GroupCommit {
+    /// Starts `lanes` lanes (at least one) applying deliveries on `pool`. Must be called inside a
+    /// Tokio runtime.
+    pub fn start(pool: Pool, lanes: usize) -> GroupCommit {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..lanes.max(1) {
+            tokio::spawn(lane(pool.clone(), rx.clone()));
+        }
+        GroupCommit { tx }
+    }
+
+    /// Applies a webhook's event of `app_key` together with whatever else is being delivered, and
+    /// answers once its batch is committed.
+    ///
+    /// # Errors
+    ///
+    /// An [`ApplyError`]: nothing of the event was written then.
+    pub async fn apply(
+        &self,
+        app_key: &str,
+        connector: Arc<dyn Connector>,
+        event: Event,
+    ) -> Result<Action, ApplyError> {
+        let (reply, answer) = oneshot::channel();
+        let delivery = Delivery {
+            app_key: app_key.to_string(),
+            connector,
+            event,
+            reply,
+        };
+        if self.tx.send(delivery).await.is_err() {
+            return Err(ApplyError::Unavailable("the daemon is stopping".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ApplyError::Unavailable("the daemon is stopping".into())))
+    }
+}
+
+async fn lane(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Delivery>>>) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        apply_batch(&pool, batch).await;
+    }
+}
+
+/// Applies a batch and answers every delivery in it.
+async fn apply_batch(pool: &Pool, batch: Vec<Delivery>) {
+    let items: Vec<Item> = batch.iter().map(item).collect();
+    let mut tries = 0;
+    let result = loop {
+        match apply_in_transaction(pool, &items).await {
+            Err(e) if is_conflict(&e) && tries < CONFLICT_RETRIES => tries += 1,
+            other => break other,
+        }
+    };
+    match result {
+        Ok(outcomes) => answer(batch, outcomes),
+        Err(e) if batch.len() > 1 && !matches!(e, StoreError::Pool(_)) => {
+            tracing::warn!(error = %e, deliveries = batch.len(), "a webhook batch failed; applying its deliveries one by one");
+            drop(items);
+            for delivery in batch {
+                let outcome = apply_in_transaction(pool, &[item(&delivery)]).await;
+                let reply = match outcome {
+                    Ok(mut outcomes) => to_reply(outcomes.pop()),
+                    Err(e) => Err(ApplyError::Store(e)),
+                };
+                let _ = delivery.reply.send(reply);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for delivery in batch {
+                let _ = delivery
+                    .reply
+                    .send(Err(ApplyError::Unavailable(message.clone())));
+            }
+        }
+    }
+}
+
+fn item(d: &Delivery) -> Item<'_> {
+    Item {
+        app_key: &d.app_key,
+        connector: d.connector.as_ref(),
+        event: &d.event,
+        source: "webhook",
+    }
+}
+
+fn answer(batch: Vec<Delivery>, outcomes: Vec<Outcome>) {
+    for (delivery, outcome) in batch.into_iter().zip(outcomes) {
+        let _ = delivery.reply.send(to_reply(Some(outcome)));
+    }
+}
+
+fn to_reply(outcome: Option<Outcome>) -> Result<Action, ApplyError> {
+    match outcome {
+        Some(outcome) => Ok(outcome?),
+        None => Err(ApplyError::Unavailable("no outcome for the event".into())),
+    }
+}
+
+/// A deadlock or serialization failure: the same batch may well succeed when tried again.
+fn is_conflict(e: &StoreError) -> bool {
+    let StoreError::Db(e) = e else {
+        return false;
+    };
+    e.code().is_some_and(|c| {
+        *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            || *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
