@@ -254,9 +254,12 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
     }
     let ids = fake.ids("customer");
     let mut results = Vec::new();
+    let mut next_created = 0;
     for (round, &conns) in connections.iter().enumerate() {
-        // Distinct events, each a newer state of an existing customer.
-        let base_created = chrono::Utc::now().timestamp() - 3600 + round as i64 * 60;
+        // Distinct events, each a newer state of an existing customer: newer than the backfill's
+        // rows and than the previous round's events, so every event is applied (written).
+        let base_created = (chrono::Utc::now().timestamp() + 1).max(next_created);
+        next_created = base_created + (count / ids.len()) as i64 + 2;
         let bodies: Vec<Vec<u8>> = (0..count)
             .map(|i| {
                 let id = &ids[i % ids.len()];
@@ -285,6 +288,7 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
                     .unwrap();
                 let mut latencies = Vec::new();
                 let mut failures = 0u64;
+                let mut applied = 0u64;
                 let mut i = c;
                 while i < bodies.len() {
                     let body = bodies[i].clone();
@@ -300,21 +304,26 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
                     latencies.push(sent.elapsed());
                     match resp {
                         Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
+                            let body = r.bytes().await.unwrap_or_default();
+                            if body.windows(18).any(|w| w == br#""action":"applied""#) {
+                                applied += 1;
+                            }
                         }
                         _ => failures += 1,
                     }
                     i += conns;
                 }
-                (latencies, failures)
+                (latencies, failures, applied)
             }));
         }
         let mut latencies = Vec::with_capacity(count);
         let mut failures = 0;
+        let mut applied = 0;
         for t in tasks {
-            let (l, f) = t.await.unwrap();
+            let (l, f, a) = t.await.unwrap();
             latencies.extend(l);
             failures += f;
+            applied += a;
         }
         let seconds = started.elapsed().as_secs_f64();
         latencies.sort();
@@ -327,6 +336,7 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
             "p50_ms": (pct(0.50).as_secs_f64() * 10_000.0).round() / 10.0,
             "p99_ms": (pct(0.99).as_secs_f64() * 10_000.0).round() / 10.0,
             "non_2xx": failures,
+            "applied": applied,
         });
         eprintln!("webhooks {result}");
         results.push(result);

@@ -128,7 +128,8 @@ pub async fn apply_in_transaction(
 /// The state of one object as the batch goes: what the mirror held, then what the batch wrote.
 struct Current<'a> {
     version: DateTime<Utc>,
-    payload: Cow<'a, Value>,
+    /// `None` for a row read without its payload (older than every change of the batch).
+    payload: Option<Cow<'a, Value>>,
     deleted: bool,
 }
 
@@ -141,13 +142,14 @@ struct Staged<'a> {
 
 /// Applies a batch of events in the caller's transaction, as if one after the other in the order
 /// given, and answers one outcome per event:
-/// - an event id already seen (before, or earlier in the batch) is a `Duplicate`;
-/// - every object the batch concerns is locked, in one statement, and read, in one statement;
+/// - an event id seen before, or earlier in the batch, is a `Duplicate`;
+/// - the ids are recorded, and every object the batch concerns is locked and read, in one
+///   flight of three statements;
 /// - each event is decided against the state before it (the mirror's, or an earlier event's of
-///   the batch); an event whose fetch fails writes nothing, is forgotten (so its next delivery
-///   applies it) and answers the provider's error, without failing the others;
+///   the batch); an event whose fetch fails writes nothing and is not recorded (so its next
+///   delivery applies it), and answers the provider's error without failing the others;
 /// - the changes are written in as few statements as the batch allows (one, unless the batch
-///   changes one object more than once), and every event's outcome is recorded.
+///   changes one object more than once), with the outcomes that differ from the one recorded.
 ///
 /// # Errors
 ///
@@ -177,23 +179,14 @@ pub async fn apply_events(
             event_type: &items[i].event.event_type,
             created: items[i].event.created,
             source: items[i].source,
+            action: if items[i].event.ignored {
+                Action::Ignored.as_str()
+            } else {
+                Action::Applied.as_str()
+            },
         })
         .collect();
-    let fresh = events::record_seen(tx, &seen).await?;
-    let mut to_apply = Vec::new();
-    for (&i, fresh) in first.iter().zip(fresh) {
-        if !fresh {
-            outcomes[i] = Some(Ok(Action::Duplicate));
-        } else if items[i].event.ignored {
-            outcomes[i] = Some(Ok(Action::Ignored));
-        } else {
-            to_apply.push(i);
-        }
-    }
-    // In the order given, as the caller delivered them.
-    to_apply.sort_unstable();
-
-    let mut keys: Vec<ObjectKey> = to_apply
+    let mut keys: Vec<ObjectKey> = first
         .iter()
         .flat_map(|&i| {
             items[i]
@@ -205,8 +198,20 @@ pub async fn apply_events(
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    changes::lock_objects(tx, &keys).await?;
-    let states = changes::read_states(tx, &keys).await?;
+    // A row's payload is compared with a change only when the row is as new as the change.
+    let payloads_from = first
+        .iter()
+        .filter_map(|&i| DateTime::from_timestamp(items[i].event.created, 0))
+        .min()
+        .unwrap_or_else(Utc::now);
+    // Sent together and run in this order: a repeat of an id another transaction is applying
+    // waits for it, and the reads see every write committed before the locks were granted.
+    let (fresh, _, states) = tokio::try_join!(
+        biased;
+        events::record_seen(tx, &seen),
+        changes::lock_objects(tx, &keys),
+        changes::read_states(tx, &keys, payloads_from),
+    )?;
     let mut current: HashMap<ObjectKey, Current> = keys
         .iter()
         .zip(states)
@@ -214,7 +219,7 @@ pub async fn apply_events(
             s.map(|s| {
                 let state = Current {
                     version: s.source_updated_at,
-                    payload: Cow::Owned(s.payload),
+                    payload: s.payload.map(Cow::Owned),
                     deleted: s.deleted,
                 };
                 (*k, state)
@@ -222,23 +227,36 @@ pub async fn apply_events(
         })
         .collect();
 
-    let mut staged: Vec<Staged> = Vec::new();
-    for &i in &to_apply {
-        outcomes[i] = Some(decide(items[i], &mut current, &mut staged).await);
-    }
-    write_staged(tx, &staged).await?;
-
-    let mut done = Vec::new();
-    let mut failed = Vec::new();
-    for &i in &first {
-        let (app_key, id) = (items[i].app_key, items[i].event.id.as_str());
-        match &outcomes[i] {
-            Some(Ok(Action::Duplicate)) | None => {}
-            Some(Ok(action)) => done.push((app_key, id, action.as_str())),
-            Some(Err(_)) => failed.push((app_key, id)),
+    let mut to_apply: Vec<usize> = Vec::new();
+    for (&i, fresh) in first.iter().zip(fresh) {
+        if !fresh {
+            outcomes[i] = Some(Ok(Action::Duplicate));
+        } else if items[i].event.ignored {
+            outcomes[i] = Some(Ok(Action::Ignored));
+        } else {
+            to_apply.push(i);
         }
     }
-    events::settle(tx, &done, &failed).await?;
+    // In the order given, as the caller delivered them.
+    to_apply.sort_unstable();
+    let mut staged: Vec<Staged> = Vec::new();
+    let mut stale = Vec::new();
+    let mut failed = Vec::new();
+    for &i in &to_apply {
+        let outcome = decide(items[i], &mut current, &mut staged).await;
+        let (app_key, id) = (items[i].app_key, items[i].event.id.as_str());
+        match &outcome {
+            Ok(Action::Applied) => {}
+            Ok(action) => stale.push((app_key, id, action.as_str())),
+            Err(_) => failed.push((app_key, id)),
+        }
+        outcomes[i] = Some(outcome);
+    }
+    tokio::try_join!(
+        biased;
+        write_staged(tx, &staged),
+        events::settle(tx, &stale, &failed),
+    )?;
 
     for (i, f) in repeat_of {
         outcomes[i] = Some(match &outcomes[f] {
@@ -283,7 +301,9 @@ async fn decide<'a>(
         let must_fetch = match current.get(&k) {
             Some(row) if row.version >= version + Duration::seconds(1) => continue,
             Some(row) if row.version >= version => {
-                if row.deleted == change.deleted && *row.payload == change.record.payload {
+                if row.deleted == change.deleted
+                    && row.payload.as_deref() == Some(&change.record.payload)
+                {
                     continue;
                 }
                 true
@@ -314,10 +334,10 @@ async fn decide<'a>(
             Some(row) if row.version > version => None,
             _ => Some(Current {
                 version,
-                payload: match &change {
+                payload: Some(match &change {
                     Cow::Borrowed(c) => Cow::Borrowed(&c.record.payload),
                     Cow::Owned(c) => Cow::Owned(c.record.payload.clone()),
-                },
+                }),
                 deleted: change.deleted,
             }),
         };

@@ -63,5 +63,5 @@ impl Context {
 /// Lanes applying webhook batches: each holds a connection while it commits, so a few, leaving
 /// the pool to the workers and the API.
 fn webhook_lanes(pool_size: usize) -> usize {
-    (pool_size / 4).clamp(1, 4)
+    (pool_size / 4).clamp(1, 2)
 }

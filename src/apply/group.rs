@@ -55,6 +55,11 @@ impl GroupCommit {
         GroupCommit { tx }
     }
 
+    /// Deliveries waiting for a lane.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Applies a webhook's event of `app_key` together with whatever else is being delivered, and
     /// answers once its batch is committed.
     ///

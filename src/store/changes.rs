@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use supasaasy_connector::Record;
 
-use super::entities::{RowState, ON_CONFLICT};
+use super::entities::ON_CONFLICT;
 use super::StoreError;
 
 /// An object of the mirror: app, collection, provider id.
@@ -54,8 +54,21 @@ pub async fn lock_objects(
     Ok(())
 }
 
+/// What the mirror holds of one object, read under the object's lock.
+#[derive(Debug, Clone)]
+pub struct RowState {
+    /// The time of the state the row holds.
+    pub source_updated_at: DateTime<Utc>,
+    /// The object as last written, when its state is at least as new as the time asked for (only
+    /// then is it compared with a change).
+    pub payload: Option<serde_json::Value>,
+    /// The row is a tombstone.
+    pub deleted: bool,
+}
+
 /// Reads the rows of `keys` (call after [`lock_objects`]); the answer is indexed like `keys`,
-/// `None` where the mirror has no row.
+/// `None` where the mirror has no row. `keys` must be sorted and without repeats. Payloads are
+/// read only for rows at least as new as `payloads_from`.
 ///
 /// # Errors
 ///
@@ -63,31 +76,40 @@ pub async fn lock_objects(
 pub async fn read_states(
     client: &impl GenericClient,
     keys: &[ObjectKey<'_>],
+    payloads_from: DateTime<Utc>,
 ) -> Result<Vec<Option<RowState>>, StoreError> {
     let mut states = vec![None; keys.len()];
     if keys.is_empty() {
         return Ok(states);
     }
-    let apps: Vec<&str> = keys.iter().map(|k| k.0).collect();
-    let collections: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    // Each column as a set of values: the primary key's index is searched for every combination
+    // (few apps and collections in a batch), and the combinations not asked for are dropped here.
+    // A join on the arrays would be planned afresh on every call.
+    let mut apps: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let mut collections: Vec<&str> = keys.iter().map(|k| k.1).collect();
     let ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    collections.sort_unstable();
+    collections.dedup();
     let stmt = client
         .prepare_cached(
-            "SELECT k.n, e.source_updated_at, e.raw_payload, e.deleted_at IS NOT NULL
-               FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
-                    AS k(app_key, collection_key, external_id, n)
-               JOIN supasaasy.entities e
-                 ON e.app_key = k.app_key AND e.collection_key = k.collection_key
-                AND e.external_id = k.external_id",
+            "SELECT app_key, collection_key, external_id, source_updated_at,
+                    CASE WHEN source_updated_at >= $4 THEN raw_payload END,
+                    deleted_at IS NOT NULL
+               FROM supasaasy.entities
+              WHERE app_key = ANY($1) AND collection_key = ANY($2) AND external_id = ANY($3)",
         )
         .await?;
-    for row in client.query(&stmt, &[&apps, &collections, &ids]).await? {
-        let n: i64 = row.get(0);
-        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| states.get_mut(i)) {
-            *slot = Some(RowState {
-                source_updated_at: row.get(1),
-                payload: row.get(2),
-                deleted: row.get(3),
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&apps, &collections, &ids, &payloads_from];
+    for row in client.query(&stmt, &params).await? {
+        let key: ObjectKey = (row.get(0), row.get(1), row.get(2));
+        if let Ok(i) = keys.binary_search(&key) {
+            states[i] = Some(RowState {
+                source_updated_at: row.get(3),
+                payload: row.get(4),
+                deleted: row.get(5),
             });
         }
     }

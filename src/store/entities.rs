@@ -228,14 +228,3 @@ pub async fn sweep_unseen(
         .await?;
     Ok(n)
 }
-
-/// What the mirror holds of one object, read under the object's lock.
-#[derive(Debug, Clone)]
-pub struct RowState {
-    /// The time of the state the row holds.
-    pub source_updated_at: DateTime<Utc>,
-    /// The object as last written.
-    pub payload: serde_json::Value,
-    /// The row is a tombstone.
-    pub deleted: bool,
-}

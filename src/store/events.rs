@@ -2,14 +2,17 @@
 //! (`supasaasy.webhook_logs`) and their retention.
 //!
 //! An event id is recorded in the transaction that applies the event, so a second delivery of the
-//! same id (a provider retry, or the events API replaying what a webhook brought) changes nothing.
+//! same id (a provider retry, or the events API replaying what a webhook brought) is known as a
+//! duplicate, and a second delivery racing the first waits for it.
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use super::StoreError;
 
-/// An event to record as seen.
+/// An event to record as seen, with what applying it did.
 pub struct SeenEvent<'a> {
     /// The app it was delivered to.
     pub app_key: &'a str,
@@ -21,12 +24,16 @@ pub struct SeenEvent<'a> {
     pub created: i64,
     /// `webhook` or `events_api`.
     pub source: &'a str,
+    /// `applied` or `ignored`, as expected before the event is decided.
+    pub action: &'a str,
 }
 
 /// Records event ids as seen, in one statement; answers, for each event in order, true when it
-/// is new and false when it was seen before (a duplicate). Call in the transaction that applies
-/// the events, then [`settle`]. Give the events sorted by app and id and without repeats: two
-/// transactions recording the same ids then wait for each other in the same order.
+/// is new and false when it was recorded before (a duplicate). Call in the transaction that
+/// applies the events, with the action each is expected to come to (`applied`, or `ignored` for a
+/// type the daemon does not map), then [`settle`] the ones that came to something else. Give the
+/// events sorted by app and id and without repeats: two transactions recording the same ids then
+/// wait for each other in one order.
 ///
 /// # Errors
 ///
@@ -35,56 +42,57 @@ pub async fn record_seen(
     client: &impl deadpool_postgres::GenericClient,
     events: &[SeenEvent<'_>],
 ) -> Result<Vec<bool>, StoreError> {
-    let mut fresh = vec![false; events.len()];
     if events.is_empty() {
-        return Ok(fresh);
+        return Ok(Vec::new());
     }
     let apps: Vec<&str> = events.iter().map(|e| e.app_key).collect();
     let ids: Vec<&str> = events.iter().map(|e| e.event_id).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
     let created: Vec<f64> = events.iter().map(|e| e.created as f64).collect();
     let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
+    let actions: Vec<&str> = events.iter().map(|e| e.action).collect();
     let stmt = client
         .prepare_cached(
             "INSERT INTO supasaasy.provider_events
                  (app_key, event_id, event_type, event_created, source, action)
-             SELECT e.app_key, e.event_id, e.event_type, to_timestamp(e.created), e.source, 'pending'
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[])
-                    WITH ORDINALITY AS e(app_key, event_id, event_type, created, source, n)
+             SELECT e.app_key, e.event_id, e.event_type, to_timestamp(e.created), e.source, e.action
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::text[])
+                    WITH ORDINALITY AS e(app_key, event_id, event_type, created, source, action, n)
               ORDER BY e.n
              ON CONFLICT (app_key, event_id) DO NOTHING
              RETURNING app_key, event_id",
         )
         .await?;
     let rows = client
-        .query(&stmt, &[&apps, &ids, &types, &created, &sources])
+        .query(&stmt, &[&apps, &ids, &types, &created, &sources, &actions])
         .await?;
-    let new: std::collections::HashSet<(&str, &str)> = rows
+    let recorded: HashSet<(&str, &str)> = rows
         .iter()
         .map(|r| (r.get::<_, &str>(0), r.get::<_, &str>(1)))
         .collect();
-    for (slot, e) in fresh.iter_mut().zip(events) {
-        *slot = new.contains(&(e.app_key, e.event_id));
-    }
-    Ok(fresh)
+    Ok(events
+        .iter()
+        .map(|e| recorded.contains(&(e.app_key, e.event_id)))
+        .collect())
 }
 
-/// Settles events recorded by [`record_seen`] in this transaction: `done` get what applying them
-/// did (`applied`, `stale`, `ignored`); `failed` could not be applied and are forgotten, so their
-/// next delivery applies them.
+/// Settles events recorded by [`record_seen`] in this transaction whose outcome differs from the
+/// one recorded: `changed` get their action (`stale`); `failed` could not be applied and are
+/// forgotten, so their next delivery applies them. Does nothing when both are empty (the usual
+/// batch).
 ///
 /// # Errors
 ///
 /// A database error.
 pub async fn settle(
     client: &impl deadpool_postgres::GenericClient,
-    done: &[(&str, &str, &str)],
+    changed: &[(&str, &str, &str)],
     failed: &[(&str, &str)],
 ) -> Result<(), StoreError> {
-    if !done.is_empty() {
-        let apps: Vec<&str> = done.iter().map(|d| d.0).collect();
-        let ids: Vec<&str> = done.iter().map(|d| d.1).collect();
-        let actions: Vec<&str> = done.iter().map(|d| d.2).collect();
+    if !changed.is_empty() {
+        let apps: Vec<&str> = changed.iter().map(|d| d.0).collect();
+        let ids: Vec<&str> = changed.iter().map(|d| d.1).collect();
+        let actions: Vec<&str> = changed.iter().map(|d| d.2).collect();
         let stmt = client
             .prepare_cached(
                 "UPDATE supasaasy.provider_events p SET action = d.action

@@ -7,6 +7,7 @@ mod bad_input;
 mod binary;
 mod crash;
 mod faults;
+mod group_commit;
 mod helpers;
 mod incremental;
 mod intercom;
