@@ -1,8 +1,8 @@
 //! A full listing of a splittable resource, walked as several `created` ranges at once.
 //!
 //! The listing starts as one range `[sync_from or 0, now + 1)` over `created` (Unix seconds, `gte`
-//! inclusive, `lt` exclusive). A walker that gets a page with more behind it, while fewer than
-//! [`MAX_WALKERS`] ranges are left to walk, splits what remains of its range: the provider lists
+//! inclusive, `lt` exclusive). A walker that gets a page with more behind it, while fewer ranges
+//! than the task's walkers are left to walk, splits what remains of its range: the provider lists
 //! newest first, so everything the walker has seen was created at or after the oldest object of
 //! the page, `oldest`; the walker keeps `[mid, lt)` and carries on from its cursor, and a new range
 //! `[gte, mid)` is walked by another walker, for a `mid` with `gte < mid <= oldest`. Objects
@@ -28,10 +28,15 @@ use crate::store::entities;
 use crate::store::jobs;
 use crate::store::StoreError;
 
-/// Ranges walked at once by one task.
-pub(super) const MAX_WALKERS: usize = 8;
+/// Ranges walked at once by one task when the app has no request budget, or a small one.
+const MIN_WALKERS: usize = 8;
+/// Ranges walked at once by one task at most.
+const MAX_WALKERS: usize = 32;
+/// Requests per second one walker is counted on for: a walker has about one request in flight,
+/// so this is for provider latencies up to 250 ms.
+const REQUESTS_PER_WALKER: f64 = 4.0;
 /// Ranges one run may have in all (done ones included): bounds the state written with each page.
-const MAX_RANGES: usize = 64;
+const MAX_RANGES: usize = 128;
 /// A range narrower than this (in seconds) is not split.
 const MIN_SPLIT_SECS: i64 = 2;
 /// What a task's cursor starts with when it holds range state rather than a provider cursor.
@@ -86,6 +91,8 @@ struct State {
     ranges: Vec<Range>,
     /// No fetch of the run is older than this: what the sweep compares row writes to.
     started: DateTime<Utc>,
+    /// Ranges walked at once, for the app's request budget.
+    max_walkers: usize,
 }
 
 impl State {
@@ -146,10 +153,12 @@ impl Run<'_> {
             }]
         });
         let stop = self.cancel.child_token();
+        let max_walkers = walkers_for(self.app.requests_per_second);
         let shared = Shared {
             state: std::sync::Mutex::new(State {
                 ranges,
                 started: self.task.run_started_at.unwrap_or(now),
+                max_walkers,
             }),
             commits: tokio::sync::Mutex::new(()),
             added: Notify::new(),
@@ -164,7 +173,7 @@ impl Run<'_> {
                     let state = lock(&shared.state);
                     (0..state.ranges.len())
                         .filter(|i| !state.ranges[*i].done && !walking.contains(i))
-                        .take(MAX_WALKERS.saturating_sub(walking.len()))
+                        .take(max_walkers.saturating_sub(walking.len()))
                         .collect()
                 };
                 for i in idle {
@@ -300,7 +309,7 @@ impl Run<'_> {
             .map(|r| r.created)
             .min()
             .flatten();
-        let room = state.ranges.len() < MAX_RANGES && state.undone() < MAX_WALKERS;
+        let room = state.ranges.len() < MAX_RANGES && state.undone() < state.max_walkers;
         let (Some(oldest), true) = (oldest, room) else {
             return;
         };
@@ -318,6 +327,15 @@ impl Run<'_> {
         tracing::debug!(first, gte = older.gte, mid, lt = range.lt, "split a range");
         state.ranges.push(older);
         shared.added.notify_one();
+    }
+}
+
+/// Ranges walked at once for an app's request budget: enough walkers, each with about one request
+/// in flight, to use the whole budget when the provider takes up to 250 ms a request.
+fn walkers_for(requests_per_second: Option<f64>) -> usize {
+    match requests_per_second {
+        Some(rps) => ((rps / REQUESTS_PER_WALKER).ceil() as usize).clamp(MIN_WALKERS, MAX_WALKERS),
+        None => MIN_WALKERS,
     }
 }
 
@@ -356,6 +374,14 @@ mod tests {
         assert_eq!(decode(&cursor).expect("ranges").expect("json"), ranges);
         assert!(decode("cus_123").is_none());
         assert!(decode("ranges:{").expect("ranges").is_err());
+    }
+
+    #[test]
+    fn walkers_follow_the_request_budget() {
+        assert_eq!(walkers_for(None), 8);
+        assert_eq!(walkers_for(Some(25.0)), 8, "Stripe test keys");
+        assert_eq!(walkers_for(Some(100.0)), 25, "Stripe live keys");
+        assert_eq!(walkers_for(Some(1000.0)), 32);
     }
 
     #[test]
