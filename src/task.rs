@@ -345,7 +345,7 @@ impl Run<'_> {
             // next owner fetches it again (with the page in hand, at most two pages twice).
             let commit = async {
                 let client = self.ctx.pool.get().await?;
-                entities::commit_page(&**client, &write).await?;
+                entities::commit_page(&client, &write).await?;
                 self.written(page.records.len());
                 Ok::<_, StoreError>(())
             };
@@ -406,7 +406,7 @@ impl Run<'_> {
             );
             if page.next_cursor.is_some() {
                 let client = self.ctx.pool.get().await?;
-                entities::commit_page(&**client, &write).await?;
+                entities::commit_page(&client, &write).await?;
                 cursor = page.next_cursor;
                 continue;
             }
@@ -426,7 +426,7 @@ impl Run<'_> {
     ) -> Result<TaskOutcome, StoreError> {
         let mut client = self.ctx.pool.get().await?;
         let tx = client.transaction().await?;
-        entities::commit_page(&*tx, write).await?;
+        entities::commit_page(&tx, write).await?;
         if full {
             let keys: Vec<&str> = self.resource.collection_keys().collect();
             let sweep = sweep_of(self.app, self.task, &keys, started);

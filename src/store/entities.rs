@@ -11,6 +11,8 @@
 //! - a row whose state did not change is not rewritten, except to record the run that saw it;
 //! - rows are never deleted: a deletion sets `deleted_at`, and only newer state clears it.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use supasaasy_connector::Record;
 use tokio_postgres::GenericClient;
@@ -107,19 +109,8 @@ pub struct PageOutcome {
     pub rows_written: u64,
 }
 
-/// Commits a page: the records, the task's next cursor and counters, and the job's entity count,
-/// as one statement fenced by the task's lease.
-///
-/// # Errors
-///
-/// [`StoreError::LostLease`] when the lease is no longer ours (nothing was written); a database
-/// error otherwise.
-pub async fn commit_page(
-    client: &impl GenericClient,
-    page: &PageWrite<'_>,
-) -> Result<PageOutcome, StoreError> {
-    let columns = Columns::of(page.records.iter());
-    let sql = format!(
+static COMMIT_PAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH task AS (
             UPDATE supasaasy.sync_tasks
                SET cursor = $1,
@@ -149,10 +140,25 @@ pub async fn commit_page(
             RETURNING 1
          )
          SELECT (SELECT count(*) FROM task), (SELECT count(*) FROM written)"
-    );
+    )
+});
+
+/// Commits a page: the records, the task's next cursor and counters, and the job's entity count,
+/// as one statement fenced by the task's lease.
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours (nothing was written); a database
+/// error otherwise.
+pub async fn commit_page(
+    client: &impl deadpool_postgres::GenericClient,
+    page: &PageWrite<'_>,
+) -> Result<PageOutcome, StoreError> {
+    let columns = Columns::of(page.records.iter());
+    let stmt = client.prepare_cached(&COMMIT_PAGE).await?;
     let row = client
         .query_one(
-            &sql,
+            &stmt,
             &[
                 &page.next_cursor,
                 &(page.count as i64),
@@ -163,6 +169,72 @@ pub async fn commit_page(
                 &page.lease_id,
                 &page.app_key,
                 &page.api_version,
+                &page.job_id,
+                &columns.collections,
+                &columns.ids,
+                &columns.payloads,
+                &columns.created,
+                &columns.archived,
+            ],
+        )
+        .await?;
+    let tasks: i64 = row.get(0);
+    if tasks == 0 {
+        return Err(StoreError::LostLease);
+    }
+    let written: i64 = row.get(1);
+    Ok(PageOutcome {
+        rows_written: written as u64,
+    })
+}
+
+static WRITE_PAGE_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH task AS (
+            SELECT 1 FROM supasaasy.sync_tasks
+             WHERE id = $1 AND lease_id = $2 AND status = 'processing'
+         ),
+         written AS (
+            INSERT INTO supasaasy.entities AS e
+                (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
+                 source_created_at, last_seen_job, archived_at, deleted_at)
+            SELECT $3::text, r.collection_key, r.external_id, r.raw_payload, $4::text,
+                   $5::timestamptz, to_timestamp(r.created), $6::uuid,
+                   CASE WHEN r.archived THEN $5::timestamptz END, NULL
+              FROM unnest($7::text[], $8::text[], $9::jsonb[], $10::int8[], $11::bool[])
+                   AS r(collection_key, external_id, raw_payload, created, archived)
+             WHERE EXISTS (SELECT 1 FROM task)
+            {ON_CONFLICT}
+            RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM task), (SELECT count(*) FROM written)"
+    )
+});
+
+/// Writes a page's records alone, fenced by the task's lease but leaving the task's row alone, so
+/// pages of one task (its `created` ranges) are written side by side; the cursor that moves past
+/// them is committed afterwards with [`commit_page`] (a stop in between fetches the page again,
+/// and writing it again changes nothing).
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours (nothing was written); a database
+/// error otherwise.
+pub async fn write_page_rows(
+    client: &impl deadpool_postgres::GenericClient,
+    page: &PageWrite<'_>,
+) -> Result<PageOutcome, StoreError> {
+    let columns = Columns::of(page.records.iter());
+    let stmt = client.prepare_cached(&WRITE_PAGE_ROWS).await?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &page.task_id,
+                &page.lease_id,
+                &page.app_key,
+                &page.api_version,
+                &page.fetched_at,
                 &page.job_id,
                 &columns.collections,
                 &columns.ids,

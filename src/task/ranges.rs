@@ -9,10 +9,12 @@
 //! created in the same second as `mid` are all at or after it, so each object is in exactly one
 //! range, and the walker's cursor object (created `oldest`) stays inside its narrowed range.
 //!
-//! Fetches run concurrently; commits of one task are serialized by a lock around the range state,
-//! held across the commit, and each page commits with the whole state after it as the task's
-//! cursor (`ranges:` and a JSON array), so a task taken over resumes every unfinished range at its
-//! cursor. The walker that finishes the last range commits its page with the sweep and the end of
+//! Fetches run concurrently, and so do the writes of the pages' rows (each fenced by the task's
+//! lease). The commits that move the cursor are serialized by a lock around the range state, held
+//! across the commit: once a page's rows are written, its walker commits the whole state after it
+//! as the task's cursor (`ranges:` and a JSON array), so a task taken over resumes every
+//! unfinished range at its cursor, and at worst fetches and writes again a page whose rows went
+//! in just before the stop. The walker that finishes the last range commits its page with the sweep and the end of
 //! the task, as a sequential run does.
 
 use chrono::{DateTime, Utc};
@@ -247,6 +249,14 @@ impl Run<'_> {
                 return Ok(Walked::Stopped);
             }
             let (page, fetched_at) = next?;
+            // The rows go in side by side with other walkers' pages; only the commits that move
+            // the cursor past them take turns.
+            {
+                let rows = self.page_write(&page.records, 0, None, fetched_at, 0);
+                let client = self.ctx.pool.get().await.map_err(StoreError::from)?;
+                entities::write_page_rows(&client, &rows).await?;
+                self.written(page.records.len());
+            }
             let turn = shared.commits.lock().await;
             let (range, all_done, cursor, started) = {
                 let mut state = lock(&shared.state);
@@ -259,11 +269,10 @@ impl Run<'_> {
                     state.started,
                 )
             };
-            let write_records = &page.records;
             let next_cursor = (!all_done).then_some(cursor.as_str());
             let write = self.page_write(
-                write_records,
-                write_records.len(),
+                &[],
+                page.records.len(),
                 next_cursor,
                 fetched_at,
                 page.requests,
@@ -276,9 +285,8 @@ impl Run<'_> {
             // Our turn ends when the page is committed, not when the next page is fetched.
             let commit = async {
                 let client = self.ctx.pool.get().await?;
-                entities::commit_page(&**client, &write).await?;
+                entities::commit_page(&client, &write).await?;
                 drop(turn);
-                self.written(write_records.len());
                 Ok::<_, StoreError>(())
             };
             if range.done {

@@ -178,7 +178,11 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         lease_secs: 60.0,
     };
     assert!(matches!(
-        entities::commit_page(&**db, &write).await,
+        entities::commit_page(&db, &write).await,
+        Err(StoreError::LostLease)
+    ));
+    assert!(matches!(
+        entities::write_page_rows(&db, &write).await,
         Err(StoreError::LostLease)
     ));
     assert!(matches!(
