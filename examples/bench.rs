@@ -182,6 +182,11 @@ async fn backfill(
     std::fs::create_dir_all(&dir).unwrap();
     let fake = FakeStripe::start(data_for()).await;
     fake.set_latency(Duration::from_millis(latency_ms));
+    // With a budget, the fake enforces it as Stripe's rate limit: every 429 is counted.
+    let rps = RPS.load(std::sync::atomic::Ordering::Relaxed);
+    if rps > 0 {
+        fake.set_rate_limit(Some(rps as f64));
+    }
     let db_url = fresh_database(admin_url, &format!("bench_{latency_ms}")).await;
     let daemon = start_daemon(&db_url, &fake, &dir);
     let pid = daemon.child.id();
@@ -195,6 +200,7 @@ async fn backfill(
         "seconds": (seconds * 10.0).round() / 10.0,
         "objects_per_second": (doc["processed_entities"].as_f64().unwrap_or(0.0) / seconds).round(),
         "provider_requests": requests,
+        "answered_429": fake.rate_limited(),
         "minimum_requests": customers.div_ceil(100),
         "peak_rss_mib": peak / 1024,
         "rss_mib_at_quarters": quarters,

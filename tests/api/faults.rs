@@ -220,3 +220,35 @@ async fn a_request_budget_spaces_every_request_of_the_app() {
     assert!(waits > 0.0, "the budget made requests wait:\n{metrics}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_rate_limit_below_the_traffic_is_waited_out() {
+    // No budget on the daemon's side, and a provider that refuses more than 50 requests a second
+    // (a tenth of a second's worth at once): the ranges and tasks run into 429s and wait them out.
+    let app = spawn_app(Setup::stripe(StripeData::generate(&Counts {
+        customers: 900,
+        products: 3,
+        prices_per_product: 2,
+        subscriptions: 120,
+        items_per_subscription: 2,
+        canceled_every: 5,
+    })))
+    .await;
+    app.fake().set_rate_limit(Some(50.0));
+    let job = app
+        .sync(json!({"app_key": "stripe_test", "mode": "full"}), 202)
+        .await;
+    let doc = app.wait_job(job["job_id"].as_str().unwrap()).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert!(app.fake().rate_limited() > 0, "the limit was reached");
+    assert_eq!(
+        app.live_ids("stripe_test", "stripe_customer").await,
+        fake_ids(app.fake(), "customer")
+    );
+    assert_eq!(
+        app.live_ids("stripe_test", "stripe_subscription_item")
+            .await,
+        fake_ids(app.fake(), "subscription_item")
+    );
+    app.stop().await;
+}

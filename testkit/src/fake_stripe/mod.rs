@@ -304,6 +304,17 @@ impl FakeStripe {
         faults.status = status;
     }
 
+    /// Refuses requests beyond `per_second` (a token bucket holding a tenth of a second's worth)
+    /// with 429, as Stripe's rate limit does; `None` lifts it.
+    pub fn set_rate_limit(&self, per_second: Option<f64>) {
+        *lock(&self.shared.rate_limit) = per_second.map(server::Bucket::new);
+    }
+
+    /// Requests refused by the rate limit.
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.rate_limited.load(Ordering::Relaxed)
+    }
+
     /// Delays every answer by `latency` (without holding up other requests).
     pub fn set_latency(&self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);

@@ -46,6 +46,47 @@ pub(crate) struct Shared {
     pub by_path: Mutex<HashMap<String, u64>>,
     pub faults: Mutex<Faults>,
     pub latency_micros: AtomicU64,
+    /// Stripe's rate limit, when set: requests beyond it are answered 429.
+    pub rate_limit: Mutex<Option<Bucket>>,
+    /// Requests answered 429 by the rate limit.
+    pub rate_limited: AtomicU64,
+}
+
+/// A token bucket: `per_second` tokens a second, holding at most a tenth of a second's worth, so
+/// requests bunched closer than the limit allows are refused.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    pub per_second: f64,
+    pub tokens: f64,
+    pub last: std::time::Instant,
+}
+
+impl Bucket {
+    pub fn new(per_second: f64) -> Bucket {
+        Bucket {
+            per_second,
+            tokens: Bucket::capacity(per_second),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn capacity(per_second: f64) -> f64 {
+        (per_second / 10.0).max(1.0)
+    }
+
+    /// Takes a token; false when there is none left.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(Bucket::capacity(self.per_second));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Locks a mutex, carrying on if a panicking test poisoned it: the data is still usable.
@@ -70,7 +111,18 @@ impl Shared {
             by_path: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             latency_micros: AtomicU64::new(0),
+            rate_limit: Mutex::new(None),
+            rate_limited: AtomicU64::new(0),
         }
+    }
+
+    /// True when the rate limit refuses this request.
+    fn over_limit(&self) -> bool {
+        let over = lock(&self.rate_limit).as_mut().is_some_and(|b| !b.take());
+        if over {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        over
     }
 
     fn count(&self, path: &str) -> u64 {
@@ -116,11 +168,17 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let number = shared.count(req.uri().path());
+    let over_limit = shared.over_limit();
     let latency = shared.latency_micros.load(Ordering::Relaxed);
     if latency > 0 {
         tokio::time::sleep(Duration::from_micros(latency)).await;
     }
-    let result = match shared.take_fault() {
+    let fault = if over_limit {
+        Some(429)
+    } else {
+        shared.take_fault()
+    };
+    let result = match fault {
         Some(status) => Err(ApiError::injected(status)),
         None => shared
             .authorize(req.headers())
