@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use supasaasy_connector::Record;
+use tokio_postgres::types::Type;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -109,24 +110,32 @@ pub struct PageOutcome {
     pub rows_written: u64,
 }
 
-static COMMIT_PAGE: LazyLock<String> = LazyLock::new(|| {
+/// The parameters of both page statements, in order (a statement that leaves some unused still
+/// knows their types): cursor, count, requests, fetched at, lease seconds, task, lease, app, API
+/// version, job, then the page's columns.
+const PAGE_PARAMS: [Type; 15] = [
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::UUID,
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::UUID,
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::JSONB_ARRAY,
+    Type::INT8_ARRAY,
+    Type::BOOL_ARRAY,
+];
+
+/// A page statement: the `task` CTE(s) given, then the page's rows, written only when `task` has
+/// a row (the lease is ours); answers the tasks matched and the rows written.
+fn page_statement(task: &str) -> String {
     format!(
-        "WITH task AS (
-            UPDATE supasaasy.sync_tasks
-               SET cursor = $1,
-                   pages = pages + 1,
-                   entity_count = entity_count + $2,
-                   requests = requests + $3,
-                   run_started_at = COALESCE(run_started_at, $4),
-                   lease_expires_at = now() + make_interval(secs => $5),
-                   updated_at = now()
-             WHERE id = $6 AND lease_id = $7 AND status = 'processing'
-         RETURNING job_id
-         ),
-         job AS (
-            UPDATE supasaasy.sync_jobs SET processed_entities = processed_entities + $2
-             WHERE id = (SELECT job_id FROM task)
-         ),
+        "WITH {task},
          written AS (
             INSERT INTO supasaasy.entities AS e
                 (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
@@ -141,6 +150,36 @@ static COMMIT_PAGE: LazyLock<String> = LazyLock::new(|| {
          )
          SELECT (SELECT count(*) FROM task), (SELECT count(*) FROM written)"
     )
+}
+
+static COMMIT_PAGE: LazyLock<String> = LazyLock::new(|| {
+    page_statement(
+        "task AS (
+            UPDATE supasaasy.sync_tasks
+               SET cursor = $1,
+                   pages = pages + 1,
+                   entity_count = entity_count + $2,
+                   requests = requests + $3,
+                   run_started_at = COALESCE(run_started_at, $4),
+                   lease_expires_at = now() + make_interval(secs => $5),
+                   updated_at = now()
+             WHERE id = $6 AND lease_id = $7 AND status = 'processing'
+         RETURNING job_id
+         ),
+         job AS (
+            UPDATE supasaasy.sync_jobs SET processed_entities = processed_entities + $2
+             WHERE id = (SELECT job_id FROM task)
+         )",
+    )
+});
+
+static WRITE_PAGE_ROWS: LazyLock<String> = LazyLock::new(|| {
+    page_statement(
+        "task AS (
+            SELECT 1 FROM supasaasy.sync_tasks
+             WHERE id = $6 AND lease_id = $7 AND status = 'processing'
+         )",
+    )
 });
 
 /// Commits a page: the records, the task's next cursor and counters, and the job's entity count,
@@ -154,62 +193,8 @@ pub async fn commit_page(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
 ) -> Result<PageOutcome, StoreError> {
-    let columns = Columns::of(page.records.iter());
-    let stmt = client.prepare_cached(&COMMIT_PAGE).await?;
-    let row = client
-        .query_one(
-            &stmt,
-            &[
-                &page.next_cursor,
-                &(page.count as i64),
-                &(page.requests as i64),
-                &page.fetched_at,
-                &page.lease_secs,
-                &page.task_id,
-                &page.lease_id,
-                &page.app_key,
-                &page.api_version,
-                &page.job_id,
-                &columns.collections,
-                &columns.ids,
-                &columns.payloads,
-                &columns.created,
-                &columns.archived,
-            ],
-        )
-        .await?;
-    let tasks: i64 = row.get(0);
-    if tasks == 0 {
-        return Err(StoreError::LostLease);
-    }
-    let written: i64 = row.get(1);
-    Ok(PageOutcome {
-        rows_written: written as u64,
-    })
+    run_page(client, &COMMIT_PAGE, page).await
 }
-
-static WRITE_PAGE_ROWS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH task AS (
-            SELECT 1 FROM supasaasy.sync_tasks
-             WHERE id = $1 AND lease_id = $2 AND status = 'processing'
-         ),
-         written AS (
-            INSERT INTO supasaasy.entities AS e
-                (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
-                 source_created_at, last_seen_job, archived_at, deleted_at)
-            SELECT $3::text, r.collection_key, r.external_id, r.raw_payload, $4::text,
-                   $5::timestamptz, to_timestamp(r.created), $6::uuid,
-                   CASE WHEN r.archived THEN $5::timestamptz END, NULL
-              FROM unnest($7::text[], $8::text[], $9::jsonb[], $10::int8[], $11::bool[])
-                   AS r(collection_key, external_id, raw_payload, created, archived)
-             WHERE EXISTS (SELECT 1 FROM task)
-            {ON_CONFLICT}
-            RETURNING 1
-         )
-         SELECT (SELECT count(*) FROM task), (SELECT count(*) FROM written)"
-    )
-});
 
 /// Writes a page's records alone, fenced by the task's lease but leaving the task's row alone, so
 /// pages of one task (its `created` ranges) are written side by side; the cursor that moves past
@@ -224,17 +209,29 @@ pub async fn write_page_rows(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
 ) -> Result<PageOutcome, StoreError> {
+    run_page(client, &WRITE_PAGE_ROWS, page).await
+}
+
+async fn run_page(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    page: &PageWrite<'_>,
+) -> Result<PageOutcome, StoreError> {
     let columns = Columns::of(page.records.iter());
-    let stmt = client.prepare_cached(&WRITE_PAGE_ROWS).await?;
+    let stmt = client.prepare_typed_cached(sql, &PAGE_PARAMS).await?;
     let row = client
         .query_one(
             &stmt,
             &[
+                &page.next_cursor,
+                &(page.count as i64),
+                &(page.requests as i64),
+                &page.fetched_at,
+                &page.lease_secs,
                 &page.task_id,
                 &page.lease_id,
                 &page.app_key,
                 &page.api_version,
-                &page.fetched_at,
                 &page.job_id,
                 &columns.collections,
                 &columns.ids,
