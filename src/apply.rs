@@ -21,7 +21,6 @@ use deadpool_postgres::Pool;
 use serde_json::Value;
 use supasaasy_connector::{find_resource, Change, Connector, ConnectorError, Event, Record};
 
-use crate::context::Context;
 use crate::store::changes::{self, ChangedRows, Departures, ObjectKey};
 use crate::store::events::{self, SeenEvent};
 use crate::store::StoreError;
@@ -86,28 +85,6 @@ pub struct Item<'a> {
 
 /// What one event of a batch came to.
 pub type Outcome = Result<Action, ConnectorError>;
-
-/// Applies one event in its own transaction.
-///
-/// # Errors
-///
-/// An [`ApplyError`]; nothing of the event was written then.
-pub async fn apply_event(
-    ctx: &Context,
-    app_key: &str,
-    connector: &dyn Connector,
-    event: &Event,
-    source: &str,
-) -> Result<Action, ApplyError> {
-    let item = Item {
-        app_key,
-        connector,
-        event,
-        source,
-    };
-    let mut outcomes = apply_in_transaction(&ctx.pool, &[item]).await?;
-    Ok(outcomes.pop().expect("one outcome per event")?)
-}
 
 /// Applies `items` in one transaction and commits it.
 ///
