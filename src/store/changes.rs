@@ -233,33 +233,51 @@ pub async fn tombstone_departed(
     client: &impl GenericClient,
     parents: &[Departures<'_>],
 ) -> Result<u64, StoreError> {
-    if parents.is_empty() {
-        return Ok(0);
-    }
-    let stmt = client
-        .prepare_cached(
-            "UPDATE supasaasy.entities
-                SET deleted_at = now(), updated_at = now(), source_updated_at = $6
-              WHERE app_key = $1 AND collection_key = $2 AND raw_payload ->> $3 = $4
-                AND NOT (external_id = ANY($5)) AND deleted_at IS NULL
-                AND source_updated_at <= $6",
-        )
-        .await?;
     let mut n = 0;
     for p in parents {
+        let stmt = client
+            .prepare_cached(&departed_sql(p.collection_key, p.parent_field))
+            .await?;
         n += client
-            .execute(
-                &stmt,
-                &[
-                    &p.app_key,
-                    &p.collection_key,
-                    &p.parent_field,
-                    &p.parent_id,
-                    &p.keep,
-                    &p.version,
-                ],
-            )
+            .execute(&stmt, &[&p.app_key, &p.parent_id, &p.keep, &p.version])
             .await?;
     }
     Ok(n)
+}
+
+/// The statement tombstoning one parent's departed children. The collection and the parent
+/// field are written out as literals (they are the connectors' constants), so Postgres can use the
+/// partial index on the children's parent field (migration V6) rather than read every child of
+/// the app, as it must with a parameter there.
+fn departed_sql(collection_key: &str, parent_field: &str) -> String {
+    format!(
+        "UPDATE supasaasy.entities
+            SET deleted_at = now(), updated_at = now(), source_updated_at = $4
+          WHERE app_key = $1 AND collection_key = {} AND raw_payload ->> {} = $2
+            AND NOT (external_id = ANY($3)) AND deleted_at IS NULL
+            AND source_updated_at <= $4",
+        literal(collection_key),
+        literal(parent_field)
+    )
+}
+
+/// A SQL string literal (standard conforming strings: only quotes are doubled).
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn departed_children_are_found_by_their_literal_parent_field() {
+        let sql = departed_sql("stripe_subscription_item", "subscription");
+        assert!(
+            sql.contains("collection_key = 'stripe_subscription_item'"),
+            "{sql}"
+        );
+        assert!(sql.contains("raw_payload ->> 'subscription' = $2"), "{sql}");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
 }

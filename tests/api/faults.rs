@@ -223,8 +223,8 @@ async fn a_request_budget_spaces_every_request_of_the_app() {
 
 #[tokio::test]
 async fn a_provider_rate_limit_below_the_traffic_is_waited_out() {
-    // No budget on the daemon's side, and a provider that refuses more than 50 requests a second
-    // (a tenth of a second's worth at once): the ranges and tasks run into 429s and wait them out.
+    // No budget on the daemon's side, and a provider that refuses more than 20 requests a second
+    // (two at once): the four tasks and their ranges run into 429s and wait them out.
     let app = spawn_app(Setup::stripe(StripeData::generate(&Counts {
         customers: 900,
         products: 3,
@@ -234,7 +234,7 @@ async fn a_provider_rate_limit_below_the_traffic_is_waited_out() {
         canceled_every: 5,
     })))
     .await;
-    app.fake().set_rate_limit(Some(50.0));
+    app.fake().set_rate_limit(Some(20.0));
     let job = app
         .sync(json!({"app_key": "stripe_test", "mode": "full"}), 202)
         .await;

@@ -228,6 +228,19 @@ async fn every_mapped_event_type_reaches_the_mirror() {
         vec![sub_items[0]["id"].as_str().unwrap().to_string()],
         "items that left the subscription are tombstoned"
     );
+    // Found through the index on the items' parent field, not by reading every item of the app.
+    let indexed: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'supasaasy'
+                AND indexname = 'entities_stripe_subscription_item_parent'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(indexed, 1);
     fake.update("subscription", &sub, |s| {
         s["status"] = json!("canceled");
         s["canceled_at"] = json!(chrono::Utc::now().timestamp());
