@@ -168,8 +168,19 @@ async fn fresh_database(admin_url: &str, name: &str) -> String {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
+    // The database name is the path; a query string (`?host=/run/postgresql`) stays as it is.
+    let (url, query) = match admin_url.split_once('?') {
+        Some((url, query)) => (url, Some(query)),
+        None => (admin_url, None),
+    };
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let host_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| i + scheme_end);
+    match query {
+        Some(query) => format!("{}/{name}?{query}", &url[..host_end]),
+        None => format!("{}/{name}", &url[..host_end]),
+    }
 }
 
 async fn backfill(
