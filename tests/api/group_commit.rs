@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use supasaasy_testkit::fake_stripe::{Counts, StripeData};
 
-use crate::helpers::{spawn_app, Setup, TestApp};
+use crate::helpers::{sign_now, spawn_app, Setup, TestApp};
 
 async fn app() -> TestApp {
     spawn_app(Setup {
@@ -92,11 +92,7 @@ async fn queue(app: &TestApp, events: Vec<Value>) -> Vec<tokio::task::JoinHandle
 
 async fn deliver(base: String, event: Value) -> (u16, Value) {
     let body = serde_json::to_vec(&event).unwrap();
-    let sig = supasaasy_testkit::fake_stripe::stripe_signature(
-        &crate::helpers::webhook_secret("stripe_test"),
-        chrono::Utc::now().timestamp(),
-        &body,
-    );
+    let sig = sign_now("stripe_test", &body);
     let resp = reqwest::Client::new()
         .post(format!("{base}/webhook/stripe_test"))
         .header("Stripe-Signature", sig)

@@ -360,6 +360,15 @@ impl TestApp {
     }
 }
 
+/// A `Stripe-Signature` of `body` by the app's secret at the current time.
+pub fn sign_now(app_key: &str, body: &[u8]) -> String {
+    supasaasy_testkit::fake_stripe::stripe_signature(
+        &webhook_secret(app_key),
+        chrono::Utc::now().timestamp(),
+        body,
+    )
+}
+
 /// The webhook signing secret of a test app.
 pub fn webhook_secret(app_key: &str) -> String {
     format!("whsec_test_{app_key}")
@@ -411,12 +420,8 @@ impl TestApp {
     /// Signs an event with the app's secret at the current time and delivers it.
     pub async fn deliver(&self, app_key: &str, event: &Value) -> (u16, Value) {
         let body = serde_json::to_vec(event).unwrap();
-        let sig = supasaasy_testkit::fake_stripe::stripe_signature(
-            &webhook_secret(app_key),
-            chrono::Utc::now().timestamp(),
-            &body,
-        );
-        self.post_webhook(app_key, &body, Some(&sig)).await
+        self.post_webhook(app_key, &body, Some(&sign_now(app_key, &body)))
+            .await
     }
 
     /// A row of the mirror: payload and whether it is a tombstone.
