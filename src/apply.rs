@@ -10,6 +10,10 @@
 //! A parent whose event does not carry all its children (a truncated item list) is fetched too.
 //! Children that left their parent are tombstoned. The event id is recorded in the same
 //! transaction, so a second delivery changes nothing, and a failure leaves nothing half-applied.
+//!
+//! Events are applied a batch at a time, in one transaction and a handful of statements whatever
+//! the batch's size ([`apply_events`]): a page of the events API, or the webhooks that arrived
+//! together ([`group`]). Within a batch each event sees the state the events before it left.
 
 pub mod group;
 
