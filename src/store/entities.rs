@@ -3,7 +3,10 @@
 //! A page of records goes in as one statement: the arrays of the page are `unnest`ed into an
 //! `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, in the same statement as the fenced update of the
 //! task's cursor and counters, so the page and the cursor commit together or not at all, and a
-//! worker that lost its lease writes nothing.
+//! worker that lost its lease writes nothing. The range walkers of one task write their pages'
+//! rows side by side ([`write_page_rows`], fenced by the lease too) and then commit the cursor past
+//! them in turn; a stop in between writes a page twice, which changes nothing. Events' changes
+//! go through the same conflict rule ([`super::changes`]).
 //!
 //! Invariants of every write:
 //! - a row's state is replaced only by state at least as new (`source_updated_at`); equal time
