@@ -226,6 +226,8 @@ pub async fn metrics(ctx: &Context) -> Resp {
     text_response(
         StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ctx.ops.metrics.render(queue.as_deref(), &circuits),
+        ctx.ops
+            .metrics
+            .render(queue.as_deref(), &circuits, ctx.webhooks.queued()),
     )
 }

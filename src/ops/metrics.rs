@@ -208,13 +208,22 @@ impl Metrics {
     /// The exposition text, ending with `# EOF`, with the gauges read at scrape time: tasks by
     /// app and status (`queue`; pending and processing read 0 for every app of `circuits` that has
     /// none; `None` while the database does not answer, and the series are left out, since an
-    /// unknown depth is not 0), and each app's circuit.
+    /// unknown depth is not 0), each app's circuit, and the webhook deliveries waiting for a
+    /// group-commit lane.
     pub fn render(
         &self,
         queue: Option<&[(String, String, i64)]>,
         circuits: &[(String, CircuitState)],
+        webhooks_queued: usize,
     ) -> String {
         let mut scrape = Registry::with_prefix(PREFIX);
+        let queued = Gauge::<i64>::default();
+        scrape.register(
+            "webhooks_queued",
+            "Webhook deliveries verified and waiting to be applied in a batch",
+            queued.clone(),
+        );
+        queued.set(i64::try_from(webhooks_queued).unwrap_or(i64::MAX));
         let queue_tasks = Family::<StatusLabels, Gauge>::default();
         scrape.register(
             "queue_tasks",
@@ -317,6 +326,7 @@ mod tests {
                 ("stripe_prod".into(), CircuitState::Closed),
                 ("intercom_eu".into(), CircuitState::Open),
             ],
+            5,
         );
         for (series, value) in [
             (
@@ -366,6 +376,7 @@ mod tests {
             (r#"supasaasy_circuit_state{app_key="stripe_prod"}"#, "0"),
             (r#"supasaasy_circuit_state{app_key="intercom_eu"}"#, "2"),
             (r#"supasaasy_circuit_open{app_key="intercom_eu"}"#, "1"),
+            ("supasaasy_webhooks_queued", "5"),
         ] {
             let found = line(&text, series).unwrap_or_else(|| panic!("{series} in:\n{text}"));
             assert_eq!(&found[series.len() + 1..], value, "{found}");
@@ -378,7 +389,7 @@ mod tests {
     fn label_values_are_escaped() {
         let metrics = Metrics::new();
         metrics.webhook("unknown", "a\"b\\c\nd", "rejected");
-        let text = metrics.render(None, &[]);
+        let text = metrics.render(None, &[], 0);
         assert!(
             text.contains(r#"event_type="a\"b\\c\nd""#),
             "the line stays one line: {text}"

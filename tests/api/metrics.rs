@@ -178,6 +178,11 @@ async fn metrics_follow_a_full_sync_and_webhooks() {
         Some(0.0)
     );
     assert_eq!(
+        sum(&samples, "supasaasy_webhooks_queued", &[]),
+        Some(0.0),
+        "no delivery waits on an idle daemon"
+    );
+    assert_eq!(
         sum(&samples, "supasaasy_circuit_open", &[app_key]),
         Some(0.0)
     );
@@ -333,6 +338,7 @@ fn the_example_dashboard_queries_only_series_that_exist() {
             APP.to_string(),
             supasaasy::ops::breaker::CircuitState::Closed,
         )],
+        0,
     );
     let names: Vec<String> = parse(&text).into_iter().map(|s| s.name).collect();
 
