@@ -168,19 +168,7 @@ async fn fresh_database(admin_url: &str, name: &str) -> String {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    // The database name is the path; a query string (`?host=/run/postgresql`) stays as it is.
-    let (url, query) = match admin_url.split_once('?') {
-        Some((url, query)) => (url, Some(query)),
-        None => (admin_url, None),
-    };
-    let scheme_end = url.find("://").map_or(0, |i| i + 3);
-    let host_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| i + scheme_end);
-    match query {
-        Some(query) => format!("{}/{name}?{query}", &url[..host_end]),
-        None => format!("{}/{name}", &url[..host_end]),
-    }
+    supasaasy_testkit::pg::with_dbname(admin_url, name)
 }
 
 async fn backfill(

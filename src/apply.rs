@@ -366,17 +366,12 @@ async fn write_staged(
         let mut departures = Vec::new();
         for (s, _) in staged.iter().zip(&round_of).filter(|(_, &r)| r == round) {
             let api_version = s.item.connector.api_version();
-            rows.push(
-                s.item.app_key,
-                api_version,
-                s.version,
-                &s.change.record,
-                s.change.deleted,
-            );
+            for (n, record) in rows_of(s).into_iter().enumerate() {
+                // The object may be a tombstone; its children are as the event lists them.
+                let deleted = n == 0 && s.change.deleted;
+                rows.push(s.item.app_key, api_version, s.version, record, deleted);
+            }
             if let Some(children) = &s.change.children {
-                for child in &children.records {
-                    rows.push(s.item.app_key, api_version, s.version, child, false);
-                }
                 departures.push(Departures {
                     app_key: s.item.app_key,
                     collection_key: children.collection_key,

@@ -461,3 +461,8 @@ pub use operating::{AlertKind, AlertsConfig, CircuitBreakerConfig, EventsConfig}
 
 #[cfg(test)]
 mod tests;
+
+/// True for an `http://` or `https://` URL (base URLs, alert webhook URLs).
+fn is_http_url(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
+}

@@ -21,7 +21,7 @@ use crate::store::jobs::{self, ClaimedTask, TaskEnd};
 use crate::store::StoreError;
 
 mod ranges;
-mod support;
+pub(crate) mod support;
 
 use support::{with_retries, CallError, ExclusiveRun, Heartbeat};
 

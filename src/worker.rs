@@ -68,27 +68,21 @@ impl Worker {
 
     /// Claims a task of an app whose circuit lets requests through.
     async fn claim(&self) -> Result<Option<jobs::ClaimedTask>, StoreError> {
-        let blocked = self.ctx.ops.breakers.blocked();
-        let open: Vec<String>;
-        let app_keys = if blocked.is_empty() {
-            &self.app_keys[..]
-        } else {
-            open = self
-                .app_keys
-                .iter()
-                .filter(|a| !blocked.contains(a))
-                .cloned()
-                .collect();
-            if open.is_empty() {
-                return Ok(None);
-            }
-            &open[..]
-        };
+        let breakers = &self.ctx.ops.breakers;
+        let app_keys: Vec<String> = self
+            .app_keys
+            .iter()
+            .filter(|a| !breakers.is_blocked(a))
+            .cloned()
+            .collect();
+        if app_keys.is_empty() {
+            return Ok(None);
+        }
         let client = self.ctx.pool.get().await?;
         jobs::claim_task(
             &**client,
             &self.owner,
-            app_keys,
+            &app_keys,
             self.ctx.config.worker.lease.as_secs_f64(),
         )
         .await

@@ -62,7 +62,7 @@ pub(super) fn validate_app(
             .base_url
             .unwrap_or_else(|| connectors::default_base_url(connector).to_string()),
     };
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+    if !super::is_http_url(&base_url) {
         return Err(ConfigError::new(
             key("base_url"),
             format!("{base_url:?} is not an http(s) URL"),

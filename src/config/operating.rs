@@ -52,17 +52,6 @@ pub struct AlertsConfig {
     pub repeat_after: Duration,
 }
 
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        AlertsConfig {
-            slack_webhook_url: None,
-            teams_webhook_url: None,
-            on: AlertKind::ALL.to_vec(),
-            repeat_after: Duration::from_secs(900),
-        }
-    }
-}
-
 /// `[circuit_breaker]`: per app, around every request to its provider.
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerConfig {
@@ -70,15 +59,6 @@ pub struct CircuitBreakerConfig {
     pub failure_threshold: u32,
     /// How long it stays open before one probe request decides.
     pub open_for: Duration,
-}
-
-impl Default for CircuitBreakerConfig {
-    fn default() -> Self {
-        CircuitBreakerConfig {
-            failure_threshold: 5,
-            open_for: Duration::from_secs(60),
-        }
-    }
 }
 
 /// `[events]`: the integration events log.
@@ -89,15 +69,6 @@ pub struct EventsConfig {
     pub enabled: bool,
     /// Events older than this many days are deleted in the background.
     pub retention_days: u32,
-}
-
-impl Default for EventsConfig {
-    fn default() -> Self {
-        EventsConfig {
-            enabled: true,
-            retention_days: 30,
-        }
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -131,7 +102,7 @@ pub(super) fn alerts(
         let Some(var) = var else { return Ok(None) };
         let secret = read_env(env, key, &var)?;
         let value = secret.expose();
-        if !(value.starts_with("https://") || value.starts_with("http://")) {
+        if !super::is_http_url(value) {
             return Err(ConfigError::new(
                 key,
                 format!("environment variable {var} does not hold an http(s) URL"),
@@ -151,7 +122,8 @@ pub(super) fn alerts(
                         ConfigError::new(
                             format!("alerts.on[{i}]"),
                             format!(
-                                "unknown alert {name:?}; known: job_failed, circuit_open, webhook_rejections"
+                                "unknown alert {name:?}; known: {}",
+                                AlertKind::ALL.map(AlertKind::as_str).join(", ")
                             ),
                         )
                     })?;

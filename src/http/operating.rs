@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::routes::store_error;
-use super::util::{error, json_response, query_pairs, read_json, text_response, ApiError, Resp};
+use super::util::{
+    error, json_response, parse_limit, query_pairs, read_json, text_response, ApiError, Resp,
+};
 use crate::config::AppConfig;
 use crate::context::Context;
 use crate::ops::breaker::CircuitState;
@@ -74,12 +76,7 @@ fn app_health(ctx: &Context, app: &AppConfig, seen: Option<AppActivity>) -> (Val
     let breakers = &ctx.ops.breakers;
     let circuit = breakers.state(&app.app_key);
     let known = seen.is_some();
-    let seen = seen.unwrap_or(AppActivity {
-        app_key: app.app_key.clone(),
-        last_sync_at: None,
-        last_webhook_at: None,
-        last_job_error: None,
-    });
+    let seen = seen.unwrap_or_default();
     let last_error = match (circuit, known) {
         (CircuitState::Closed, true) => seen.last_job_error,
         _ => breakers.last_error(&app.app_key).or(seen.last_job_error),
@@ -116,13 +113,7 @@ pub async fn list_events(ctx: &Context, req: &Request<Incoming>) -> Result<Resp,
             "event_type" => filter.event_type = Some(v),
             "since" => filter.since = Some(parse_time("since", &v)?),
             "until" => filter.until = Some(parse_time("until", &v)?),
-            "limit" => {
-                filter.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| bad("limit must be between 1 and 1000".into()))?
-            }
+            "limit" => filter.limit = parse_limit(&v)?,
             "offset" => {
                 filter.offset = v
                     .parse()

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::util::{
-    check_admin, error, internal, json_response, method_not_allowed, query_pairs, read_json,
-    unavailable, ApiError, Resp,
+    check_admin, error, internal, json_response, method_not_allowed, parse_limit, query_pairs,
+    read_json, unavailable, ApiError, Resp,
 };
 use super::{openapi, operating, webhook};
 use crate::config::SyncMode;
@@ -189,15 +189,7 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, ApiEr
                 }
                 filter.status = Some(v);
             }
-            "limit" => {
-                filter.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000")
-                    })?;
-            }
+            "limit" => filter.limit = parse_limit(&v)?,
             other => {
                 return Err(error(
                     StatusCode::BAD_REQUEST,

@@ -163,6 +163,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A list route's `limit`: 1 to 1000.
+///
+/// # Errors
+///
+/// A 400 naming the bounds.
+pub fn parse_limit(v: &str) -> Result<i64, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000"))
+}
+
 /// The decoded `key=value` pairs of a query string.
 pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query

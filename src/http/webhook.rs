@@ -197,8 +197,10 @@ async fn receive(
         .iter()
         .map(|c| c.record.external_id.clone())
         .collect();
-    let (event_id, event_type) = (event.id.clone(), event.event_type.clone());
-    match ctx.webhooks.apply(app_key, connector.clone(), event).await {
+    let outcome = ctx.webhooks.apply(app_key, connector.clone(), event).await;
+    let event_id = seen.event_id.as_deref().unwrap_or_default();
+    let event_type = seen.event_type.as_deref().unwrap_or_default();
+    match outcome {
         Ok(action) => {
             seen.action = Some(action.as_str());
             tracing::debug!(app = app_key, event = %event_id, r#type = %event_type, action = action.as_str(), "webhook");

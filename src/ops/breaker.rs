@@ -63,6 +63,20 @@ enum State {
     },
 }
 
+impl State {
+    /// How long a request must wait: while open, or while a probe is in flight (a probe that
+    /// never reported, its task stopped mid-request, is replaced after an open period).
+    fn wait(&self, now: Instant, open_for: Duration) -> Option<Duration> {
+        match *self {
+            State::Open { until, .. } if now < until => Some(until - now),
+            State::HalfOpen { probe_since } if now.duration_since(probe_since) < open_for => {
+                Some(Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Circuit {
     state: State,
@@ -134,19 +148,14 @@ impl Breakers {
         let open_for = self.config.open_for;
         self.with(app_key, |c| {
             let now = Instant::now();
-            match c.state {
-                State::Closed { .. } => Ok(false),
-                State::Open { until, .. } if now < until => Err(until - now),
-                // A probe that never reported (its task stopped mid-request) is replaced after
-                // an open period.
-                State::HalfOpen { probe_since } if now.duration_since(probe_since) < open_for => {
-                    Err(Duration::from_secs(1))
-                }
-                State::Open { .. } | State::HalfOpen { .. } => {
-                    c.state = State::HalfOpen { probe_since: now };
-                    Ok(true)
-                }
+            if let Some(wait) = c.state.wait(now, open_for) {
+                return Err(wait);
             }
+            if let State::Closed { .. } = c.state {
+                return Ok(false);
+            }
+            c.state = State::HalfOpen { probe_since: now };
+            Ok(true)
         })
         .unwrap_or(Ok(false))
     }
@@ -220,21 +229,12 @@ impl Breakers {
         self.with(app_key, |c| c.last_error.clone()).flatten()
     }
 
-    /// The apps whose tasks should not be claimed now: open, or with a probe in flight.
-    pub fn blocked(&self) -> Vec<String> {
-        self.circuits
-            .keys()
-            .filter(|app| self.check_blocked(app))
-            .cloned()
-            .collect()
-    }
-
-    fn check_blocked(&self, app_key: &str) -> bool {
+    /// Whether `app_key`'s tasks should not be claimed now: its circuit is open, or its probe is
+    /// in flight.
+    pub fn is_blocked(&self, app_key: &str) -> bool {
         let open_for = self.config.open_for;
-        self.with(app_key, |c| match c.state {
-            State::Closed { .. } => false,
-            State::Open { until, .. } => Instant::now() < until,
-            State::HalfOpen { probe_since } => probe_since.elapsed() < open_for,
+        self.with(app_key, |c| {
+            c.state.wait(Instant::now(), open_for).is_some()
         })
         .unwrap_or(false)
     }

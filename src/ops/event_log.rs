@@ -130,21 +130,16 @@ async fn write_loop(pool: Pool, mut rx: mpsc::Receiver<Msg>) {
             }
         }
         if pending.is_empty() {
-            waiting.drain(..).for_each(|ack| {
-                let _ = ack.send(());
-            });
+            ack_all(&mut waiting);
             continue;
         }
         let n = pending.len().min(BATCH);
-        let batch: Vec<NewEvent> = pending.iter().take(n).cloned().collect();
-        match write(&pool, &batch).await {
+        match write(&pool, &pending.make_contiguous()[..n]).await {
             Ok(()) => {
                 pending.drain(..n);
                 backoff = Duration::from_millis(100);
                 if pending.is_empty() {
-                    waiting.drain(..).for_each(|ack| {
-                        let _ = ack.send(());
-                    });
+                    ack_all(&mut waiting);
                 }
             }
             Err(e) => {
@@ -167,9 +162,14 @@ async fn write_loop(pool: Pool, mut rx: mpsc::Receiver<Msg>) {
             }
         }
     }
-    waiting.drain(..).for_each(|ack| {
+    ack_all(&mut waiting);
+}
+
+/// Tells every flush caller that what it waited for is written.
+fn ack_all(waiting: &mut Vec<oneshot::Sender<()>>) {
+    for ack in waiting.drain(..) {
         let _ = ack.send(());
-    });
+    }
 }
 
 fn take(msg: Msg, pending: &mut VecDeque<NewEvent>, waiting: &mut Vec<oneshot::Sender<()>>) {

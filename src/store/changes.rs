@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use supasaasy_connector::Record;
 
-use super::entities::ON_CONFLICT;
+use super::entities::{Columns, ON_CONFLICT};
 use super::StoreError;
 
 /// An object of the mirror: app, collection, provider id.
@@ -122,11 +122,7 @@ pub struct ChangedRows<'a> {
     apps: Vec<&'a str>,
     api_versions: Vec<&'a str>,
     versions: Vec<DateTime<Utc>>,
-    collections: Vec<&'a str>,
-    ids: Vec<&'a str>,
-    payloads: Vec<&'a serde_json::Value>,
-    created: Vec<Option<i64>>,
-    archived: Vec<bool>,
+    records: Columns<'a>,
     deleted: Vec<bool>,
 }
 
@@ -143,17 +139,13 @@ impl<'a> ChangedRows<'a> {
         self.apps.push(app_key);
         self.api_versions.push(api_version);
         self.versions.push(version);
-        self.collections.push(record.collection_key);
-        self.ids.push(&record.external_id);
-        self.payloads.push(&record.payload);
-        self.created.push(record.created);
-        self.archived.push(record.archived);
+        self.records.push(record);
         self.deleted.push(deleted);
     }
 
     /// No row was added.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.apps.is_empty()
     }
 }
 
@@ -192,13 +184,13 @@ pub async fn write_rows(
             &stmt,
             &[
                 &rows.apps,
-                &rows.collections,
-                &rows.ids,
-                &rows.payloads,
+                &rows.records.collections,
+                &rows.records.ids,
+                &rows.records.payloads,
                 &rows.api_versions,
                 &rows.versions,
-                &rows.created,
-                &rows.archived,
+                &rows.records.created,
+                &rows.records.archived,
                 &rows.deleted,
             ],
         )

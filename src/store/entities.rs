@@ -51,32 +51,30 @@ WHERE (excluded.last_seen_job IS NOT NULL AND e.last_seen_job IS DISTINCT FROM e
             OR (e.archived_at IS NULL) <> (excluded.archived_at IS NULL)))";
 
 /// A page's records as column arrays, for `unnest`.
-struct Columns<'a> {
-    collections: Vec<&'a str>,
-    ids: Vec<&'a str>,
-    payloads: Vec<&'a serde_json::Value>,
-    created: Vec<Option<i64>>,
-    archived: Vec<bool>,
+#[derive(Default)]
+pub(super) struct Columns<'a> {
+    pub collections: Vec<&'a str>,
+    pub ids: Vec<&'a str>,
+    pub payloads: Vec<&'a serde_json::Value>,
+    pub created: Vec<Option<i64>>,
+    pub archived: Vec<bool>,
 }
 
 impl<'a> Columns<'a> {
-    fn of(records: impl ExactSizeIterator<Item = &'a Record>) -> Columns<'a> {
-        let n = records.len();
-        let mut c = Columns {
-            collections: Vec::with_capacity(n),
-            ids: Vec::with_capacity(n),
-            payloads: Vec::with_capacity(n),
-            created: Vec::with_capacity(n),
-            archived: Vec::with_capacity(n),
-        };
+    fn of(records: impl Iterator<Item = &'a Record>) -> Columns<'a> {
+        let mut c = Columns::default();
         for r in records {
-            c.collections.push(r.collection_key);
-            c.ids.push(r.external_id.as_str());
-            c.payloads.push(&r.payload);
-            c.created.push(r.created);
-            c.archived.push(r.archived);
+            c.push(r);
         }
         c
+    }
+
+    pub(super) fn push(&mut self, r: &'a Record) {
+        self.collections.push(r.collection_key);
+        self.ids.push(r.external_id.as_str());
+        self.payloads.push(&r.payload);
+        self.created.push(r.created);
+        self.archived.push(r.archived);
     }
 }
 
@@ -106,13 +104,6 @@ pub struct PageWrite<'a> {
     pub lease_secs: f64,
 }
 
-/// What a page commit did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageOutcome {
-    /// Rows inserted or changed (a row only marked as seen counts too).
-    pub rows_written: u64,
-}
-
 /// The parameters of both page statements, in order (a statement that leaves some unused still
 /// knows their types): cursor, count, requests, fetched at, lease seconds, task, lease, app, API
 /// version, job, then the page's columns.
@@ -135,7 +126,7 @@ const PAGE_PARAMS: [Type; 15] = [
 ];
 
 /// A page statement: the `task` CTE(s) given, then the page's rows, written only when `task` has
-/// a row (the lease is ours); answers the tasks matched and the rows written.
+/// a row (the lease is ours); answers the tasks matched.
 fn page_statement(task: &str) -> String {
     format!(
         "WITH {task},
@@ -149,9 +140,8 @@ fn page_statement(task: &str) -> String {
                    AS r(collection_key, external_id, raw_payload, created, archived)
              WHERE EXISTS (SELECT 1 FROM task)
             {ON_CONFLICT}
-            RETURNING 1
          )
-         SELECT (SELECT count(*) FROM task), (SELECT count(*) FROM written)"
+         SELECT count(*) FROM task"
     )
 }
 
@@ -195,7 +185,7 @@ static WRITE_PAGE_ROWS: LazyLock<String> = LazyLock::new(|| {
 pub async fn commit_page(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
-) -> Result<PageOutcome, StoreError> {
+) -> Result<(), StoreError> {
     run_page(client, &COMMIT_PAGE, page).await
 }
 
@@ -211,7 +201,7 @@ pub async fn commit_page(
 pub async fn write_page_rows(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
-) -> Result<PageOutcome, StoreError> {
+) -> Result<(), StoreError> {
     run_page(client, &WRITE_PAGE_ROWS, page).await
 }
 
@@ -219,7 +209,7 @@ async fn run_page(
     client: &impl deadpool_postgres::GenericClient,
     sql: &str,
     page: &PageWrite<'_>,
-) -> Result<PageOutcome, StoreError> {
+) -> Result<(), StoreError> {
     let columns = Columns::of(page.records.iter());
     let stmt = client.prepare_typed_cached(sql, &PAGE_PARAMS).await?;
     let row = client
@@ -248,10 +238,7 @@ async fn run_page(
     if tasks == 0 {
         return Err(StoreError::LostLease);
     }
-    let written: i64 = row.get(1);
-    Ok(PageOutcome {
-        rows_written: written as u64,
-    })
+    Ok(())
 }
 
 /// What a sweep covers: the rows of a resource that a complete full run did not see.

@@ -6,11 +6,9 @@ use tokio_postgres::GenericClient;
 
 use super::StoreError;
 
-/// One app's recent activity.
-#[derive(Debug, Clone)]
+/// One app's recent activity (nothing known: all `None`).
+#[derive(Debug, Clone, Default)]
 pub struct AppActivity {
-    /// The app.
-    pub app_key: String,
     /// When a sync of one of its resources last completed.
     pub last_sync_at: Option<DateTime<Utc>>,
     /// When it last accepted a webhook (applied, ignored, duplicate or stale).
@@ -30,8 +28,7 @@ pub async fn activity(
 ) -> Result<Vec<AppActivity>, StoreError> {
     let rows = client
         .query(
-            "SELECT a.app_key,
-                    (SELECT max(last_sync_at) FROM supasaasy.sync_state s WHERE s.app_key = a.app_key),
+            "SELECT (SELECT max(last_sync_at) FROM supasaasy.sync_state s WHERE s.app_key = a.app_key),
                     (SELECT created_at FROM supasaasy.integration_events e
                       WHERE e.app_key = a.app_key
                         AND e.outcome IN ('applied', 'ignored', 'duplicate', 'stale')
@@ -47,10 +44,9 @@ pub async fn activity(
     Ok(rows
         .into_iter()
         .map(|r| AppActivity {
-            app_key: r.get(0),
-            last_sync_at: r.get(1),
-            last_webhook_at: r.get(2),
-            last_job_error: r.get(3),
+            last_sync_at: r.get(0),
+            last_webhook_at: r.get(1),
+            last_job_error: r.get(2),
         })
         .collect())
 }

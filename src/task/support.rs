@@ -118,7 +118,8 @@ where
     }
 }
 
-fn jitter(max: Duration) -> Duration {
+/// A random delay up to `max`, so retries of many callers do not line up.
+pub(crate) fn jitter(max: Duration) -> Duration {
     let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
     max * r / 1000
 }

@@ -28,24 +28,7 @@ struct Server {
 
 static SERVER: OnceCell<Server> = OnceCell::const_new();
 
-/// Replaces the database name of a `postgres://` URL.
-pub fn with_dbname(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+pub use supasaasy_testkit::pg::with_dbname;
 
 async fn server() -> &'static Server {
     SERVER

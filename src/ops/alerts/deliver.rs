@@ -187,14 +187,9 @@ fn delay(retries: Retries, attempt: u32, retry_after: Option<Duration>) -> Durat
         .saturating_mul(2u32.saturating_pow(attempt - 1));
     let wait = match retry_after {
         Some(after) => after.max(base),
-        None => base + jitter(base / 2),
+        None => base + crate::task::support::jitter(base / 2),
     };
     wait.min(retries.max_delay)
-}
-
-fn jitter(max: Duration) -> Duration {
-    let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
-    max * r / 1000
 }
 
 /// One request: the status of a 2xx answer, or why not.
