@@ -207,8 +207,8 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, ApiEr
 
 async fn cancel_job(ctx: &Context, id: &str) -> Result<Resp, ApiError> {
     let job_id = parse_job_id(id)?;
-    let client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
-    match jobs::cancel_job(&**client, job_id)
+    let mut client = ctx.pool.get().await.map_err(|e| store_error(e.into()))?;
+    match jobs::cancel_job(&mut client, job_id)
         .await
         .map_err(store_error)?
     {

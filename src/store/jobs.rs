@@ -398,17 +398,27 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-/// Cancels a pending or running job and its unfinished tasks. A worker running one of them loses its
-/// lease and stops at its next write; nothing of a cancelled run is swept.
+/// Cancels a pending or running job and its unfinished tasks, in one transaction. A worker running
+/// one of them loses its lease and stops at its next write; nothing of a cancelled run is swept.
+///
+/// Every other writer (a claim, a page, a task's end) locks a task's row before its job's, so the
+/// job's tasks are locked first here too: locking the job first deadlocks with a worker claiming or
+/// ending one of its tasks at the same moment.
 ///
 /// # Errors
 ///
 /// A database error.
 pub async fn cancel_job(
-    client: &impl GenericClient,
+    client: &mut deadpool_postgres::Client,
     job_id: Uuid,
 ) -> Result<CancelOutcome, StoreError> {
-    let row = client
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT 1 FROM supasaasy.sync_tasks WHERE job_id = $1 ORDER BY id FOR UPDATE",
+        &[&job_id],
+    )
+    .await?;
+    let row = tx
         .query_one(
             "WITH job AS (
                 UPDATE supasaasy.sync_jobs
@@ -434,6 +444,7 @@ pub async fn cancel_job(
             &[&job_id],
         )
         .await?;
+    tx.commit().await?;
     let cancelled: i64 = row.get(0);
     let status: Option<String> = row.get(1);
     Ok(match (cancelled, status) {

@@ -321,6 +321,83 @@ async fn a_cancelled_job_stops_and_sweeps_nothing() {
     app.stop().await;
 }
 
+/// A worker holds its task's row and then writes the job's (as a claim, a page or a task's end
+/// does); a cancel arriving in between must wait for it rather than deadlock with it.
+#[tokio::test]
+async fn a_cancel_racing_a_worker_waits_for_it_instead_of_deadlocking() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(customers(5))
+    })
+    .await;
+    let job = app
+        .sync(
+            json!({"app_key": "stripe_test", "mode": "full", "resource_types": ["customer"]}),
+            202,
+        )
+        .await;
+    let job_id = Uuid::parse_str(job["job_id"].as_str().unwrap()).unwrap();
+
+    let mut worker = app.db().await;
+    let tx = worker.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM supasaasy.sync_tasks WHERE job_id = $1 FOR UPDATE",
+        &[&job_id],
+    )
+    .await
+    .unwrap();
+    let cancel = tokio::spawn(
+        app.admin(reqwest::Method::POST, &format!("/jobs/{job_id}/cancel"))
+            .send(),
+    );
+    // The cancel is waiting for a row lock held by the worker's transaction.
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let waiting: i64 = app
+                .db()
+                .await
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE wait_event_type = 'Lock' AND query LIKE '%sync_tasks%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cancel waits for the task's row");
+    tx.execute(
+        "UPDATE supasaasy.sync_jobs SET status = 'processing' WHERE id = $1",
+        &[&job_id],
+    )
+    .await
+    .expect("the worker is not chosen as a deadlock victim");
+    tx.commit().await.unwrap();
+
+    let resp = cancel.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc = app.wait_job(&job_id.to_string()).await;
+    assert_eq!(doc["status"], "cancelled");
+    let tasks: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM supasaasy.sync_tasks WHERE job_id = $1 AND status <> 'cancelled'",
+            &[&job_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tasks, 0);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_stopping_worker_releases_its_task_without_spending_an_attempt() {
     let app = spawn_app(Setup {
