@@ -283,7 +283,10 @@ async fn decide<'a>(
             Some(row) if row.version >= version + Duration::seconds(1) => continue,
             Some(row) if row.version >= version => {
                 if row.deleted == change.deleted
-                    && row.payload.as_deref() == Some(&change.record.payload)
+                    && row
+                        .payload
+                        .as_deref()
+                        .is_some_and(|p| change.record.payload == *p)
                 {
                     continue;
                 }
@@ -316,8 +319,8 @@ async fn decide<'a>(
             _ => Some(Current {
                 version,
                 payload: Some(match &change {
-                    Cow::Borrowed(c) => Cow::Borrowed(&c.record.payload),
-                    Cow::Owned(c) => Cow::Owned(c.record.payload.clone()),
+                    Cow::Borrowed(c) => c.record.payload.value(),
+                    Cow::Owned(c) => Cow::Owned(c.record.payload.value().into_owned()),
                 }),
                 deleted: change.deleted,
             }),

@@ -17,8 +17,8 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use supasaasy_connector::Record;
-use tokio_postgres::types::Type;
+use supasaasy_connector::{Payload, Record};
+use tokio_postgres::types::{Json, Type};
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ WHERE (excluded.last_seen_job IS NOT NULL AND e.last_seen_job IS DISTINCT FROM e
 pub(super) struct Columns<'a> {
     pub collections: Vec<&'a str>,
     pub ids: Vec<&'a str>,
-    pub payloads: Vec<&'a serde_json::Value>,
+    pub payloads: Vec<Json<&'a Payload>>,
     pub created: Vec<Option<i64>>,
     pub archived: Vec<bool>,
 }
@@ -72,7 +72,7 @@ impl<'a> Columns<'a> {
     pub(super) fn push(&mut self, r: &'a Record) {
         self.collections.push(r.collection_key);
         self.ids.push(r.external_id.as_str());
-        self.payloads.push(&r.payload);
+        self.payloads.push(Json(&r.payload));
         self.created.push(r.created);
         self.archived.push(r.archived);
     }

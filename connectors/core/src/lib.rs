@@ -154,11 +154,72 @@ pub struct Record {
     /// The provider's id of the object.
     pub external_id: String,
     /// The object exactly as the provider sent it.
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     /// When the provider created the object (Unix seconds), when it says.
     pub created: Option<i64>,
     /// The object is archived (inactive) at the provider but still exists.
     pub archived: bool,
+}
+
+/// A provider object's JSON: parsed when something had to look inside it, or kept as the text the
+/// provider sent when only a few fields were read out of it (a listed page's plain objects, which
+/// then cost no tree of their own on the way to the database).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// The object as a tree.
+    Parsed(serde_json::Value),
+    /// The object's JSON text, as received; valid JSON.
+    Raw(Box<serde_json::value::RawValue>),
+}
+
+impl Payload {
+    /// The object as a tree: borrowed when parsed, parsed from the text otherwise.
+    ///
+    /// # Panics
+    ///
+    /// Never: raw text is valid JSON by construction.
+    #[must_use]
+    pub fn value(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        match self {
+            Payload::Parsed(value) => std::borrow::Cow::Borrowed(value),
+            Payload::Raw(raw) => std::borrow::Cow::Owned(
+                serde_json::from_str(raw.get()).expect("raw payloads are valid JSON"),
+            ),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    fn from(value: serde_json::Value) -> Self {
+        Payload::Parsed(value)
+    }
+}
+
+/// Serialized as the object itself: the raw text goes out verbatim.
+impl serde::Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Payload::Parsed(value) => value.serialize(serializer),
+            Payload::Raw(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+/// Equal when the objects are, however they are held.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        match (self, other) {
+            (Payload::Parsed(a), b) => *b == *a,
+            (a, Payload::Parsed(b)) => *a == *b,
+            (a, b) => a.value() == b.value(),
+        }
+    }
+}
+
+impl PartialEq<serde_json::Value> for Payload {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        *self.value() == *other
+    }
 }
 
 /// One page of a resource.

@@ -101,7 +101,7 @@ pub(crate) fn record(kind: Kind, object: Value) -> Result<Record, Malformed> {
         external_id,
         created: unix_field(&object, "created_at"),
         archived,
-        payload: object,
+        payload: object.into(),
     })
 }
 
@@ -145,7 +145,7 @@ fn part_record(conversation_id: &str, mut part: Value) -> Result<Record, Malform
     Ok(Record {
         collection_key: PART_COLLECTION,
         external_id,
-        payload: part,
+        payload: part.into(),
         created,
         archived: false,
     })
@@ -181,7 +181,7 @@ pub(crate) fn deletion(kind: Kind, external_id: String, payload: Value) -> Chang
             collection_key: kind.collection_key(),
             external_id,
             created: unix_field(&payload, "created_at"),
-            payload,
+            payload: payload.into(),
             archived: false,
         },
         deleted: true,
@@ -301,7 +301,7 @@ mod tests {
             .collect();
         assert_eq!(ids, ["1", "2"]);
         for part in &parts.records {
-            assert_eq!(part.payload["conversation_id"], "503");
+            assert_eq!(part.payload.value()["conversation_id"], "503");
             assert_eq!(part.collection_key, "intercom_conversation_part");
         }
         assert_eq!(parts.records[0].created, Some(1_663_597_223));

@@ -323,7 +323,7 @@ mod tests {
             assert_eq!(children.records.len(), 1);
             let item = &children.records[0];
             assert_eq!(item.external_id, "si_QXhVnC2h0Jczwc");
-            assert_eq!(item.payload["subscription"], subscription["id"]);
+            assert_eq!(item.payload.value()["subscription"], subscription["id"]);
         }
     }
 

@@ -122,7 +122,12 @@ impl StripeConnector {
             let next = list
                 .next_cursor()
                 .map_err(|err| self.malformed("GET /v1/subscription_items", err))?;
-            items.extend(list.data);
+            for item in &list.data {
+                items.push(
+                    listing::parsed(item)
+                        .map_err(|err| self.malformed("GET /v1/subscription_items", err))?,
+                );
+            }
             match next {
                 None => return Ok((items, requests)),
                 // A cursor that does not move would page forever.
@@ -189,8 +194,8 @@ impl StripeConnector {
             .map_err(|err| self.malformed(request, err))?;
         let events = list
             .data
-            .into_iter()
-            .map(events::parse_event)
+            .iter()
+            .map(|event| listing::parsed(event).and_then(events::parse_event))
             .collect::<Result<Vec<Event>, _>>()
             .map_err(|err| self.malformed(request, err))?;
         Ok(EventPage {
@@ -277,15 +282,20 @@ impl Connector for StripeConnector {
 
         let mut records: Vec<Record> = Vec::with_capacity(list.data.len());
         for object in list.data {
-            let items = endpoint
-                .subscriptions
-                .then(|| listing::embedded_items(&object));
+            if !endpoint.subscriptions {
+                records.push(
+                    listing::raw_record(&endpoint, object)
+                        .map_err(|err| self.malformed(&request, err))?,
+                );
+                continue;
+            }
+            let object = listing::parsed(&object).map_err(|err| self.malformed(&request, err))?;
+            let items = listing::embedded_items(&object);
             let record = listing::object_record(&endpoint, object)
                 .map_err(|err| self.malformed(&request, err))?;
             let items = match items {
-                None => Vec::new(),
-                Some(EmbeddedItems::Complete(items)) => items,
-                Some(EmbeddedItems::Truncated) => {
+                EmbeddedItems::Complete(items) => items,
+                EmbeddedItems::Truncated => {
                     let (items, item_requests) =
                         self.subscription_items(&record.external_id).await?;
                     requests += item_requests;

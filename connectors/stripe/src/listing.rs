@@ -7,8 +7,9 @@
 //! guessed cursor would end a walk early and silently leave the mirror incomplete.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
-use supasaasy_connector::{ListOptions, Record, Resource};
+use supasaasy_connector::{ListOptions, Payload, Record, Resource};
 
 use crate::{RESOURCES, SUBSCRIPTION_ITEM_COLLECTION};
 
@@ -58,10 +59,30 @@ pub(crate) struct Malformed(pub String);
 /// One page of a Stripe list: `{"object": "list", "data": [...], "has_more": bool, ...}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct List {
-    /// The objects, newest first.
-    pub data: Vec<Value>,
+    /// The objects, newest first, as the JSON text Stripe sent: most are stored as they came, and
+    /// only the few fields a record needs are read out of them ([`Head`]).
+    pub data: Vec<Box<RawValue>>,
     /// More objects follow the last one of `data`.
     pub has_more: bool,
+}
+
+/// The fields of a listed object a record needs, read without building the whole object.
+#[derive(Debug, Deserialize)]
+struct Head {
+    id: Option<Value>,
+    created: Option<Value>,
+    active: Option<Value>,
+}
+
+impl Head {
+    fn of(object: &RawValue) -> Result<Head, Malformed> {
+        serde_json::from_str(object.get())
+            .map_err(|err| Malformed(format!("a listed object is not a JSON object: {err}")))
+    }
+
+    fn id(&self) -> Result<&str, Malformed> {
+        self.id.as_ref().and_then(Value::as_str).ok_or_else(no_id)
+    }
 }
 
 impl List {
@@ -78,7 +99,7 @@ impl List {
             .data
             .last()
             .ok_or_else(|| Malformed("has_more is true on an empty page".into()))?;
-        object_id(last).map(|id| Some(id.to_owned()))
+        Head::of(last)?.id().map(|id| Some(id.to_owned()))
     }
 }
 
@@ -119,7 +140,17 @@ pub(crate) fn items_query(
     query
 }
 
-/// The record of one listed object of `endpoint`.
+/// A listed object as a tree, for the lists whose objects are looked into (subscriptions, their
+/// items, events).
+///
+/// # Errors
+///
+/// Never in practice: the text was read as JSON already; [`Malformed`] all the same.
+pub(crate) fn parsed(object: &RawValue) -> Result<Value, Malformed> {
+    serde_json::from_str(object.get()).map_err(|err| Malformed(format!("a listed object: {err}")))
+}
+
+/// The record of one listed object of `endpoint`, parsed.
 ///
 /// # Errors
 ///
@@ -127,6 +158,23 @@ pub(crate) fn items_query(
 pub(crate) fn object_record(endpoint: &Endpoint, object: Value) -> Result<Record, Malformed> {
     let archived = endpoint.archivable && object.get("active") == Some(&Value::Bool(false));
     record(endpoint.resource.collection_key, object, archived)
+}
+
+/// The record of one listed object of `endpoint`, kept as the text Stripe sent: the same record
+/// as [`object_record`] gives, without building the object.
+///
+/// # Errors
+///
+/// [`Malformed`] when the object is not a JSON object or has no string `id`.
+pub(crate) fn raw_record(endpoint: &Endpoint, object: Box<RawValue>) -> Result<Record, Malformed> {
+    let head = Head::of(&object)?;
+    Ok(Record {
+        collection_key: endpoint.resource.collection_key,
+        external_id: head.id()?.to_owned(),
+        created: head.created.as_ref().and_then(Value::as_i64),
+        archived: endpoint.archivable && head.active == Some(Value::Bool(false)),
+        payload: Payload::Raw(object),
+    })
 }
 
 /// The record of one subscription item.
@@ -148,17 +196,18 @@ fn record(
     Ok(Record {
         collection_key,
         external_id,
-        payload,
+        payload: payload.into(),
         created,
         archived,
     })
 }
 
 fn object_id(object: &Value) -> Result<&str, Malformed> {
-    object
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Malformed("an object has no string \"id\"".into()))
+    object.get("id").and_then(Value::as_str).ok_or_else(no_id)
+}
+
+fn no_id() -> Malformed {
+    Malformed("an object has no string \"id\"".into())
 }
 
 /// The items a listed subscription embeds.
@@ -197,6 +246,21 @@ mod tests {
 
     fn endpoint(name: &str) -> Endpoint {
         Endpoint::find(name).expect("known resource")
+    }
+
+    fn raw(object: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(object).expect("JSON")
+    }
+
+    /// The record of a listed object, which must be the same kept raw as parsed.
+    fn listed(endpoint: &Endpoint, object: Value) -> Result<Record, Malformed> {
+        let kept = raw_record(endpoint, raw(&object));
+        let parsed = object_record(endpoint, object);
+        assert_eq!(kept, parsed);
+        if let Ok(record) = &kept {
+            assert!(matches!(record.payload, Payload::Raw(_)));
+        }
+        parsed
     }
 
     #[test]
@@ -282,7 +346,7 @@ mod tests {
     #[test]
     fn next_cursor_is_the_last_id_only_when_more_follow() {
         let page = |has_more| List {
-            data: vec![json!({"id": "cus_2"}), json!({"id": "cus_1"})],
+            data: vec![raw(&json!({"id": "cus_2"})), raw(&json!({"id": "cus_1"}))],
             has_more,
         };
         assert_eq!(page(true).next_cursor(), Ok(Some("cus_1".into())));
@@ -297,7 +361,7 @@ mod tests {
         };
         assert!(empty.next_cursor().is_err());
         let anonymous = List {
-            data: vec![json!({"object": "customer"})],
+            data: vec![raw(&json!({"object": "customer"}))],
             has_more: true,
         };
         assert!(anonymous.next_cursor().is_err());
@@ -321,7 +385,7 @@ mod tests {
     #[test]
     fn object_record_keeps_the_payload_as_received() {
         let customer = fixture("customer");
-        let record = object_record(&endpoint("customer"), customer.clone()).expect("record");
+        let record = listed(&endpoint("customer"), customer.clone()).expect("record");
         assert_eq!(record.collection_key, "stripe_customer");
         assert_eq!(record.external_id, "cus_QXg1o8vcGmoR32");
         assert_eq!(record.created, Some(1_234_567_890));
@@ -333,17 +397,17 @@ mod tests {
     fn inactive_products_prices_and_plans_are_archived() {
         for name in ["product", "price", "plan"] {
             let mut object = fixture(name);
-            let active = object_record(&endpoint(name), object.clone()).expect("record");
+            let active = listed(&endpoint(name), object.clone()).expect("record");
             assert!(!active.archived, "{name}");
             object["active"] = json!(false);
-            let inactive = object_record(&endpoint(name), object).expect("record");
+            let inactive = listed(&endpoint(name), object).expect("record");
             assert!(inactive.archived, "{name}");
             assert_eq!(inactive.collection_key, format!("stripe_{name}"));
         }
         // `active` means nothing on a customer.
         let customer = json!({"id": "cus_1", "active": false});
         assert!(
-            !object_record(&endpoint("customer"), customer)
+            !listed(&endpoint("customer"), customer)
                 .expect("record")
                 .archived
         );
@@ -351,8 +415,9 @@ mod tests {
 
     #[test]
     fn object_without_id_is_malformed() {
-        assert!(object_record(&endpoint("customer"), json!({"created": 1})).is_err());
-        assert!(object_record(&endpoint("customer"), json!({"id": 7})).is_err());
+        assert!(listed(&endpoint("customer"), json!({"created": 1})).is_err());
+        assert!(listed(&endpoint("customer"), json!({"id": 7})).is_err());
+        assert!(raw_record(&endpoint("customer"), raw(&json!(["cus_1"]))).is_err());
         assert!(item_record(json!({"object": "subscription_item"})).is_err());
     }
 
@@ -371,7 +436,7 @@ mod tests {
         assert_eq!(item.collection_key, "stripe_subscription_item");
         assert_eq!(item.external_id, "si_QXhVnC2h0Jczwc");
         assert_eq!(item.created, Some(1_721_954_054));
-        assert_eq!(item.payload["subscription"], subscription["id"]);
+        assert_eq!(item.payload.value()["subscription"], subscription["id"]);
         assert_eq!(item.payload, subscription["items"]["data"][0]);
         assert!(!item.archived);
     }

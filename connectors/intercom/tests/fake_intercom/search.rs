@@ -66,7 +66,7 @@ async fn contacts_updated_within_the_window_are_found_across_pages() {
         );
         assert!(!event.ignored && !change.deleted);
         assert_eq!(change.record.collection_key, "intercom_contact");
-        assert_eq!(change.record.payload["name"], "touched");
+        assert_eq!(change.record.payload.value()["name"], "touched");
     }
 }
 
