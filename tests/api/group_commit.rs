@@ -59,21 +59,8 @@ async fn block_lane(
         .unwrap();
     let base = app.base.clone();
     let first = tokio::spawn(deliver(base, first));
-    let db = app.db().await;
-    loop {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    app.wait_for_count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        .await;
     (blocker, first)
 }
 

@@ -316,6 +316,23 @@ impl TestApp {
         self.ctx.pool.get().await.unwrap()
     }
 
+    /// Waits until `count_sql` (a `SELECT count(*)`) counts something: a session waiting for a
+    /// lock a test holds, say.
+    pub async fn wait_for_count(&self, count_sql: &str) {
+        let db = self.db().await;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let n: i64 = db.query_one(count_sql, &[]).await.unwrap().get(0);
+                if n > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("nothing counted by {count_sql}"));
+    }
+
     /// Sorted external ids of an app's live rows of a collection.
     pub async fn live_ids(&self, app_key: &str, collection: &str) -> Vec<String> {
         let rows = self

@@ -351,27 +351,11 @@ async fn a_cancel_racing_a_worker_waits_for_it_instead_of_deadlocking() {
             .send(),
     );
     // The cancel is waiting for a row lock held by the worker's transaction.
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let waiting: i64 = app
-                .db()
-                .await
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity
-                      WHERE wait_event_type = 'Lock' AND query LIKE '%sync_tasks%'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the cancel waits for the task's row");
+    app.wait_for_count(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE '%sync_tasks%'",
+    )
+    .await;
     tx.execute(
         "UPDATE supasaasy.sync_jobs SET status = 'processing' WHERE id = $1",
         &[&job_id],
