@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use supasaasy_testkit::fake_alerts::{Answer, FakeAlerts};
-use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, FakeStripe, StripeData};
+use supasaasy_testkit::fake_stripe::{stripe_signature, FakeStripe};
 
-use crate::helpers::{fake_ids, fresh_database, ADMIN_KEY};
+use crate::helpers::{customers, fake_ids, fresh_database, ADMIN_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
 
@@ -123,17 +123,6 @@ fn temp_config(text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let path = dir.join("supasaasy.toml");
     std::fs::write(&path, text).unwrap();
     (dir, path)
-}
-
-fn customers(n: usize) -> StripeData {
-    StripeData::generate(&Counts {
-        customers: n,
-        products: 1,
-        prices_per_product: 1,
-        subscriptions: 0,
-        items_per_subscription: 1,
-        canceled_every: 0,
-    })
 }
 
 async fn task_row(db: &tokio_postgres::Client) -> (String, i32, i32, i64) {

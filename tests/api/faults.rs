@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{fake_ids, spawn_app, Setup, TestApp};
+use crate::metrics::{parse, scrape, sum};
 
 fn setup() -> Setup {
     Setup {
@@ -203,20 +204,13 @@ async fn a_request_budget_spaces_every_request_of_the_app() {
         app.live_ids("stripe_test", "stripe_customer").await,
         fake_ids(app.fake(), "customer")
     );
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let waits = metrics
-        .lines()
-        .find(|l| l.starts_with("supasaasy_rate_limit_waits_total{app_key=\"stripe_test\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let metrics = scrape(&app).await;
+    let waits = sum(
+        &parse(&metrics),
+        "supasaasy_rate_limit_waits_total",
+        &[("app_key", "stripe_test")],
+    )
+    .unwrap_or(0.0);
     assert!(waits > 0.0, "the budget made requests wait:\n{metrics}");
     app.stop().await;
 }

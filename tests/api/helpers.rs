@@ -449,6 +449,37 @@ impl TestApp {
     }
 }
 
+/// `n` customers and one product with one price.
+pub fn customers(n: usize) -> StripeData {
+    StripeData::generate(&supasaasy_testkit::fake_stripe::Counts {
+        customers: n,
+        products: 1,
+        prices_per_product: 1,
+        subscriptions: 0,
+        items_per_subscription: 1,
+        canceled_every: 0,
+    })
+}
+
+/// The creation time of the `nth` oldest customer of `data`, and the same as a `sync_from` value.
+pub fn nth_created(data: &StripeData, nth: usize) -> (i64, String) {
+    let mut created: Vec<i64> = data
+        .ids("customer")
+        .iter()
+        .map(|id| {
+            data.get("customer", id).unwrap()["created"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    created.sort();
+    let at = created[nth];
+    let from = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap()
+        .to_rfc3339();
+    (at, from)
+}
+
 /// Sorted ids of a fake's resource.
 pub fn fake_ids(fake: &FakeStripe, resource: &str) -> Vec<String> {
     let mut ids = fake.ids(resource);

@@ -13,14 +13,14 @@ const APP: &str = "stripe_test";
 
 /// One sample of the exposition: `name{labels} value`.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: Vec<(String, String)>,
     value: f64,
 }
 
 /// The samples of an exposition text; `#` lines (help, type, unit, EOF) are skipped.
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|line| {
@@ -70,7 +70,7 @@ fn parse_labels(body: &str) -> Vec<(String, String)> {
 }
 
 /// The sum of the samples of `name` carrying every label of `labels`; `None` when none does.
-fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let matching: Vec<f64> = samples
         .iter()
         .filter(|s| s.name == name)
@@ -85,7 +85,7 @@ fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// Scrapes `/metrics` without any key: the body, checked for its framing.
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let resp = app
         .http
         .get(format!("{}/metrics", app.base))

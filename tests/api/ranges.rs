@@ -7,22 +7,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use supasaasy::task::TaskOutcome;
 use supasaasy::worker::Worker;
-use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
+use supasaasy_testkit::fake_stripe::FakeStripe;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{fake_ids, spawn_app, Setup, TestApp};
-
-fn customers(n: usize) -> StripeData {
-    StripeData::generate(&Counts {
-        customers: n,
-        products: 1,
-        prices_per_product: 1,
-        subscriptions: 0,
-        items_per_subscription: 1,
-        canceled_every: 0,
-    })
-}
+use crate::helpers::{customers, fake_ids, nth_created, spawn_app, Setup, TestApp};
 
 /// Adds `per_second` customers created in each of the `seconds` seconds from `from` on.
 fn cluster(fake: &FakeStripe, from: i64, seconds: i64, per_second: usize) {
@@ -245,20 +234,7 @@ async fn a_provider_failing_mid_split_leaves_a_resumable_state() {
 #[tokio::test]
 async fn a_split_sync_respects_sync_from() {
     let data = customers(1500);
-    let mut created: Vec<i64> = data
-        .ids("customer")
-        .iter()
-        .map(|id| {
-            data.get("customer", id).unwrap()["created"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    created.sort();
-    let cutoff = created[500];
-    let from = chrono::DateTime::from_timestamp(cutoff, 0)
-        .unwrap()
-        .to_rfc3339();
+    let (cutoff, from) = nth_created(&data, 500);
     let app = spawn_app(Setup {
         workers: false,
         app_extra: format!("sync_from = \"{from}\"\n"),

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use supasaasy_testkit::fake_stripe::{Counts, StripeData};
 
-use crate::helpers::{fake_ids, spawn_app, Setup};
+use crate::helpers::{fake_ids, nth_created, spawn_app, Setup};
 
 /// Every Stripe resource and the collection its rows land in.
 const COLLECTIONS: [(&str, &str); 6] = [
@@ -335,20 +335,7 @@ async fn deletions_are_swept_only_after_a_clean_full_run() {
 #[tokio::test]
 async fn sync_from_limits_the_listing_and_the_sweep() {
     let data = StripeData::generate(&counts(300, 0));
-    let mut created: Vec<i64> = data
-        .ids("customer")
-        .iter()
-        .map(|id| {
-            data.get("customer", id).unwrap()["created"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    created.sort();
-    let cutoff = created[150];
-    let from = chrono::DateTime::from_timestamp(cutoff, 0)
-        .unwrap()
-        .to_rfc3339();
+    let (cutoff, from) = nth_created(&data, 150);
     let app = spawn_app(Setup {
         app_extra: format!("sync_from = \"{from}\"\n"),
         ..Setup::stripe(data)
