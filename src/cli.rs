@@ -127,7 +127,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            db::migrate(&config.database).await?;
+            db::migrate(&config.database.target).await?;
             println!("database schema is up to date");
             Ok(ExitCode::SUCCESS)
         }
@@ -162,7 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            db::migrate(&ctx.config.database).await?;
+            db::migrate(&ctx.config.database.target).await?;
             let job_id = sync::enqueue(&ctx, &plan, "cli").await?;
             println!("{job_id}");
             if !wait {

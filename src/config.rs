@@ -16,6 +16,7 @@ use serde::Deserialize;
 use supasaasy_connector::Secret;
 
 use crate::connectors::ConnectorKind;
+use crate::db::Target;
 
 /// A config error: the key at fault and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,8 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// The connection URL, read from the environment.
     pub url: Secret,
+    /// The URL read: where to connect and with which TLS.
+    pub target: Target,
     /// Connections in this process's pool.
     pub pool_size: usize,
 }
@@ -249,8 +252,12 @@ fn read_env(
 
 fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let url_env = raw.database.url_env.as_deref().unwrap_or("DATABASE_URL");
+    let url = read_env(env, "database.url_env", url_env)?;
+    let target = Target::parse(url.expose())
+        .map_err(|e| ConfigError::new("database.url_env", format!("{url_env}: {e}")))?;
     let database = DatabaseConfig {
-        url: read_env(env, "database.url_env", url_env)?,
+        url,
+        target,
         pool_size: positive(raw.database.pool_size.unwrap_or(16), "database.pool_size")?,
     };
 

@@ -36,7 +36,7 @@ impl Context {
     ///
     /// When the database URL does not parse or a connector cannot be built.
     pub fn build(config: Config) -> anyhow::Result<Context> {
-        let pool = db::pool(&config.database)?;
+        let pool = db::pool(&config.database.target, config.database.pool_size)?;
         let ops = Ops::start(&config, &pool);
         let webhooks = GroupCommit::start(pool.clone(), webhook_lanes(config.database.pool_size));
         let mut map = HashMap::new();

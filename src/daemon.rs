@@ -19,7 +19,7 @@ pub async fn run(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    db::migrate(&ctx.config.database).await?;
+    db::migrate(&ctx.config.database.target).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));

@@ -1,5 +1,8 @@
 //! Connections to Postgres: the pool every part of the daemon shares, and schema migrations.
 //!
+//! Every connection (pooled, LISTEN, migrations, the CLI's) is opened through one [`Target`], so
+//! the URL's TLS settings hold for all of them.
+//!
 //! Migrations are the refinery SQL files of `migrations/`, embedded in the binary. They run under a
 //! Postgres advisory lock, so several daemons starting at once against one database migrate it once.
 
@@ -7,15 +10,17 @@ use anyhow::Context;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
-use crate::config::DatabaseConfig;
+mod target;
+mod tls;
+
+pub use target::{PgConnection, SslMode, Target, TargetError};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// How long opening a database connection may take (unless the URL sets `connect_timeout`).
+/// How long opening a pooled connection may take, when the URL sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a free pooled connection before it gets an error.
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,29 +28,21 @@ const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Key of the advisory lock held while migrating ("supasaasy" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x7375_7061_7361_6173;
 
-/// Builds the connection pool; connections are opened lazily.
+/// Builds the connection pool of `size` connections; they are opened lazily.
 ///
 /// # Errors
 ///
-/// When the URL does not parse.
-pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
-    let mut pg: tokio_postgres::Config = config
-        .url
-        .expose()
-        .parse()
-        .context("database.url_env: the database URL does not parse")?;
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(CONNECT_TIMEOUT);
-    }
+/// When the pool cannot be built.
+pub fn pool(target: &Target, size: usize) -> anyhow::Result<Pool> {
     let manager = Manager::from_config(
-        pg,
-        NoTls,
+        target.pg_config().clone(),
+        target.tls(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
     Pool::builder(manager)
-        .max_size(config.pool_size)
+        .max_size(size)
         .runtime(Runtime::Tokio1)
         .create_timeout(Some(CONNECT_TIMEOUT))
         .recycle_timeout(Some(CONNECT_TIMEOUT))
@@ -54,23 +51,18 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<Pool> {
         .context("building the database pool")
 }
 
-/// Opens one connection outside the pool (migrations, LISTEN), driving it on a background task.
+/// Opens one connection to a database URL outside any config (tests, tools), driven on a
+/// background task.
 ///
 /// # Errors
 ///
-/// When the database cannot be reached.
-pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut config: tokio_postgres::Config = url.parse()?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "database connection closed");
-        }
-    });
-    Ok(client)
+/// When the URL does not parse or the database cannot be reached.
+pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let target = Target::parse(url)?;
+    target
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the database at {target}"))
 }
 
 /// Brings the schema up to date.
@@ -78,10 +70,11 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres
 /// # Errors
 ///
 /// When the database cannot be reached or a migration fails.
-pub async fn migrate(config: &DatabaseConfig) -> anyhow::Result<()> {
-    let mut client = connect(config.url.expose())
+pub async fn migrate(target: &Target) -> anyhow::Result<()> {
+    let mut client = target
+        .connect()
         .await
-        .context("connecting to the database to migrate")?;
+        .with_context(|| format!("connecting to the database at {target} to migrate"))?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;

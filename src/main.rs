@@ -11,7 +11,8 @@ async fn main() -> ExitCode {
     match supasaasy::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // One line, whatever the causes hold (a database error's DETAIL and HINT included).
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
     }

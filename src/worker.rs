@@ -157,8 +157,7 @@ async fn listen_once(
     wake: &Notify,
     cancel: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) =
-        tokio_postgres::connect(ctx.config.database.url.expose(), tokio_postgres::NoTls).await?;
+    let (client, mut connection) = ctx.config.database.target.connect_raw().await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {TASKS_CHANNEL}");
     let listen = client.batch_execute(&statement);

@@ -6,6 +6,9 @@
 //! root, so when this process is root the directory is handed to the `postgres` user and the server
 //! runs as that user.
 //!
+//! [`TestPostgres::start_tls`] starts one that speaks TLS with a given server certificate and, like
+//! a managed Postgres that enforces it, refuses TCP connections without TLS (`hostssl` only).
+//!
 //! [`TestPostgres::stop_server`] and [`TestPostgres::start_server`] take the server down and bring
 //! it back on the same port with the same data, so tests can simulate a database outage while the
 //! cluster (and its cleanup) stays owned by one value.
@@ -29,6 +32,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::certs::ServerCert;
 
 /// How long a starting server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,6 +72,8 @@ pub struct TestPostgres {
     server: Mutex<Option<Child>>,
     /// Cleans up if this process dies without dropping us.
     watchdog: Option<Child>,
+    /// Started with `ssl = on` (and TCP only over TLS).
+    tls: bool,
 }
 
 /// The user and group the cluster's processes run as, when not ourselves.
@@ -87,6 +94,21 @@ impl TestPostgres {
     /// When no Postgres binaries are found, when running as root without a `postgres` user, or
     /// when `initdb` or the server fails (the error carries their output).
     pub fn start() -> io::Result<TestPostgres> {
+        Self::start_with(None)
+    }
+
+    /// Creates and starts a cluster that speaks TLS with `cert` and accepts TCP connections only
+    /// over TLS (its `pg_hba.conf` has `hostssl` lines, no `host` ones); the Unix socket stays
+    /// open without TLS.
+    ///
+    /// # Errors
+    ///
+    /// As [`TestPostgres::start`], and when the certificate files cannot be copied.
+    pub fn start_tls(cert: &ServerCert) -> io::Result<TestPostgres> {
+        Self::start_with(Some(cert))
+    }
+
+    fn start_with(tls: Option<&ServerCert>) -> io::Result<TestPostgres> {
         let bin = find_bin_dir()?;
         let run_as = if is_root() {
             Some(postgres_user()?)
@@ -101,9 +123,13 @@ impl TestPostgres {
             run_as,
             server: Mutex::new(None),
             watchdog: None,
+            tls: tls.is_some(),
         };
         pg.watchdog = Some(spawn_watchdog(&pg.dir)?);
         pg.init()?;
+        if let Some(cert) = tls {
+            pg.install_tls(cert)?;
+        }
         // Another process may grab the free port between our probe and the server's bind.
         let mut attempts = 0;
         loop {
@@ -227,6 +253,24 @@ impl TestPostgres {
         )))
     }
 
+    /// Puts the server's certificate and key in the data directory and allows TCP only over TLS.
+    fn install_tls(&self, cert: &ServerCert) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.dir.join("data");
+        for (from, to) in [(&cert.cert, "server.crt"), (&cert.key, "server.key")] {
+            let path = data.join(to);
+            fs::copy(from, &path)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+            if let Some(RunAs { uid, gid }) = self.run_as {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+        }
+        fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+    }
+
     /// Starts the postmaster on `self.port` and waits until it is ready. The log is appended to,
     /// so a restart keeps what the earlier run wrote.
     fn launch(&self) -> io::Result<Child> {
@@ -251,6 +295,9 @@ impl TestPostgres {
             "max_connections=200",
         ] {
             cmd.args(["-c", setting]);
+        }
+        if self.tls {
+            cmd.args(["-c", "ssl=on"]);
         }
         let mut server = cmd
             .stdin(Stdio::null())
@@ -362,7 +409,8 @@ fn command(program: &Path, run_as: Option<RunAs>, dir: &Path) -> Command {
 }
 
 /// Connects and sends a startup message; ready when the server answers with an authentication
-/// request (`R`) rather than an error such as "the database system is starting up".
+/// request (`R`), or refuses us by its `pg_hba.conf` (a server taking TCP only over TLS), rather
+/// than with an error such as "the database system is starting up".
 fn handshake(addr: SocketAddr) -> io::Result<()> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -380,6 +428,7 @@ fn handshake(addr: SocketAddr) -> io::Result<()> {
             let _ = stream.write_all(&[b'X', 0, 0, 0, 4]);
             Ok(())
         }
+        Some(b'E') if String::from_utf8_lossy(&reply[..n]).contains("pg_hba.conf") => Ok(()),
         _ => Err(io::Error::other(format!(
             "server answered: {}",
             String::from_utf8_lossy(&reply[..n]).replace('\0', " ")

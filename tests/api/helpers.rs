@@ -54,11 +54,9 @@ async fn server() -> &'static Server {
                     .await
                     .expect("creating the template database");
             }
-            let config = supasaasy::config::DatabaseConfig {
-                url: supasaasy_connector::Secret::new(with_dbname(&admin_url, &template)),
-                pool_size: 1,
-            };
-            supasaasy::db::migrate(&config)
+            let target = supasaasy::db::Target::parse(&with_dbname(&admin_url, &template))
+                .expect("a database URL");
+            supasaasy::db::migrate(&target)
                 .await
                 .expect("migrating the template");
             Server {
@@ -194,11 +192,8 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
     }
     let db_url = match setup.database_url {
         Some(url) => {
-            let config = supasaasy::config::DatabaseConfig {
-                url: supasaasy_connector::Secret::new(url.clone()),
-                pool_size: 1,
-            };
-            supasaasy::db::migrate(&config).await.expect("migrating");
+            let target = supasaasy::db::Target::parse(&url).expect("a database URL");
+            supasaasy::db::migrate(&target).await.expect("migrating");
             url
         }
         None => fresh_database().await,

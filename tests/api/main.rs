@@ -20,4 +20,5 @@ mod queue;
 mod ranges;
 mod schedules;
 mod sync;
+mod tls;
 mod webhooks;
