@@ -5,7 +5,9 @@
 //! - no row, or a row older than that second: the event's state is written;
 //! - a row at least a second newer: the event is stale and changes nothing;
 //! - a row from the same second whose state differs: the order of the two cannot be known, so the
-//!   object is fetched from the provider, which is the truth, and that state is written as of now.
+//!   object is fetched from the provider, which is the truth, and that state is written as of now
+//!   (an object the provider cannot fetch, a Stripe discount, is ordered by the rule that a
+//!   deletion is final: a tombstone of the same second stays, a deletion of it is written).
 //!
 //! A parent whose event does not carry all its children (a truncated item list) is fetched too.
 //! Children that left their parent are tombstoned. The event id is recorded in the same
@@ -277,8 +279,9 @@ async fn decide<'a>(
     let mut undo: Vec<(ObjectKey, Option<Current>)> = Vec::new();
     for change in &item.event.changes {
         let k = key(&item, change);
-        let has_children = find_resource(item.connector, change.resource)
-            .is_some_and(|r| !r.child_collection_keys.is_empty());
+        let resource = find_resource(item.connector, change.resource);
+        let has_children = resource.is_some_and(|r| !r.child_collection_keys.is_empty());
+        let fetchable = resource.is_none_or(|r| r.fetchable);
         let must_fetch = match current.get(&k) {
             Some(row) if row.version >= version + Duration::seconds(1) => continue,
             Some(row) if row.version >= version => {
@@ -290,9 +293,14 @@ async fn decide<'a>(
                 {
                     continue;
                 }
-                true
+                // An object the provider cannot fetch again is ordered by the rule that a
+                // deletion is final: nothing from its second brings it back.
+                if !fetchable && row.deleted {
+                    continue;
+                }
+                fetchable
             }
-            _ => has_children && !change.deleted && change.children.is_none(),
+            _ => fetchable && has_children && !change.deleted && change.children.is_none(),
         };
         let (change, version) = if must_fetch {
             let fetched_at = Utc::now();

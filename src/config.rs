@@ -139,6 +139,9 @@ pub struct AppConfig {
     /// At most this many provider requests start per second for this app, across its tasks and
     /// webhooks (`None`: no budget).
     pub requests_per_second: Option<f64>,
+    /// How far before its last run an incremental run of a resource without events (balance
+    /// transactions) lists again.
+    pub trailing_window: chrono::Duration,
 }
 
 /// Sync mode of a job.

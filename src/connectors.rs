@@ -52,7 +52,7 @@ impl FromStr for ConnectorKind {
 /// The resources a connector syncs, in the order a full sync runs them.
 pub fn resources(kind: ConnectorKind) -> &'static [Resource] {
     match kind {
-        ConnectorKind::Stripe => supasaasy_stripe::RESOURCES,
+        ConnectorKind::Stripe => &supasaasy_stripe::RESOURCES,
         ConnectorKind::Intercom => supasaasy_intercom::RESOURCES,
     }
 }

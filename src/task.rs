@@ -8,7 +8,10 @@
 //! task taken over after our lease ran out) stops the task without another write.
 
 use chrono::{DateTime, Utc};
-use supasaasy_connector::{find_resource, Connector, EventWindow, ListOptions, Record, Resource};
+use supasaasy_connector::{
+    find_resource, Connector, ConnectorError, EventWindow, Incremental, ListOptions, Record,
+    Resource,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -20,8 +23,10 @@ use crate::store::entities::{self, PageWrite, Sweep};
 use crate::store::jobs::{self, ClaimedTask, TaskEnd};
 use crate::store::StoreError;
 
+mod parents;
 mod ranges;
 pub(crate) mod support;
+mod trailing;
 
 use support::{with_retries, CallError, ExclusiveRun, Heartbeat};
 
@@ -100,10 +105,17 @@ async fn run_logged(ctx: &Context, task: ClaimedTask, cancel: &CancellationToken
 
 /// How a task walks its resource.
 enum Plan {
-    /// Every object of the listing, then (when `sweep`) tombstone the rows not seen.
+    /// Every object of the listing, then (when the resource may be swept) tombstone the rows not
+    /// seen.
     Listing,
     /// The provider's events in a window, applied through the webhook path.
     Events(EventWindow),
+    /// A resource without events: the objects that may still change fetched again, then the
+    /// objects created from `from` on listed.
+    Trailing {
+        /// The listing's lower `created` bound.
+        from: DateTime<Utc>,
+    },
 }
 
 async fn run_inner(
@@ -151,9 +163,13 @@ async fn run_inner(
     } else {
         None
     };
-    let outcome = match plan(ctx, task, resource).await {
-        Ok(Plan::Listing) => run.listing().await,
+    let outcome = match plan(ctx, task, app, resource).await {
+        Ok(Plan::Listing) => match resource.per_parent {
+            Some(parents) => run.per_parent_listing(parents).await,
+            None => run.listing().await,
+        },
         Ok(Plan::Events(window)) => run.events(window).await,
+        Ok(Plan::Trailing { from }) => run.trailing(from).await,
         Err(e) => Err(e),
     };
     if let Some(lock) = exclusive {
@@ -162,47 +178,64 @@ async fn run_inner(
     outcome
 }
 
-/// Decides, at an incremental task's first claim, whether it reads events or must run a full sync
-/// (no cursor yet, or one older than the provider keeps events), and records the decision.
-async fn plan(ctx: &Context, task: &ClaimedTask, resource: Resource) -> Result<Plan, StoreError> {
-    // Resources without incremental sync take a full pass (with its sweep) every time.
-    if task.mode == SyncMode::Full || task.note.is_some() || !resource.incremental {
-        return Ok(Plan::Listing);
-    }
+/// Decides, at an incremental task's first claim, whether it reads events (or lists a trailing
+/// window) or must run a full sync (no cursor yet, or one older than the provider keeps events),
+/// and records the decision; a resumed task finds the same window.
+async fn plan(
+    ctx: &Context,
+    task: &ClaimedTask,
+    app: &AppConfig,
+    resource: Resource,
+) -> Result<Plan, StoreError> {
+    let trailing = match resource.incremental {
+        // Resources without incremental sync take a full pass (with its sweep) every time.
+        Incremental::FullPass => return Ok(Plan::Listing),
+        _ if task.mode == SyncMode::Full || task.note.is_some() => return Ok(Plan::Listing),
+        Incremental::Events => false,
+        Incremental::Trailing { .. } => true,
+    };
     let client = ctx.pool.get().await?;
     let start = jobs::incremental_cursor(&**client, &task.app_key, &task.resource_type).await?;
+    let planned = |start: Option<DateTime<Utc>>, end: DateTime<Utc>| {
+        let start = start.unwrap_or(DateTime::UNIX_EPOCH).min(end);
+        if trailing {
+            Plan::Trailing {
+                from: start.min(end - app.trailing_window),
+            }
+        } else {
+            Plan::Events(EventWindow {
+                created_gt: start.timestamp(),
+                created_lte: end.timestamp(),
+            })
+        }
+    };
     if let Some(end) = task.window_end {
-        let start = start.map(|s| s.timestamp()).unwrap_or(0);
-        return Ok(Plan::Events(EventWindow {
-            created_gt: start.min(end.timestamp()),
-            created_lte: end.timestamp(),
-        }));
+        return Ok(planned(start, end));
     }
     let now = Utc::now();
     let note = match start {
         None => Some("no incremental cursor yet: ran a full sync"),
-        Some(t) if now - t > chrono::Duration::days(EVENTS_USABLE_DAYS) => {
+        Some(t) if !trailing && now - t > chrono::Duration::days(EVENTS_USABLE_DAYS) => {
             Some("incremental cursor older than 29 days (events are kept 30): ran a full sync")
         }
         Some(_) => None,
     };
-    // The events list is eventually consistent: read only up to a minute ago.
-    let end = now - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
+    // The events list is eventually consistent: read only up to a minute ago. A trailing
+    // listing reads up to now, and its window reaches back further than that.
+    let end = if trailing {
+        now
+    } else {
+        now - chrono::Duration::seconds(EVENTS_SETTLE_SECS)
+    };
     let window_end = note.is_none().then_some(end);
     jobs::plan_incremental(&**client, task, window_end, note).await?;
-    Ok(match (note, start) {
-        (None, Some(start)) => {
-            tracing::info!(from = %start, to = %end, "incremental sync from events");
-            Plan::Events(EventWindow {
-                created_gt: start.timestamp().min(end.timestamp()),
-                created_lte: end.timestamp(),
-            })
+    Ok(match note {
+        None => {
+            tracing::info!(from = ?start, to = %end, "incremental sync");
+            planned(start, end)
         }
-        _ => {
-            tracing::info!(
-                note = note.unwrap_or_default(),
-                "incremental sync runs as a full sync"
-            );
+        Some(note) => {
+            tracing::info!(note, "incremental sync runs as a full sync");
             Plan::Listing
         }
     })
@@ -304,15 +337,32 @@ impl Run<'_> {
                 return self.ranged_listing(resume).await;
             }
         }
-        let options = &ListOptions {
-            created_gte: self.app.sync_from.map(|t| t.timestamp()),
-            created_lt: None,
+        let walk = Walk {
+            from: self.app.sync_from,
+            full: true,
         };
-        let fetch = |cursor: Option<String>| async move {
+        self.sequential(self.task.cursor.clone(), walk).await
+    }
+
+    /// Walks a listing one page at a time from `cursor`, the next page fetched while the current
+    /// one is written, and ends the run as `walk` says. A list that refuses the `created` filter
+    /// is walked again without it from where it stood, and objects created before `walk.from` are
+    /// left out here.
+    async fn sequential(
+        &self,
+        cursor: Option<String>,
+        walk: Walk,
+    ) -> Result<TaskOutcome, StoreError> {
+        let from = walk.from.map(|t| t.timestamp());
+        let mut options = ListOptions {
+            created_gte: from,
+            ..ListOptions::default()
+        };
+        let fetch = |cursor: Option<String>, options: ListOptions| async move {
             let fetched_at = Utc::now();
             let call = || {
                 self.connector
-                    .list_page(&self.task.resource_type, cursor.as_deref(), options)
+                    .list_page(&self.task.resource_type, cursor.as_deref(), &options)
             };
             let page = with_retries(self.ctx, &self.task.app_key, self.cancel, call).await;
             page.map(|p| (p, fetched_at))
@@ -321,12 +371,25 @@ impl Run<'_> {
         if let Some(outcome) = self.checkpoint().await? {
             return Ok(outcome);
         }
-        let mut next = fetch(self.task.cursor.clone()).await;
+        let mut current = cursor;
+        let mut next = fetch(current.clone(), options.clone()).await;
         loop {
-            let (page, fetched_at) = match next {
+            let (mut page, fetched_at) = match next {
                 Ok(fetched) => fetched,
+                Err(CallError::Provider(ConnectorError::FilterRefused { message }))
+                    if options.created_gte.is_some() =>
+                {
+                    tracing::warn!(%message, "the list refuses the created filter: walking it unfiltered");
+                    options.created_gte = None;
+                    next = fetch(current.clone(), options.clone()).await;
+                    continue;
+                }
                 Err(e) => return self.provider_failed(e).await,
             };
+            if let (None, Some(from)) = (options.created_gte, from) {
+                page.records
+                    .retain(|r| r.created.is_none_or(|created| created >= from));
+            }
             let started = *run_started_at.get_or_insert(fetched_at);
             let write = self.page_write(
                 &page.records,
@@ -339,7 +402,7 @@ impl Run<'_> {
                 // Events from a minute before the listing began on are what an incremental run
                 // reads next.
                 let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
-                return self.finish(&write, true, started, events_from).await;
+                return self.finish(&write, walk.full, started, events_from).await;
             };
             // The next page is fetched while this one is written; if the run stops here, the
             // next owner fetches it again (with the page in hand, at most two pages twice).
@@ -349,7 +412,8 @@ impl Run<'_> {
                 self.written(page.records.len());
                 Ok::<_, StoreError>(())
             };
-            let (committed, fetched) = tokio::join!(commit, fetch(Some(cursor)));
+            current = Some(cursor.clone());
+            let (committed, fetched) = tokio::join!(commit, fetch(Some(cursor), options.clone()));
             committed?;
             next = fetched;
             if let Some(outcome) = self.checkpoint().await? {
@@ -389,6 +453,7 @@ impl Run<'_> {
                 })
                 .collect();
             let outcomes = apply::apply_in_transaction(&self.ctx.pool, &items).await?;
+            self.record_ignored(&page.events);
             let mut applied = 0;
             for outcome in outcomes {
                 match outcome {
@@ -416,7 +481,7 @@ impl Run<'_> {
     }
 
     /// Commits the run's last page and, in the same transaction, sweeps what a full run did not
-    /// see, records the run, moves the incremental cursor to `events_until`, and ends the task.
+    /// see (when the resource may be swept), records the run, moves the incremental cursor to `events_until`, and ends the task.
     async fn finish(
         &self,
         write: &PageWrite<'_>,
@@ -427,7 +492,7 @@ impl Run<'_> {
         let mut client = self.ctx.pool.get().await?;
         let tx = client.transaction().await?;
         entities::commit_page(&tx, write).await?;
-        if full {
+        if full && self.resource.sweep {
             let keys: Vec<&str> = self.resource.collection_keys().collect();
             let sweep = sweep_of(self.app, self.task, &keys, started);
             let swept = entities::sweep_unseen(&*tx, &sweep).await?;
@@ -446,12 +511,36 @@ impl Run<'_> {
         })
     }
 
+    /// Tells the operator of each event of a mapped type that was ignored, and why (as a webhook
+    /// of it would be).
+    fn record_ignored(&self, events: &[supasaasy_connector::Event]) {
+        for event in events {
+            if let Some(reason) = &event.ignored_reason {
+                self.ctx.ops.events.record(
+                    Some(&self.task.app_key),
+                    self.connector.kind(),
+                    &event.event_type,
+                    "ignored",
+                    serde_json::json!({"event_id": event.id, "reason": reason, "source": "events_api"}),
+                );
+            }
+        }
+    }
+
     fn written(&self, n: usize) {
         if n > 0 {
             let metrics = &self.ctx.ops.metrics;
             metrics.objects_written(&self.task.app_key, &self.task.resource_type, n as u64);
         }
     }
+}
+
+/// How a sequential listing walks and ends.
+struct Walk {
+    /// Objects created before this are left out.
+    from: Option<DateTime<Utc>>,
+    /// A full run: it may sweep, and it records a complete full run.
+    full: bool,
 }
 
 fn sweep_of<'a>(

@@ -7,6 +7,10 @@ use serde::Deserialize;
 use super::{read_env, AppConfig, ConfigError};
 use crate::connectors::{self, ConnectorKind};
 
+/// The default of `trailing_window_hours`: a week, the longest Stripe usually keeps a balance
+/// transaction pending.
+const DEFAULT_TRAILING_WINDOW_HOURS: i64 = 168;
+
 pub(super) fn validate_app(
     i: usize,
     a: RawApp,
@@ -93,7 +97,18 @@ pub(super) fn validate_app(
             ))
         }
     };
+    let trailing_window = match a.trailing_window_hours {
+        None => chrono::Duration::hours(DEFAULT_TRAILING_WINDOW_HOURS),
+        Some(h) if (1..=24 * 365).contains(&h) => chrono::Duration::hours(h),
+        Some(h) => {
+            return Err(ConfigError::new(
+                key("trailing_window_hours"),
+                format!("must be between 1 and 8760 hours, got {h}"),
+            ))
+        }
+    };
     Ok(AppConfig {
+        trailing_window,
         api_key,
         requests_per_second,
         webhook_secret: a
@@ -122,4 +137,5 @@ pub(super) struct RawApp {
     sync_resources: Option<Vec<String>>,
     sync_from: Option<String>,
     requests_per_second: Option<f64>,
+    trailing_window_hours: Option<i64>,
 }

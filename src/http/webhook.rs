@@ -38,6 +38,8 @@ struct Seen {
     object_ids: Vec<String>,
     /// What applying it did.
     action: Option<&'static str>,
+    /// Why a mapped event was ignored (its object is not what its type promises).
+    ignored_reason: Option<String>,
 }
 
 /// Handles one webhook request for `app_key`: records its outcome in the integration events log
@@ -95,7 +97,7 @@ fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
     let service = app.map_or("supasaasy", |(a, _)| a.connector.as_str());
     let event_type = seen.event_type.as_deref().unwrap_or("webhook.rejected");
     let (outcome, reason) = match (err, seen.action) {
-        (None, Some(action)) => (action, None),
+        (None, Some(action)) => (action, seen.ignored_reason.as_deref()),
         (None, None) => ("applied", None),
         (Some(e), _) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
             ("failed", Some(e.message()))
@@ -192,6 +194,7 @@ async fn receive(
         .map_err(|e| webhook_error(app_key, e))?;
     seen.event_id = Some(event.id.clone());
     seen.event_type = Some(event.event_type.clone());
+    seen.ignored_reason = event.ignored_reason.clone();
     seen.object_ids = event
         .changes
         .iter()

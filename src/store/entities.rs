@@ -175,6 +175,61 @@ static WRITE_PAGE_ROWS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Up to `limit` ids of the app's live rows of `collection_key` after `after`, in id order (the
+/// parents a resource listed per parent walks).
+///
+/// # Errors
+///
+/// A database error.
+pub async fn live_ids_after(
+    client: &impl GenericClient,
+    app_key: &str,
+    collection_key: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT external_id FROM supasaasy.entities
+              WHERE app_key = $1 AND collection_key = $2 AND deleted_at IS NULL
+                AND external_id > COALESCE($3, '')
+              ORDER BY external_id
+              LIMIT $4",
+            &[&app_key, &collection_key, &after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Up to `limit` ids of the app's live rows of `collection_key` whose payload's `field` reads
+/// `value` and that were created before `before` (or when is unknown), least recently written
+/// first: the objects that may still change.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn ids_where(
+    client: &impl GenericClient,
+    app_key: &str,
+    collection_key: &str,
+    (field, value): (&str, &str),
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT external_id FROM supasaasy.entities
+              WHERE app_key = $1 AND collection_key = $2 AND deleted_at IS NULL
+                AND raw_payload ->> $3 = $4
+                AND (source_created_at IS NULL OR source_created_at < $5)
+              ORDER BY source_updated_at, external_id
+              LIMIT $6",
+            &[&app_key, &collection_key, &field, &value, &before, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Commits a page: the records, the task's next cursor and counters, and the job's entity count,
 /// as one statement fenced by the task's lease.
 ///

@@ -387,6 +387,27 @@ pub async fn plan_incremental(
     fenced(n)
 }
 
+/// Whether the job's task of `resource_type` has yet to end (pending or running).
+///
+/// # Errors
+///
+/// A database error.
+pub async fn task_unfinished(
+    client: &impl GenericClient,
+    job_id: Uuid,
+    resource_type: &str,
+) -> Result<bool, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM supasaasy.sync_tasks
+                             WHERE job_id = $1 AND resource_type = $2
+                               AND status IN ('pending', 'processing'))",
+            &[&job_id, &resource_type],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// What cancelling a job did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CancelOutcome {

@@ -20,12 +20,12 @@
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
-use supasaasy_connector::{ListOptions, Page};
+use supasaasy_connector::{ConnectorError, ListOptions, Page};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{with_retries, CallError};
-use super::{Run, TaskOutcome, EVENTS_SETTLE_SECS};
+use super::{Run, TaskOutcome, Walk, EVENTS_SETTLE_SECS};
 use crate::store::entities;
 use crate::store::jobs;
 use crate::store::StoreError;
@@ -63,6 +63,7 @@ impl Range {
         ListOptions {
             created_gte: Some(self.gte),
             created_lt: Some(self.lt),
+            parent: None,
         }
     }
 }
@@ -204,6 +205,14 @@ impl Run<'_> {
         }
         match failure {
             Some(Failure::Store(e)) => Err(e),
+            Some(Failure::Call(CallError::Provider(ConnectorError::FilterRefused { message }))) => {
+                tracing::warn!(%message, "the list refuses the created filter: one unfiltered pass");
+                let walk = Walk {
+                    from: self.app.sync_from,
+                    full: true,
+                };
+                self.sequential(None, walk).await
+            }
             Some(Failure::Call(e)) => self.provider_failed(e).await,
             None if self.lost.is_cancelled() => Err(StoreError::LostLease),
             None if self.cancel.is_cancelled() => {
@@ -340,7 +349,7 @@ impl Run<'_> {
 
 /// Ranges walked at once for an app's request budget: enough walkers, each with about one request
 /// in flight, to use the whole budget when the provider takes up to 250 ms a request.
-fn walkers_for(requests_per_second: Option<f64>) -> usize {
+pub(super) fn walkers_for(requests_per_second: Option<f64>) -> usize {
     match requests_per_second {
         Some(rps) => ((rps / REQUESTS_PER_WALKER).ceil() as usize).clamp(MIN_WALKERS, MAX_WALKERS),
         None => MIN_WALKERS,

@@ -56,9 +56,9 @@ async fn sync_requests_are_checked() {
         ),
         (json!({"app_key": "nope"}), 404, "nope"),
         (
-            json!({"app_key": "stripe_test", "resource_types": ["invoice"]}),
+            json!({"app_key": "stripe_test", "resource_types": ["invoices"]}),
             400,
-            "invoice",
+            "invoices",
         ),
         (
             json!({"app_key": "stripe_test", "resource_types": []}),

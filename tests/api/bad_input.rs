@@ -153,7 +153,7 @@ async fn every_route_refuses_bad_input_and_changes_nothing() {
             Method::POST,
             "/sync".into(),
             Auth::Admin,
-            br#"{"app_key":"stripe_test","resource_types":["invoice"]}"#.to_vec(),
+            br#"{"app_key":"stripe_test","resource_types":["invoices"]}"#.to_vec(),
             None,
             400,
         ),

@@ -530,7 +530,7 @@ async fn jobs(walk: &mut Walk, app: &TestApp) -> String {
         (400, json!({"app_key": "stripe_test", "mode": "sideways"})),
         (
             400,
-            json!({"app_key": "stripe_test", "resource_types": ["invoice"]}),
+            json!({"app_key": "stripe_test", "resource_types": ["invoices"]}),
         ),
         (400, json!({"app_key": "stripe_test", "colour": "red"})),
         (404, json!({"app_key": "nope"})),

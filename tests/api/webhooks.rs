@@ -376,8 +376,8 @@ async fn order_duplicates_and_unknown_types() {
     assert_eq!(visible, 0);
 
     // Types the daemon does not map are acknowledged, never an error.
-    let unknown = json!({"id": "evt_unknown_1", "object": "event", "type": "invoice.paid",
-        "created": t0, "data": {"object": {"id": "in_1", "object": "invoice"}}});
+    let unknown = json!({"id": "evt_unknown_1", "object": "event", "type": "invoice.upcoming",
+        "created": t0, "data": {"object": {"object": "invoice", "amount_due": 100}}});
     let (status, answer) = app.deliver("stripe_test", &unknown).await;
     assert_eq!((status, answer["action"].as_str()), (200, Some("ignored")));
     app.stop().await;

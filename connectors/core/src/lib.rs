@@ -29,12 +29,42 @@ pub struct Resource {
     /// At most one run of this resource per app at a time, across every daemon sharing the
     /// database (a provider that allows one open scroll per account).
     pub exclusive: bool,
-    /// Incremental runs read [`Connector::list_events`]; when false they walk the whole listing
-    /// (a full pass, with its sweep).
-    pub incremental: bool,
+    /// What an incremental run of the resource does.
+    pub incremental: Incremental,
     /// The listing honours [`ListOptions::created_lt`] and lists newest first, so a full pass can
     /// walk several `created` ranges at once; when false the connector may ignore `created_lt`.
     pub splittable: bool,
+    /// The provider lists the resource at all. When false its objects come only from events and
+    /// from inside other objects, and a full run lists nothing.
+    pub listed: bool,
+    /// A complete full run may tombstone the rows it did not see. False when the listing hides
+    /// live objects (open ones only) or there is none, or when an object that leaves the listing
+    /// still exists.
+    pub sweep: bool,
+    /// Listed once per mirrored object of this collection (a customer's tax ids): a run walks
+    /// the parents the mirror holds and passes each as [`ListOptions::parent`].
+    pub per_parent: Option<&'static str>,
+    /// [`Connector::fetch_object`] can fetch one object. When false, two changes of one object in
+    /// the same second are ordered by the rule that a deletion is final.
+    pub fetchable: bool,
+}
+
+/// What an incremental run of a resource does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incremental {
+    /// Reads the provider's events since the saved cursor ([`Connector::list_events`]).
+    Events,
+    /// Walks the whole listing again: a full pass, with its sweep.
+    FullPass,
+    /// The provider has no events for it: lists the objects created since the last run (reaching
+    /// a trailing window further back), then fetches again the mirrored objects whose payload's
+    /// `field` still reads `value` (the ones that may still change).
+    Trailing {
+        /// The payload field that says an object may still change (`status`).
+        field: &'static str,
+        /// Its value while it may (`pending`).
+        value: &'static str,
+    },
 }
 
 impl Resource {
@@ -136,9 +166,12 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Options that shape a listing; the same for every page of one run.
+/// Options that shape a listing; the same for every page of one walk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
+    /// The parent whose children are listed, for a resource listed per parent
+    /// ([`Resource::per_parent`]).
+    pub parent: Option<String>,
     /// Only objects created at or after this Unix time (`sync_from`, or a range's lower bound).
     pub created_gte: Option<i64>,
     /// Only objects created before this Unix time (a range's exclusive upper bound); honoured by
@@ -263,6 +296,13 @@ pub enum ConnectorError {
         /// What happened, for the operator.
         message: String,
     },
+    /// The provider refused the `created` filters of a listing (a Stripe-compatible API that does
+    /// not implement them): the caller may list the resource again without them.
+    #[error("{message}")]
+    FilterRefused {
+        /// What happened, for the operator.
+        message: String,
+    },
 }
 
 impl ConnectorError {
@@ -289,7 +329,8 @@ impl ConnectorError {
             ConnectorError::Retryable { message }
             | ConnectorError::RateLimited { message, .. }
             | ConnectorError::Rejected { message }
-            | ConnectorError::Fatal { message } => message,
+            | ConnectorError::Fatal { message }
+            | ConnectorError::FilterRefused { message } => message,
         }
     }
 
@@ -310,6 +351,9 @@ impl ConnectorError {
                 message: f(message),
             },
             ConnectorError::Fatal { message } => ConnectorError::Fatal {
+                message: f(message),
+            },
+            ConnectorError::FilterRefused { message } => ConnectorError::FilterRefused {
                 message: f(message),
             },
         }
@@ -365,8 +409,11 @@ pub struct Event {
     pub created: i64,
     /// What the event changes; empty when the type is not one the connector maps.
     pub changes: Vec<Change>,
-    /// The type is not mapped: acknowledge and ignore.
+    /// The type is not mapped, or the event cannot be applied: acknowledge and ignore.
     pub ignored: bool,
+    /// Why an event of a mapped type is ignored (its object is not what its type promises), for
+    /// the operator; `None` for a type the connector does not map.
+    pub ignored_reason: Option<String>,
 }
 
 /// The time window of an events listing: `created_gt < created <= created_lte`.

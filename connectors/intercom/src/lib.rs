@@ -29,8 +29,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use supasaasy_connector::{
-    AppSettings, Change, Connector, ConnectorError, Event, EventPage, EventWindow, ListOptions,
-    Page, Resource, Secret, WebhookError,
+    AppSettings, Change, Connector, ConnectorError, Event, EventPage, EventWindow, Incremental,
+    ListOptions, Page, Resource, Secret, WebhookError,
 };
 
 use crate::client::IntercomHttp;
@@ -57,32 +57,48 @@ pub static RESOURCES: &[Resource] = &[
         collection_key: "intercom_company",
         child_collection_keys: &[],
         exclusive: true,
-        incremental: false,
+        incremental: Incremental::FullPass,
         splittable: false,
+        listed: true,
+        sweep: true,
+        per_parent: None,
+        fetchable: true,
     },
     Resource {
         name: "contact",
         collection_key: "intercom_contact",
         child_collection_keys: &[],
         exclusive: false,
-        incremental: true,
+        incremental: Incremental::Events,
         splittable: false,
+        listed: true,
+        sweep: true,
+        per_parent: None,
+        fetchable: true,
     },
     Resource {
         name: "admin",
         collection_key: "intercom_admin",
         child_collection_keys: &[],
         exclusive: false,
-        incremental: false,
+        incremental: Incremental::FullPass,
         splittable: false,
+        listed: true,
+        sweep: true,
+        per_parent: None,
+        fetchable: true,
     },
     Resource {
         name: "conversation",
         collection_key: "intercom_conversation",
         child_collection_keys: &[PART_COLLECTION],
         exclusive: false,
-        incremental: true,
+        incremental: Incremental::Events,
         splittable: false,
+        listed: true,
+        sweep: true,
+        per_parent: None,
+        fetchable: true,
     },
 ];
 
@@ -282,7 +298,7 @@ mod tests {
                     r.name,
                     r.collection_keys().collect(),
                     r.exclusive,
-                    r.incremental,
+                    r.incremental == Incremental::Events,
                 )
             })
             .collect();

@@ -358,7 +358,7 @@ mod tests {
     fn sync_from_drops_older_objects_and_keeps_undated_ones() {
         let options = ListOptions {
             created_gte: Some(1_700_000_000),
-            created_lt: None,
+            ..ListOptions::default()
         };
         assert!(wanted(&json!({"created_at": 1_700_000_000}), &options));
         assert!(!wanted(&json!({"created_at": 1_699_999_999}), &options));

@@ -79,6 +79,7 @@ pub(crate) fn result_event(kind: Kind, object: Value) -> Result<Event, Malformed
         created: updated_at,
         changes: vec![objects::upsert(kind, object)?],
         ignored: false,
+        ignored_reason: None,
     })
 }
 

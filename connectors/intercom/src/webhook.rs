@@ -62,6 +62,7 @@ pub(crate) fn parse_notification(body: &[u8]) -> Result<Event, WebhookError> {
         created: created.or(notified).unwrap_or(0),
         changes: Vec::new(),
         ignored: true,
+        ignored_reason: None,
     };
     if topic == "ping" {
         return Ok(ignored(None));
@@ -103,6 +104,7 @@ pub(crate) fn parse_notification(body: &[u8]) -> Result<Event, WebhookError> {
         created,
         changes: vec![change],
         ignored: false,
+        ignored_reason: None,
     })
 }
 

@@ -119,11 +119,30 @@ impl StripeHttp {
         path: &str,
         query: &[(&'static str, String)],
     ) -> Result<List, ConnectorError> {
+        match self.get_list_of(path, query).await {
+            Ok(Ok(list)) => Ok(list),
+            Ok(Err(missing)) | Err(missing) => Err(missing),
+        }
+    }
+
+    /// GETs one page of the list at `/v1/{path}`, a list under an object (`customers/{id}/...`):
+    /// `Ok(Err(_))` when Stripe answers 404 `resource_missing` (the object is gone, so it has
+    /// nothing under it).
+    ///
+    /// # Errors
+    ///
+    /// As [`StripeHttp::get_list`].
+    pub async fn get_list_of(
+        &self,
+        path: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<Result<List, ConnectorError>, ConnectorError> {
         let request = format!("GET /v1/{path}");
         let url = format!("{}/v1/{path}", self.base_url);
         let result = match self.fetch(&request, &url, query).await {
-            Ok(Answer::Body(body)) => parse_list(&self.app_key, &request, &body),
-            Ok(Answer::Missing(err)) | Err(err) => Err(err),
+            Ok(Answer::Body(body)) => parse_list(&self.app_key, &request, &body).map(Ok),
+            Ok(Answer::Missing(err)) => Ok(Err(self.redact(err))),
+            Err(err) => Err(err),
         };
         result.map_err(|err| self.redact(err))
     }
@@ -135,10 +154,15 @@ impl StripeHttp {
     ///
     /// A classified [`ConnectorError`] as for [`StripeHttp::get_list`]; a body that is not a JSON
     /// object is retryable.
-    pub async fn get_object(&self, path: &str, id: &str) -> Result<Option<Value>, ConnectorError> {
+    pub async fn get_object(
+        &self,
+        path: &str,
+        id: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<Option<Value>, ConnectorError> {
         let request = format!("GET /v1/{path}/{id}");
         let url = format!("{}/v1/{path}/{id}", self.base_url);
-        let result = match self.fetch(&request, &url, &[]).await {
+        let result = match self.fetch(&request, &url, query).await {
             Ok(Answer::Body(body)) => parse_object(&self.app_key, &request, &body).map(Some),
             Ok(Answer::Missing(_)) => Ok(None),
             Err(err) => Err(err),
@@ -183,6 +207,14 @@ impl StripeHttp {
             return Ok(Answer::Body(body.to_vec()));
         }
         let err = classify(&self.app_key, request, status, &headers, &body);
+        if status == StatusCode::BAD_REQUEST
+            && query.iter().any(|(k, _)| k.starts_with("created["))
+            && refuses_created(&body)
+        {
+            return Err(ConnectorError::FilterRefused {
+                message: err.message().to_owned(),
+            });
+        }
         if status == StatusCode::NOT_FOUND
             && error_code(&body).as_deref() == Some("resource_missing")
         {
@@ -235,6 +267,22 @@ fn parse_object(app_key: &str, request: &str, body: &[u8]) -> Result<Value, Conn
     }
 }
 
+/// Whether a 400's body blames the `created` filter: Stripe names it in `error.param`
+/// (`created`), Stripe-compatible fakes in the message ("Unexpected created").
+fn refuses_created(body: &[u8]) -> bool {
+    let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) else {
+        return false;
+    };
+    error
+        .param
+        .as_deref()
+        .is_some_and(|p| p.starts_with("created"))
+        || error
+            .message
+            .as_deref()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("created"))
+}
+
 /// The `error.code` of a Stripe error body, when there is one.
 fn error_code(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<ErrorBody>(body).ok()?.error.code
@@ -250,6 +298,7 @@ struct ErrorBody {
 struct StripeError {
     code: Option<String>,
     message: Option<String>,
+    param: Option<String>,
 }
 
 /// Classifies a non-2xx answer from Stripe.
@@ -717,7 +766,7 @@ mod tests {
             let (base, server) = answer_once(status, r#"{"id": "cus_1"}"#).await;
             let settings = settings(&base).with_observer(recorder.clone());
             let http = StripeHttp::new(settings).expect("client");
-            let _ = http.get_object("customers", "cus_1").await;
+            let _ = http.get_object("customers", "cus_1", &[]).await;
             server.await.expect("server");
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -736,7 +785,10 @@ mod tests {
     async fn get_object_reads_one_object() {
         let (base, server) = answer_once(200, r#"{"id": "cus_1", "object": "customer"}"#).await;
         let http = StripeHttp::new(settings(&base)).expect("client");
-        let object = http.get_object("customers", "cus_1").await.expect("object");
+        let object = http
+            .get_object("customers", "cus_1", &[])
+            .await
+            .expect("object");
         assert_eq!(
             object.and_then(|o| o["id"].as_str().map(str::to_owned)),
             Some("cus_1".into())
@@ -753,7 +805,9 @@ mod tests {
         let (base, server) = answer_once(404, missing).await;
         let http = StripeHttp::new(settings(&base)).expect("client");
         assert_eq!(
-            http.get_object("customers", "cus_9").await.expect("gone"),
+            http.get_object("customers", "cus_9", &[])
+                .await
+                .expect("gone"),
             None
         );
         server.await.expect("server");
@@ -779,7 +833,7 @@ mod tests {
             let (base, server) = answer_once(status, body).await;
             let http = StripeHttp::new(settings(&base)).expect("client");
             let err = http
-                .get_object("customers", "cus_1")
+                .get_object("customers", "cus_1", &[])
                 .await
                 .expect_err("error");
             assert_eq!(

@@ -18,6 +18,7 @@
 mod client;
 mod events;
 mod listing;
+pub mod resources;
 mod webhook;
 
 use std::fmt;
@@ -31,60 +32,14 @@ use supasaasy_connector::{
 };
 
 use crate::client::StripeHttp;
-use crate::listing::{EmbeddedItems, Endpoint, Malformed};
+use crate::listing::{Embedded, Malformed};
+use crate::resources::{Child, Parent, StripeResource};
 
+pub use crate::resources::{RESOURCES, TABLE};
 pub use crate::webhook::{sign, verify, SIGNATURE_TOLERANCE_SECS};
 
 /// The Stripe API version every request pins and every fetched row records.
 pub const STRIPE_API_VERSION: &str = "2025-08-27.basil";
-
-/// The collection of subscription items, written with their subscription.
-const SUBSCRIPTION_ITEM_COLLECTION: &str = "stripe_subscription_item";
-
-/// The resources this connector syncs, in the order a full sync runs them: subscriptions last, so
-/// the customers and prices they point at are already mirrored.
-pub static RESOURCES: &[Resource] = &[
-    Resource {
-        name: "customer",
-        collection_key: "stripe_customer",
-        child_collection_keys: &[],
-        exclusive: false,
-        incremental: true,
-        splittable: true,
-    },
-    Resource {
-        name: "product",
-        collection_key: "stripe_product",
-        child_collection_keys: &[],
-        exclusive: false,
-        incremental: true,
-        splittable: true,
-    },
-    Resource {
-        name: "price",
-        collection_key: "stripe_price",
-        child_collection_keys: &[],
-        exclusive: false,
-        incremental: true,
-        splittable: true,
-    },
-    Resource {
-        name: "plan",
-        collection_key: "stripe_plan",
-        child_collection_keys: &[],
-        exclusive: false,
-        incremental: true,
-        splittable: true,
-    },
-    Resource {
-        name: "subscription",
-        collection_key: "stripe_subscription",
-        child_collection_keys: &[SUBSCRIPTION_ITEM_COLLECTION],
-        exclusive: false,
-        incremental: true,
-        splittable: true,
-    },
-];
 
 /// The connector of one Stripe app (one Stripe account and key).
 pub struct StripeConnector {
@@ -106,35 +61,34 @@ impl StripeConnector {
         })
     }
 
-    /// Lists every item of a subscription from `/v1/subscription_items`, with the number of
-    /// requests it took.
-    async fn subscription_items(
+    /// Lists every child of one parent from the child list, with the number of requests it took.
+    async fn child_list(
         &self,
-        subscription_id: &str,
+        row: &StripeResource,
+        child: &Child,
+        parent_id: &str,
     ) -> Result<(Vec<Value>, u32), ConnectorError> {
         let mut items = Vec::new();
         let mut requests = 0;
         let mut cursor: Option<String> = None;
         loop {
-            let query = listing::items_query(subscription_id, cursor.as_deref());
-            let list = self.http.get_list("subscription_items", &query).await?;
+            let (path, query) = listing::child_query(row, child, parent_id, cursor.as_deref());
+            let request = format!("GET /v1/{path}");
+            let list = self.http.get_list(&path, &query).await?;
             requests += 1;
             let next = list
                 .next_cursor()
-                .map_err(|err| self.malformed("GET /v1/subscription_items", err))?;
+                .map_err(|err| self.malformed(&request, err))?;
             for item in &list.data {
-                items.push(
-                    listing::parsed(item)
-                        .map_err(|err| self.malformed("GET /v1/subscription_items", err))?,
-                );
+                items.push(listing::parsed(item).map_err(|err| self.malformed(&request, err))?);
             }
             match next {
                 None => return Ok((items, requests)),
                 // A cursor that does not move would page forever.
                 Some(next) if cursor.as_deref() == Some(next.as_str()) => {
                     return Err(self.malformed(
-                        "GET /v1/subscription_items",
-                        Malformed(format!("the item list of {subscription_id} repeats {next}")),
+                        &request,
+                        Malformed(format!("the child list of {parent_id} repeats {next}")),
                     ))
                 }
                 Some(next) => cursor = Some(next),
@@ -142,9 +96,57 @@ impl StripeConnector {
         }
     }
 
+    /// The records of one listed object of a row with children or carried objects: the object,
+    /// its children (listed apart when the embedded list is truncated), then what it carries.
+    async fn parent_records(
+        &self,
+        row: &'static StripeResource,
+        request: &str,
+        object: &serde_json::value::RawValue,
+        records: &mut Vec<Record>,
+    ) -> Result<u32, ConnectorError> {
+        let object = listing::parsed(object).map_err(|err| self.malformed(request, err))?;
+        let carried =
+            listing::embedded_records(row, &object).map_err(|err| self.malformed(request, err))?;
+        let children = row
+            .child
+            .map(|child| (child, listing::embedded_children(&child, &object)));
+        let record =
+            listing::object_record(row, object).map_err(|err| self.malformed(request, err))?;
+        let mut requests = 0;
+        let parent_id = record.external_id.clone();
+        records.push(record);
+        if let Some((child, embedded)) = children {
+            let items = match embedded {
+                Embedded::Complete(items) => items,
+                Embedded::Truncated => {
+                    let (items, n) = self.child_list(row, &child, &parent_id).await?;
+                    requests += n;
+                    items
+                }
+            };
+            for item in items {
+                records.push(
+                    listing::child_record(&child, &parent_id, item)
+                        .map_err(|err| self.malformed(request, err))?,
+                );
+            }
+        }
+        records.extend(carried);
+        Ok(requests)
+    }
+
     /// Fetches one object and turns it into a change; see [`Connector::fetch_object`].
     async fn fetch_change(&self, resource: &str, id: &str) -> Result<Change, ConnectorError> {
-        let endpoint = self.endpoint(resource)?;
+        let row = self.row(resource)?;
+        let Some(path) = row.retrieve else {
+            return Err(ConnectorError::Fatal {
+                message: format!(
+                    "Stripe has no way to fetch one {resource} (app {})",
+                    self.http.app_key()
+                ),
+            });
+        };
         if !is_object_id(id) {
             return Err(ConnectorError::Fatal {
                 message: format!(
@@ -154,28 +156,43 @@ impl StripeConnector {
                 ),
             });
         }
-        let request = format!("GET /v1/{}/{id}", endpoint.path);
-        let Some(object) = self.http.get_object(endpoint.path, id).await? else {
-            let stub = json!({"id": id, "object": endpoint.resource.name, "deleted": true});
-            return events::object_change(resource, stub, true)
-                .map_err(|err| self.malformed(&request, err));
+        let request = format!("GET /v1/{path}/{id}");
+        let query = listing::fetch_query(row);
+        let Some(object) = self.http.get_object(path, id, &query).await? else {
+            let stub = json!({"id": id, "object": row.object, "deleted": true});
+            return self.first_change(&request, row, stub, true);
         };
         if object.get("id").and_then(Value::as_str) != Some(id) {
             return Err(self.malformed(&request, Malformed("the answer is another object".into())));
         }
         // A deleted customer is still retrievable, as a stub that says so.
         let deleted = object.get("deleted") == Some(&Value::Bool(true));
-        let truncated = endpoint.subscriptions
-            && !deleted
-            && listing::embedded_items(&object) == EmbeddedItems::Truncated;
-        let mut change = events::object_change(resource, object, deleted)
-            .map_err(|err| self.malformed(&request, err))?;
-        if truncated {
-            let (items, _) = self.subscription_items(id).await?;
-            let children = events::item_set(items).map_err(|err| self.malformed(&request, err))?;
+        let truncated = row.child.filter(|child| {
+            !deleted && listing::embedded_children(child, &object) == Embedded::Truncated
+        });
+        let mut change = self.first_change(&request, row, object, deleted)?;
+        if let Some(child) = truncated {
+            let (items, _) = self.child_list(row, &child, id).await?;
+            let children = events::child_set(&child, id, items)
+                .map_err(|err| self.malformed(&request, err))?;
             change.children = Some(children);
         }
         Ok(change)
+    }
+
+    /// The change of the object itself (not of what it carries).
+    fn first_change(
+        &self,
+        request: &str,
+        row: &'static StripeResource,
+        object: Value,
+        deleted: bool,
+    ) -> Result<Change, ConnectorError> {
+        events::object_changes(row, object, deleted)
+            .map_err(|err| self.malformed(request, err))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.malformed(request, Malformed("no change".into())))
     }
 
     /// Lists one page of the events of `resource`; see [`Connector::list_events`].
@@ -185,9 +202,17 @@ impl StripeConnector {
         cursor: Option<&str>,
         window: &EventWindow,
     ) -> Result<EventPage, ConnectorError> {
-        let types = events::event_types(resource).ok_or_else(|| self.unknown(resource))?;
+        let row = self.row(resource)?;
+        if row.events.is_empty() {
+            return Err(ConnectorError::Fatal {
+                message: format!(
+                    "Stripe sends no events of {resource} (app {}): its incremental runs list it",
+                    self.http.app_key()
+                ),
+            });
+        }
         let request = "GET /v1/events";
-        let query = events::events_query(types, cursor, window);
+        let query = events::events_query(row.events, cursor, window);
         let list = self.http.get_list("events", &query).await?;
         let next_cursor = list
             .next_cursor()
@@ -205,9 +230,9 @@ impl StripeConnector {
         })
     }
 
-    /// The endpoint of a resource this connector syncs.
-    fn endpoint(&self, resource: &str) -> Result<Endpoint, ConnectorError> {
-        Endpoint::find(resource).ok_or_else(|| self.unknown(resource))
+    /// The row of a resource this connector syncs.
+    fn row(&self, resource: &str) -> Result<&'static StripeResource, ConnectorError> {
+        StripeResource::named(resource).ok_or_else(|| self.unknown(resource))
     }
 
     fn unknown(&self, resource: &str) -> ConnectorError {
@@ -215,11 +240,7 @@ impl StripeConnector {
             message: format!(
                 "Stripe connector of app {} has no resource {resource:?} (known: {})",
                 self.http.app_key(),
-                RESOURCES
-                    .iter()
-                    .map(|r| r.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                TABLE.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
             ),
         }
     }
@@ -251,30 +272,63 @@ impl Connector for StripeConnector {
     }
 
     fn resources(&self) -> &'static [Resource] {
-        RESOURCES
+        &RESOURCES
     }
 
     fn api_version(&self) -> &str {
         STRIPE_API_VERSION
     }
 
-    /// Lists one page of up to 100 objects, newest first. A subscription page also lists the items
-    /// of any subscription whose embedded item list is truncated, so it may take several requests.
+    /// Lists one page of up to 100 objects, newest first. A parent's page also lists the
+    /// children of any parent whose embedded list is truncated, so it may take several requests.
+    /// A resource listed per customer lists `options.parent`'s; one without a list answers an
+    /// empty last page. Where the list takes no `created` filter, objects created before
+    /// `options.created_gte` are left out here.
     ///
     /// # Errors
     ///
-    /// [`ConnectorError::Fatal`] for a resource this connector does not sync, otherwise the
-    /// classification of the first request that failed.
+    /// [`ConnectorError::Fatal`] for a resource this connector does not sync (or one listed per
+    /// customer without a customer), [`ConnectorError::FilterRefused`] when the list refuses the
+    /// `created` filters, otherwise the classification of the first request that failed; an
+    /// answer that is not a list, or an object without an id, is a malformed answer naming the
+    /// app, the resource and the request.
     async fn list_page(
         &self,
         resource: &str,
         cursor: Option<&str>,
         options: &ListOptions,
     ) -> Result<Page, ConnectorError> {
-        let endpoint = self.endpoint(resource)?;
-        let request = format!("GET /v1/{}", endpoint.path);
-        let query = listing::list_query(&endpoint, cursor, options);
-        let list = self.http.get_list(endpoint.path, &query).await?;
+        let row = self.row(resource)?;
+        let parent = match row.parent {
+            Parent::Unlisted => return Ok(Page::default()),
+            Parent::None => None,
+            Parent::Customer => Some(
+                options
+                    .parent
+                    .as_deref()
+                    .filter(|p| is_object_id(p))
+                    .ok_or_else(|| ConnectorError::Fatal {
+                        message: format!(
+                        "{resource} of app {} is listed per customer, and no customer was given",
+                        self.http.app_key()
+                    ),
+                    })?,
+            ),
+        };
+        let path = row.list_path(parent);
+        let request = format!("GET /v1/{path} ({resource})");
+        let query = listing::list_query(row, cursor, options);
+        let list = match self.http.get_list_of(&path, &query).await? {
+            Ok(list) => list,
+            // A customer the mirror still holds but Stripe no longer has: nothing under it.
+            Err(_) if parent.is_some() => {
+                return Ok(Page {
+                    requests: 1,
+                    ..Page::default()
+                })
+            }
+            Err(missing) => return Err(missing),
+        };
         let mut requests = 1;
         let next_cursor = list
             .next_cursor()
@@ -282,33 +336,18 @@ impl Connector for StripeConnector {
 
         let mut records: Vec<Record> = Vec::with_capacity(list.data.len());
         for object in list.data {
-            if !endpoint.subscriptions {
-                records.push(
-                    listing::raw_record(&endpoint, object)
-                        .map_err(|err| self.malformed(&request, err))?,
-                );
-                continue;
-            }
-            let object = listing::parsed(&object).map_err(|err| self.malformed(&request, err))?;
-            let items = listing::embedded_items(&object);
-            let record = listing::object_record(&endpoint, object)
-                .map_err(|err| self.malformed(&request, err))?;
-            let items = match items {
-                EmbeddedItems::Complete(items) => items,
-                EmbeddedItems::Truncated => {
-                    let (items, item_requests) =
-                        self.subscription_items(&record.external_id).await?;
-                    requests += item_requests;
-                    items
-                }
-            };
-            records.push(record);
-            for item in items {
-                records
-                    .push(listing::item_record(item).map_err(|err| self.malformed(&request, err))?);
+            if row.child.is_none() {
+                listing::raw_records(row, object, &mut records)
+                    .map_err(|err| self.malformed(&request, err))?;
+            } else {
+                requests += self
+                    .parent_records(row, &request, &object, &mut records)
+                    .await?;
             }
         }
-
+        if let (false, Some(from)) = (row.created_filter, options.created_gte) {
+            records.retain(|r| r.created.is_none_or(|created| created >= from));
+        }
         Ok(Page {
             records,
             next_cursor,
@@ -418,8 +457,8 @@ mod tests {
             .map(|r| (r.name, r.collection_keys().collect()))
             .collect();
         assert_eq!(
-            keys,
-            vec![
+            &keys[..5],
+            &[
                 ("customer", vec!["stripe_customer"]),
                 ("product", vec!["stripe_product"]),
                 ("price", vec!["stripe_price"]),
@@ -430,6 +469,37 @@ mod tests {
                 ),
             ]
         );
+        let names: Vec<&str> = RESOURCES.iter().map(|r| r.name).collect();
+        for name in [
+            "invoice",
+            "invoice_item",
+            "charge",
+            "payment_intent",
+            "refund",
+            "dispute",
+            "credit_note",
+            "coupon",
+            "promotion_code",
+            "discount",
+            "tax_rate",
+            "tax_id",
+            "payment_method",
+            "setup_intent",
+            "subscription_schedule",
+            "checkout_session",
+            "payout",
+            "balance_transaction",
+            "early_fraud_warning",
+            "review",
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
+        assert_eq!(names.len(), 25);
+        let invoice = RESOURCES
+            .iter()
+            .find(|r| r.name == "invoice")
+            .expect("invoice");
+        assert_eq!(invoice.child_collection_keys, &["stripe_invoice_line_item"]);
     }
 
     #[test]
@@ -449,12 +519,12 @@ mod tests {
     #[tokio::test]
     async fn unknown_resource_is_fatal() {
         let err = connector()
-            .list_page("invoice", None, &ListOptions::default())
+            .list_page("widget", None, &ListOptions::default())
             .await
             .expect_err("unknown resource");
         match err {
             ConnectorError::Fatal { message } => {
-                assert!(message.contains("\"invoice\"") && message.contains("stripe_prod"));
+                assert!(message.contains("\"widget\"") && message.contains("stripe_prod"));
             }
             other => panic!("expected Fatal, got {other:?}"),
         }
@@ -464,9 +534,14 @@ mod tests {
     async fn fetch_object_refuses_unknown_resources_and_odd_ids() {
         let connector = connector();
         let err = connector
-            .fetch_object("invoice", "in_1")
+            .fetch_object("widget", "wd_1")
             .await
             .expect_err("unknown resource");
+        assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
+        let err = connector
+            .fetch_object("discount", "di_1")
+            .await
+            .expect_err("discounts cannot be fetched");
         assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
         for id in [
             "",
@@ -494,11 +569,11 @@ mod tests {
             created_lte: 1,
         };
         let err = connector()
-            .list_events("invoice", None, &window)
+            .list_events("widget", None, &window)
             .await
             .expect_err("unknown resource");
         match err {
-            ConnectorError::Fatal { message } => assert!(message.contains("\"invoice\"")),
+            ConnectorError::Fatal { message } => assert!(message.contains("\"widget\"")),
             other => panic!("expected Fatal, got {other:?}"),
         }
     }

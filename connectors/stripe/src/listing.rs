@@ -9,48 +9,12 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use supasaasy_connector::{ListOptions, Payload, Record, Resource};
+use supasaasy_connector::{ListOptions, Payload, Record};
 
-use crate::{RESOURCES, SUBSCRIPTION_ITEM_COLLECTION};
+use crate::resources::{Child, StripeResource};
 
 /// The largest page Stripe serves.
 pub(crate) const PAGE_LIMIT: &str = "100";
-
-/// Where and how one resource is listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Endpoint {
-    /// The resource as the daemon knows it.
-    pub resource: &'static Resource,
-    /// The path under `/v1/` (`customers`).
-    pub path: &'static str,
-    /// Objects carry `active`, and `"active": false` means archived, not gone (products, prices,
-    /// plans).
-    pub archivable: bool,
-    /// Subscriptions: canceled ones are only listed with `status=all`, and each one brings its
-    /// items along as child records.
-    pub subscriptions: bool,
-}
-
-impl Endpoint {
-    /// The endpoint of a resource name, `None` when this connector does not sync it.
-    pub fn find(name: &str) -> Option<Endpoint> {
-        let resource = RESOURCES.iter().find(|r| r.name == name)?;
-        let (path, archivable, subscriptions) = match name {
-            "customer" => ("customers", false, false),
-            "product" => ("products", true, false),
-            "price" => ("prices", true, false),
-            "plan" => ("plans", true, false),
-            "subscription" => ("subscriptions", false, true),
-            _ => return None,
-        };
-        Some(Endpoint {
-            resource,
-            path,
-            archivable,
-            subscriptions,
-        })
-    }
-}
 
 /// A response that does not follow Stripe's list contract; the caller adds which app and request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +30,20 @@ pub(crate) struct List {
     pub has_more: bool,
 }
 
-/// The fields of a listed object a record needs, read without building the whole object.
+/// The fields of a listed object a record needs, read without building the whole object: the
+/// id, the creation time, `active` (archivable resources) and the objects resources carry whole
+/// (a customer's `discount`; a test keeps this in step with the table).
 #[derive(Debug, Deserialize)]
 struct Head {
     id: Option<Value>,
     created: Option<Value>,
     active: Option<Value>,
+    discount: Option<Box<RawValue>>,
 }
+
+/// The fields [`Head`] reads of an object carried whole.
+#[cfg(test)]
+pub(crate) const HEAD_EMBEDDED_FIELDS: &[&str] = &["discount"];
 
 impl Head {
     fn of(object: &RawValue) -> Result<Head, Malformed> {
@@ -81,7 +52,18 @@ impl Head {
     }
 
     fn id(&self) -> Result<&str, Malformed> {
-        self.id.as_ref().and_then(Value::as_str).ok_or_else(no_id)
+        self.id
+            .as_ref()
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(no_id)
+    }
+
+    fn embedded(&self, field: &str) -> Option<&RawValue> {
+        match field {
+            "discount" => self.discount.as_deref(),
+            _ => None,
+        }
     }
 }
 
@@ -103,9 +85,10 @@ impl List {
     }
 }
 
-/// The query of one page of `endpoint`.
+/// The query of one page of `row`'s list: the page size, the cursor, the `created` bounds (when
+/// the list takes them), the row's fixed parameters and its expansions.
 pub(crate) fn list_query(
-    endpoint: &Endpoint,
+    row: &StripeResource,
     cursor: Option<&str>,
     options: &ListOptions,
 ) -> Vec<(&'static str, String)> {
@@ -113,35 +96,53 @@ pub(crate) fn list_query(
     if let Some(cursor) = cursor {
         query.push(("starting_after", cursor.to_owned()));
     }
-    if let Some(created_gte) = options.created_gte {
-        query.push(("created[gte]", created_gte.to_string()));
+    if row.created_filter {
+        if let Some(created_gte) = options.created_gte {
+            query.push(("created[gte]", created_gte.to_string()));
+        }
+        if let Some(created_lt) = options.created_lt {
+            query.push(("created[lt]", created_lt.to_string()));
+        }
     }
-    if let Some(created_lt) = options.created_lt {
-        query.push(("created[lt]", created_lt.to_string()));
-    }
-    if endpoint.subscriptions {
-        query.push(("status", "all".to_owned()));
-    }
+    query.extend(row.params.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    query.extend(row.expand.iter().map(|e| ("expand[]", format!("data.{e}"))));
     query
 }
 
-/// The query of one page of a subscription's items (`GET /v1/subscription_items`).
-pub(crate) fn items_query(
-    subscription_id: &str,
+/// The query of a fetch of one object of `row`: its expansions.
+pub(crate) fn fetch_query(row: &StripeResource) -> Vec<(&'static str, String)> {
+    row.expand
+        .iter()
+        .map(|e| ("expand[]", (*e).to_owned()))
+        .collect()
+}
+
+/// The query of one page of a parent's complete child list, and its path under `/v1/`.
+pub(crate) fn child_query(
+    row: &StripeResource,
+    child: &Child,
+    parent_id: &str,
     cursor: Option<&str>,
-) -> Vec<(&'static str, String)> {
-    let mut query = vec![
-        ("subscription", subscription_id.to_owned()),
-        ("limit", PAGE_LIMIT.to_owned()),
-    ];
+) -> (String, Vec<(&'static str, String)>) {
+    let mut query = Vec::new();
+    let path = match child.list {
+        crate::resources::ChildList::Query { path, param } => {
+            query.push((param, parent_id.to_owned()));
+            path.to_owned()
+        }
+        crate::resources::ChildList::Nested { segment } => {
+            format!("{}/{parent_id}/{segment}", row.path)
+        }
+    };
+    query.push(("limit", PAGE_LIMIT.to_owned()));
     if let Some(cursor) = cursor {
         query.push(("starting_after", cursor.to_owned()));
     }
-    query
+    (path, query)
 }
 
-/// A listed object as a tree, for the lists whose objects are looked into (subscriptions, their
-/// items, events).
+/// A listed object as a tree, for the lists whose objects are looked into (parents of children,
+/// children, events).
 ///
 /// # Errors
 ///
@@ -150,40 +151,96 @@ pub(crate) fn parsed(object: &RawValue) -> Result<Value, Malformed> {
     serde_json::from_str(object.get()).map_err(|err| Malformed(format!("a listed object: {err}")))
 }
 
-/// The record of one listed object of `endpoint`, parsed.
+/// The record of one object of `row`, parsed.
 ///
 /// # Errors
 ///
 /// [`Malformed`] when the object has no string `id`.
-pub(crate) fn object_record(endpoint: &Endpoint, object: Value) -> Result<Record, Malformed> {
-    let archived = endpoint.archivable && object.get("active") == Some(&Value::Bool(false));
-    record(endpoint.resource.collection_key, object, archived)
+pub(crate) fn object_record(row: &StripeResource, object: Value) -> Result<Record, Malformed> {
+    let archived = row.archivable && object.get("active") == Some(&Value::Bool(false));
+    record(row.collection_key, object, archived)
 }
 
-/// The record of one listed object of `endpoint`, kept as the text Stripe sent: the same record
-/// as [`object_record`] gives, without building the object.
+/// The record of one listed object of `row`, kept as the text Stripe sent, and the records of the
+/// objects it carries whole: the same records as [`object_record`] and [`embedded_records`]
+/// give, without building the object.
 ///
 /// # Errors
 ///
-/// [`Malformed`] when the object is not a JSON object or has no string `id`.
-pub(crate) fn raw_record(endpoint: &Endpoint, object: Box<RawValue>) -> Result<Record, Malformed> {
+/// [`Malformed`] when the object is not a JSON object or it or an object it carries has no
+/// string `id`.
+pub(crate) fn raw_records(
+    row: &StripeResource,
+    object: Box<RawValue>,
+    out: &mut Vec<Record>,
+) -> Result<(), Malformed> {
     let head = Head::of(&object)?;
-    Ok(Record {
-        collection_key: endpoint.resource.collection_key,
+    let record = Record {
+        collection_key: row.collection_key,
         external_id: head.id()?.to_owned(),
         created: head.created.as_ref().and_then(Value::as_i64),
-        archived: endpoint.archivable && head.active == Some(Value::Bool(false)),
+        archived: row.archivable && head.active == Some(Value::Bool(false)),
         payload: Payload::Raw(object),
-    })
+    };
+    out.push(record);
+    for embedded in row.embedded {
+        let Some(raw) = head.embedded(embedded.field) else {
+            continue;
+        };
+        if let Some(record) = embedded_record(embedded.resource, parsed(raw)?)? {
+            out.push(record);
+        }
+    }
+    Ok(())
 }
 
-/// The record of one subscription item.
+/// The records of the objects `object` of `row` carries whole (a customer's discount).
 ///
 /// # Errors
 ///
-/// [`Malformed`] when the item has no string `id`.
-pub(crate) fn item_record(item: Value) -> Result<Record, Malformed> {
-    record(SUBSCRIPTION_ITEM_COLLECTION, item, false)
+/// [`Malformed`] when one has no string `id`.
+pub(crate) fn embedded_records(
+    row: &StripeResource,
+    object: &Value,
+) -> Result<Vec<Record>, Malformed> {
+    let mut out = Vec::new();
+    for embedded in row.embedded {
+        if let Some(value) = object.get(embedded.field) {
+            if let Some(record) = embedded_record(embedded.resource, value.clone())? {
+                out.push(record);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The record of an object of `resource` carried whole; `None` for `null` (or an unexpanded id).
+fn embedded_record(resource: &str, value: Value) -> Result<Option<Record>, Malformed> {
+    if !value.is_object() {
+        return Ok(None);
+    }
+    let row = StripeResource::named(resource)
+        .ok_or_else(|| Malformed(format!("no resource {resource:?}")))?;
+    object_record(row, value).map(Some)
+}
+
+/// The record of one child of `parent_id`, its parent field set when Stripe left it out.
+///
+/// # Errors
+///
+/// [`Malformed`] when the child is not an object or has no string `id`.
+pub(crate) fn child_record(
+    child: &Child,
+    parent_id: &str,
+    mut item: Value,
+) -> Result<Record, Malformed> {
+    let Some(map) = item.as_object_mut() else {
+        return Err(Malformed("a child object is not a JSON object".into()));
+    };
+    if !map.get(child.parent_field).is_some_and(Value::is_string) {
+        map.insert(child.parent_field.to_owned(), Value::from(parent_id));
+    }
+    record(child.collection_key, item, false)
 }
 
 fn record(
@@ -202,81 +259,78 @@ fn record(
     })
 }
 
-fn object_id(object: &Value) -> Result<&str, Malformed> {
-    object.get("id").and_then(Value::as_str).ok_or_else(no_id)
+pub(crate) fn object_id(object: &Value) -> Result<&str, Malformed> {
+    object
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(no_id)
 }
 
 fn no_id() -> Malformed {
     Malformed("an object has no string \"id\"".into())
 }
 
-/// The items a listed subscription embeds.
+/// The children a parent embeds.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum EmbeddedItems {
+pub(crate) enum Embedded {
     /// The embedded list is the whole list.
     Complete(Vec<Value>),
-    /// Stripe cut the embedded list short (or left it out): the items must be listed separately.
+    /// Stripe cut the embedded list short (or left it out): the children must be listed apart.
     Truncated,
 }
 
-/// The items embedded in `subscription.items`, when that list is complete.
-pub(crate) fn embedded_items(subscription: &Value) -> EmbeddedItems {
-    let Some(items) = subscription.get("items") else {
-        return EmbeddedItems::Truncated;
+/// The children embedded in the parent's `child.field` list, when that list is complete.
+pub(crate) fn embedded_children(child: &Child, parent: &Value) -> Embedded {
+    let Some(list) = parent.get(child.field) else {
+        return Embedded::Truncated;
     };
-    match (items.get("data"), items.get("has_more")) {
-        (Some(Value::Array(data)), Some(Value::Bool(false))) => {
-            EmbeddedItems::Complete(data.clone())
-        }
-        _ => EmbeddedItems::Truncated,
+    match (list.get("data"), list.get("has_more")) {
+        (Some(Value::Array(data)), Some(Value::Bool(false))) => Embedded::Complete(data.clone()),
+        _ => Embedded::Truncated,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::TABLE;
     use serde_json::json;
 
     const FIXTURES: &str = include_str!("../../../testkit/data/stripe_fixtures3.json");
 
-    fn fixture(resource: &str) -> Value {
+    fn fixture(object: &str) -> Value {
         let all: Value = serde_json::from_str(FIXTURES).expect("fixtures parse");
-        all["resources"][resource].clone()
+        all["resources"][object].clone()
     }
 
-    fn endpoint(name: &str) -> Endpoint {
-        Endpoint::find(name).expect("known resource")
+    fn row(name: &str) -> &'static StripeResource {
+        StripeResource::named(name).expect("known resource")
     }
 
     fn raw(object: &Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(object).expect("JSON")
     }
 
-    /// The record of a listed object, which must be the same kept raw as parsed.
-    fn listed(endpoint: &Endpoint, object: Value) -> Result<Record, Malformed> {
-        let kept = raw_record(endpoint, raw(&object));
-        let parsed = object_record(endpoint, object);
+    /// The records of a listed object, which must be the same kept raw as parsed.
+    fn listed(row: &'static StripeResource, object: Value) -> Result<Vec<Record>, Malformed> {
+        let mut kept = Vec::new();
+        let kept = raw_records(row, raw(&object), &mut kept).map(|()| kept);
+        let parsed = embedded_records(row, &object).and_then(|carried| {
+            let mut all = vec![object_record(row, object)?];
+            all.extend(carried);
+            Ok(all)
+        });
         assert_eq!(kept, parsed);
-        if let Ok(record) = &kept {
-            assert!(matches!(record.payload, Payload::Raw(_)));
+        if let Ok(records) = &kept {
+            assert!(matches!(records[0].payload, Payload::Raw(_)));
         }
         parsed
     }
 
     #[test]
-    fn every_resource_has_an_endpoint() {
-        for resource in RESOURCES {
-            let endpoint = endpoint(resource.name);
-            assert_eq!(endpoint.resource, resource);
-        }
-        assert_eq!(endpoint("subscription").path, "subscriptions");
-        assert_eq!(Endpoint::find("invoice"), None);
-        assert_eq!(Endpoint::find(""), None);
-    }
-
-    #[test]
     fn first_page_query_asks_for_full_pages() {
-        let query = list_query(&endpoint("customer"), None, &ListOptions::default());
+        let query = list_query(row("customer"), None, &ListOptions::default());
         assert_eq!(query, vec![("limit", "100".to_owned())]);
     }
 
@@ -285,8 +339,9 @@ mod tests {
         let options = ListOptions {
             created_gte: Some(100),
             created_lt: Some(200),
+            ..ListOptions::default()
         };
-        let query = list_query(&endpoint("customer"), None, &options);
+        let query = list_query(row("customer"), None, &options);
         assert_eq!(
             query,
             vec![
@@ -295,15 +350,18 @@ mod tests {
                 ("created[lt]", "200".to_owned()),
             ]
         );
+        // A list without the filter never gets it.
+        let query = list_query(row("tax_id"), None, &options);
+        assert_eq!(query, vec![("limit", "100".to_owned())]);
     }
 
     #[test]
     fn later_page_query_carries_cursor_and_created_filter() {
         let options = ListOptions {
             created_gte: Some(1_704_067_200),
-            created_lt: None,
+            ..ListOptions::default()
         };
-        let query = list_query(&endpoint("price"), Some("price_123"), &options);
+        let query = list_query(row("price"), Some("price_123"), &options);
         assert_eq!(
             query,
             vec![
@@ -315,32 +373,38 @@ mod tests {
     }
 
     #[test]
-    fn subscription_query_includes_canceled_ones() {
-        let query = list_query(&endpoint("subscription"), None, &ListOptions::default());
+    fn fixed_parameters_and_expansions_come_from_the_table() {
+        let query = list_query(row("subscription"), None, &ListOptions::default());
         assert!(query.contains(&("status", "all".to_owned())));
-        for name in ["customer", "product", "price", "plan"] {
-            let query = list_query(&endpoint(name), None, &ListOptions::default());
+        let query = list_query(row("invoice"), None, &ListOptions::default());
+        assert!(query.contains(&("expand[]", "data.payments".to_owned())));
+        assert_eq!(
+            fetch_query(row("invoice")),
+            vec![("expand[]", "payments".to_owned())]
+        );
+        for name in ["customer", "product", "price", "plan", "charge"] {
+            let query = list_query(row(name), None, &ListOptions::default());
             assert!(query.iter().all(|(key, _)| *key != "status"), "{name}");
         }
     }
 
     #[test]
-    fn items_query_names_the_subscription() {
+    fn child_queries_follow_the_child_list() {
+        let sub = row("subscription");
+        let (path, query) = child_query(sub, &sub.child.expect("items"), "sub_1", Some("si_9"));
+        assert_eq!(path, "subscription_items");
         assert_eq!(
-            items_query("sub_1", None),
-            vec![
-                ("subscription", "sub_1".to_owned()),
-                ("limit", "100".to_owned())
-            ]
-        );
-        assert_eq!(
-            items_query("sub_1", Some("si_9")),
+            query,
             vec![
                 ("subscription", "sub_1".to_owned()),
                 ("limit", "100".to_owned()),
                 ("starting_after", "si_9".to_owned()),
             ]
         );
+        let invoice = row("invoice");
+        let (path, query) = child_query(invoice, &invoice.child.expect("lines"), "in_1", None);
+        assert_eq!(path, "invoices/in_1/lines");
+        assert_eq!(query, vec![("limit", "100".to_owned())]);
     }
 
     #[test]
@@ -380,92 +444,108 @@ mod tests {
         assert_eq!(list.data.len(), 1);
         assert!(!list.has_more);
         assert!(serde_json::from_value::<List>(json!({"data": []})).is_err());
-    }
-
-    #[test]
-    fn object_record_keeps_the_payload_as_received() {
-        let customer = fixture("customer");
-        let record = listed(&endpoint("customer"), customer.clone()).expect("record");
-        assert_eq!(record.collection_key, "stripe_customer");
-        assert_eq!(record.external_id, "cus_QXg1o8vcGmoR32");
-        assert_eq!(record.created, Some(1_234_567_890));
-        assert!(!record.archived);
-        assert_eq!(record.payload, customer);
-    }
-
-    #[test]
-    fn inactive_products_prices_and_plans_are_archived() {
-        for name in ["product", "price", "plan"] {
-            let mut object = fixture(name);
-            let active = listed(&endpoint(name), object.clone()).expect("record");
-            assert!(!active.archived, "{name}");
-            object["active"] = json!(false);
-            let inactive = listed(&endpoint(name), object).expect("record");
-            assert!(inactive.archived, "{name}");
-            assert_eq!(inactive.collection_key, format!("stripe_{name}"));
-        }
-        // `active` means nothing on a customer.
-        let customer = json!({"id": "cus_1", "active": false});
         assert!(
-            !listed(&endpoint("customer"), customer)
-                .expect("record")
-                .archived
+            serde_json::from_value::<List>(json!({"id": "cus_1", "object": "customer"})).is_err()
         );
     }
 
     #[test]
+    fn every_listed_fixture_keeps_its_payload_as_received() {
+        for r in TABLE.iter().filter(|r| r.child.is_none()) {
+            let object = fixture(r.object);
+            let records = listed(r, object.clone()).expect(r.name);
+            assert_eq!(records[0].collection_key, r.collection_key);
+            assert_eq!(records[0].external_id, object["id"].as_str().expect("id"));
+            assert_eq!(records[0].created, object["created"].as_i64(), "{}", r.name);
+            assert_eq!(records[0].payload, object);
+        }
+    }
+
+    #[test]
+    fn a_customer_carries_its_discount_as_a_discount_row() {
+        let mut customer = fixture("customer");
+        customer["discount"] = fixture("discount");
+        let records = listed(row("customer"), customer).expect("records");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].collection_key, "stripe_discount");
+        assert_eq!(records[1].external_id, "di_1Pgc6rB7WZ01zgkW7Al8Fal9");
+        let mut plain = fixture("customer");
+        plain["discount"] = Value::Null;
+        assert_eq!(listed(row("customer"), plain).expect("records").len(), 1);
+        // Every field the table carries whole is one the fast path reads.
+        for r in TABLE {
+            for e in r.embedded {
+                assert!(HEAD_EMBEDDED_FIELDS.contains(&e.field), "{}", e.field);
+            }
+        }
+    }
+
+    #[test]
+    fn inactive_objects_of_archivable_resources_are_archived() {
+        for r in TABLE.iter().filter(|r| r.archivable) {
+            let mut object = fixture(r.object);
+            object["active"] = json!(true);
+            let active = listed(r, object.clone()).expect("record");
+            assert!(!active[0].archived, "{}", r.name);
+            object["active"] = json!(false);
+            let inactive = listed(r, object).expect("record");
+            assert!(inactive[0].archived, "{}", r.name);
+        }
+        // `active` means nothing on a customer.
+        let customer = json!({"id": "cus_1", "active": false});
+        assert!(!listed(row("customer"), customer).expect("record")[0].archived);
+    }
+
+    #[test]
     fn object_without_id_is_malformed() {
-        assert!(listed(&endpoint("customer"), json!({"created": 1})).is_err());
-        assert!(listed(&endpoint("customer"), json!({"id": 7})).is_err());
-        assert!(raw_record(&endpoint("customer"), raw(&json!(["cus_1"]))).is_err());
-        assert!(item_record(json!({"object": "subscription_item"})).is_err());
+        assert!(listed(row("customer"), json!({"created": 1})).is_err());
+        assert!(listed(row("customer"), json!({"id": 7})).is_err());
+        assert!(listed(row("customer"), json!({"id": ""})).is_err());
+        let mut no_vec = Vec::new();
+        assert!(raw_records(row("customer"), raw(&json!(["cus_1"])), &mut no_vec).is_err());
+        let items = row("subscription").child.expect("items");
+        assert!(child_record(&items, "sub_1", json!({"object": "subscription_item"})).is_err());
+        assert!(child_record(&items, "sub_1", json!("si_1")).is_err());
     }
 
     #[test]
-    fn complete_embedded_items_become_item_records() {
-        let subscription = fixture("subscription");
-        let EmbeddedItems::Complete(items) = embedded_items(&subscription) else {
-            panic!("fixture subscription embeds all its items");
-        };
-        let records: Vec<Record> = items
-            .into_iter()
-            .map(|item| item_record(item).expect("item record"))
-            .collect();
-        assert_eq!(records.len(), 1);
-        let item = &records[0];
-        assert_eq!(item.collection_key, "stripe_subscription_item");
-        assert_eq!(item.external_id, "si_QXhVnC2h0Jczwc");
-        assert_eq!(item.created, Some(1_721_954_054));
-        assert_eq!(item.payload.value()["subscription"], subscription["id"]);
-        assert_eq!(item.payload, subscription["items"]["data"][0]);
-        assert!(!item.archived);
+    fn children_name_their_parent() {
+        let notes = row("credit_note").child.expect("lines");
+        let line = fixture("credit_note_line_item");
+        assert!(line.get("credit_note").is_none());
+        let record = child_record(&notes, "cn_1", line).expect("record");
+        assert_eq!(record.collection_key, "stripe_credit_note_line_item");
+        assert_eq!(record.payload.value()["credit_note"], "cn_1");
+        // A child that names its parent keeps its own word.
+        let lines = row("invoice").child.expect("lines");
+        let line = fixture("line_item");
+        let record = child_record(&lines, "in_other", line.clone()).expect("record");
+        assert_eq!(record.payload, line);
     }
 
     #[test]
-    fn truncated_or_missing_embedded_items_must_be_fetched() {
-        let mut subscription = fixture("subscription");
-        subscription["items"]["has_more"] = json!(true);
-        assert_eq!(embedded_items(&subscription), EmbeddedItems::Truncated);
-
-        let mut no_flag = fixture("subscription");
-        no_flag["items"]
-            .as_object_mut()
-            .expect("items object")
-            .remove("has_more");
-        assert_eq!(embedded_items(&no_flag), EmbeddedItems::Truncated);
-
-        let mut no_items = fixture("subscription");
-        no_items.as_object_mut().expect("object").remove("items");
-        assert_eq!(embedded_items(&no_items), EmbeddedItems::Truncated);
-    }
-
-    #[test]
-    fn subscription_without_items_embeds_an_empty_complete_list() {
-        let subscription =
+    fn embedded_children_are_complete_only_without_more() {
+        for name in ["subscription", "invoice", "credit_note"] {
+            let r = row(name);
+            let child = r.child.expect("child");
+            let parent = fixture(r.object);
+            let Embedded::Complete(items) = embedded_children(&child, &parent) else {
+                panic!("the {name} fixture embeds all its children");
+            };
+            assert!(!items.is_empty(), "{name}");
+            let mut truncated = parent.clone();
+            truncated[child.field]["has_more"] = json!(true);
+            assert_eq!(embedded_children(&child, &truncated), Embedded::Truncated);
+            let mut missing = parent.clone();
+            missing.as_object_mut().expect("object").remove(child.field);
+            assert_eq!(embedded_children(&child, &missing), Embedded::Truncated);
+        }
+        let items = row("subscription").child.expect("items");
+        let empty =
             json!({"id": "sub_1", "items": {"object": "list", "data": [], "has_more": false}});
         assert_eq!(
-            embedded_items(&subscription),
-            EmbeddedItems::Complete(vec![])
+            embedded_children(&items, &empty),
+            Embedded::Complete(vec![])
         );
     }
 }

@@ -196,7 +196,7 @@ async fn created_filter_limits_the_walk() {
 
     let options = ListOptions {
         created_gte: Some(since),
-        created_lt: None,
+        ..ListOptions::default()
     };
     let walk = walk(&connector(&stripe), "customer", &options).await;
     assert_eq!(walk.ids("stripe_customer"), expected);

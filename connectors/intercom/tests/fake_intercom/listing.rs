@@ -132,7 +132,7 @@ async fn sync_from_leaves_out_older_objects() {
         .expect("created_at");
     let options = ListOptions {
         created_gte: Some(from),
-        created_lt: None,
+        ..ListOptions::default()
     };
     let contacts = walk_with(&connector, "contact", &options).await;
     assert_eq!(contacts.ids("intercom_contact"), ids[200..].to_vec());
