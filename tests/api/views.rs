@@ -1,7 +1,9 @@
 //! The typed Stripe billing and payment views (migration V7), over payloads written straight into
 //! `supasaasy.entities`: every view answers its fixture with typed columns and keeps the column
 //! contract, fields Stripe moved between API versions read the same from either shape, tombstones
-//! are hidden.
+//! are hidden; `readme` runs the README's example queries.
+
+mod readme;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
