@@ -21,4 +21,5 @@ mod ranges;
 mod schedules;
 mod sync;
 mod tls;
+mod views;
 mod webhooks;
