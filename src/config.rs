@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use supasaasy_connector::Secret;
+use supasaasy_connector::{Provider, Secret};
 
-use crate::connectors::ConnectorKind;
 use crate::db::Target;
 
 /// A config error: the key at fault and what is wrong with it.
@@ -124,8 +123,8 @@ pub struct AppConfig {
     pub app_key: String,
     /// A human name.
     pub name: String,
-    /// Which connector serves it.
-    pub connector: ConnectorKind,
+    /// Which provider's connector serves it.
+    pub connector: &'static Provider,
     /// The provider API key.
     pub api_key: Secret,
     /// The webhook signing secret, when webhooks are configured.

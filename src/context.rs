@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
-use supasaasy_connector::Connector;
+use supasaasy_connector::{AppSettings, Connector};
 
 use crate::apply::group::GroupCommit;
 use crate::config::{AppConfig, Config};
+use crate::db;
 use crate::ops::Ops;
-use crate::{connectors, db};
 
 /// The shared state of one daemon process.
 #[derive(Clone)]
@@ -41,7 +41,7 @@ impl Context {
         let webhooks = GroupCommit::start(pool.clone(), webhook_lanes(config.database.pool_size));
         let mut map = HashMap::new();
         for app in &config.apps {
-            let connector = connectors::build(app, &config.worker, &ops.metrics)
+            let connector = build_connector(app, &config, &ops)
                 .with_context(|| format!("building the connector of app {}", app.app_key))?;
             map.insert(app.app_key.clone(), connector);
         }
@@ -58,6 +58,23 @@ impl Context {
     pub fn app(&self, app_key: &str) -> Option<(&AppConfig, &Arc<dyn Connector>)> {
         Some((self.config.app(app_key)?, self.connectors.get(app_key)?))
     }
+}
+
+/// Builds the connector of one app through its provider; its requests are counted in the
+/// metrics.
+fn build_connector(
+    app: &AppConfig,
+    config: &Config,
+    ops: &Ops,
+) -> Result<Arc<dyn Connector>, supasaasy_connector::ConnectorError> {
+    let settings = AppSettings {
+        request_timeout: config.worker.request_timeout,
+        connect_timeout: config.worker.connect_timeout,
+        requests_per_second: app.requests_per_second,
+        ..AppSettings::new(&app.app_key, app.api_key.clone(), &app.base_url)
+    }
+    .with_observer(ops.metrics.observer(&app.app_key));
+    (app.connector.build)(settings)
 }
 
 /// Lanes applying webhook batches: each holds a connection while it commits, so a few, leaving

@@ -8,14 +8,15 @@
 //! alerts, circuit breakers, metrics.
 
 pub mod apply;
+pub mod backoff;
 pub mod cli;
 pub mod config;
-pub mod connectors;
 pub mod context;
 pub mod daemon;
 pub mod db;
 pub mod http;
 pub mod ops;
+pub mod providers;
 pub mod scheduler;
 pub mod store;
 pub mod sync;

@@ -32,8 +32,6 @@ use support::{with_retries, CallError, ExclusiveRun, Heartbeat};
 
 /// The events list is eventually consistent: a window ends this long before now.
 const EVENTS_SETTLE_SECS: i64 = 60;
-/// Stripe keeps events 30 days; an older cursor cannot be caught up from events.
-const EVENTS_USABLE_DAYS: i64 = 29;
 
 /// How a task run ended, for the caller and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,11 +211,20 @@ async fn plan(
         return Ok(planned(start, end));
     }
     let now = Utc::now();
+    // A provider that keeps events a while cannot catch up a cursor older than that (with a
+    // day's margin).
+    let too_old = app
+        .connector
+        .event_retention_days
+        .filter(|_| !trailing)
+        .is_some_and(|days| start.is_some_and(|t| now - t > chrono::Duration::days(days - 1)));
     let note = match start {
-        None => Some("no incremental cursor yet: ran a full sync"),
-        Some(t) if !trailing && now - t > chrono::Duration::days(EVENTS_USABLE_DAYS) => {
-            Some("incremental cursor older than 29 days (events are kept 30): ran a full sync")
-        }
+        None => Some("no incremental cursor yet: ran a full sync".to_owned()),
+        Some(_) if too_old => Some(format!(
+            "incremental cursor older than {} days (events are kept {}): ran a full sync",
+            app.connector.event_retention_days.unwrap_or_default() - 1,
+            app.connector.event_retention_days.unwrap_or_default()
+        )),
         Some(_) => None,
     };
     // The events list is eventually consistent: read only up to a minute ago. A trailing
@@ -228,7 +235,7 @@ async fn plan(
         now - chrono::Duration::seconds(EVENTS_SETTLE_SECS)
     };
     let window_end = note.is_none().then_some(end);
-    jobs::plan_incremental(&**client, task, window_end, note).await?;
+    jobs::plan_incremental(&**client, task, window_end, note.as_deref()).await?;
     Ok(match note {
         None => {
             tracing::info!(from = ?start, to = %end, "incremental sync");
@@ -518,7 +525,7 @@ impl Run<'_> {
             if let Some(reason) = &event.ignored_reason {
                 self.ctx.ops.events.record(
                     Some(&self.task.app_key),
-                    self.connector.kind(),
+                    self.app.connector.service,
                     &event.event_type,
                     "ignored",
                     serde_json::json!({"event_id": event.id, "reason": reason, "source": "events_api"}),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{read_env, AppConfig, ConfigError};
-use crate::connectors::{self, ConnectorKind};
+use crate::providers;
 
 /// The default of `trailing_window_hours`: a week, the longest Stripe usually keeps a balance
 /// transaction pending.
@@ -28,11 +28,9 @@ pub(super) fn validate_app(
             format!("{:?} must match ^[a-z0-9_]{{1,64}}$", a.app_key),
         ));
     }
-    let connector: ConnectorKind = a
-        .connector
-        .parse()
-        .map_err(|e: String| ConfigError::new(key("connector"), e))?;
-    let all = connectors::resources(connector);
+    let connector =
+        providers::named(&a.connector).map_err(|e| ConfigError::new(key("connector"), e))?;
+    let all = connector.resources;
     let sync_resources = match a.sync_resources {
         None => all.iter().map(|r| r.name.to_string()).collect(),
         Some(list) => {
@@ -64,7 +62,7 @@ pub(super) fn validate_app(
         Some(url) => url,
         None => a
             .base_url
-            .unwrap_or_else(|| connectors::default_base_url(connector).to_string()),
+            .unwrap_or_else(|| connector.default_base_url.to_string()),
     };
     if !super::is_http_url(&base_url) {
         return Err(ConfigError::new(
@@ -87,7 +85,7 @@ pub(super) fn validate_app(
         .ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
     let api_key = read_env(env, &key("api_key_env"), &api_key_env)?;
     let requests_per_second = match a.requests_per_second {
-        None => connectors::default_requests_per_second(connector, api_key.expose()),
+        None => (connector.default_requests_per_second)(api_key.expose()),
         Some(0.0) => None,
         Some(n) if n.is_finite() && n > 0.0 => Some(n),
         Some(n) => {

@@ -6,7 +6,7 @@
 //! A slow client cannot hold a connection: headers, and then a body, must each arrive within
 //! `server.read_timeout_seconds`; at most `server.max_connections` connections are served at once.
 
-mod openapi;
+pub mod openapi;
 mod operating;
 mod routes;
 mod util;

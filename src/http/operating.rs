@@ -12,21 +12,20 @@ use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::routes::store_error;
 use super::util::{
-    error, json_response, parse_limit, query_pairs, read_json, text_response, ApiError, Resp,
+    error, json_response, parse_limit, query_pairs, read_json, store_error, text_response,
+    ApiError, Resp,
 };
 use crate::config::AppConfig;
 use crate::context::Context;
 use crate::ops::breaker::CircuitState;
+use crate::providers;
 use crate::store::health::{self, AppActivity};
 use crate::store::integration_events::{self, EventFilter};
 use crate::store::rfc3339;
 
 /// How long `/health` waits for the database before answering 503.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// The services `GET /events?service=` knows.
-const SERVICES: [&str; 5] = ["stripe", "intercom", "slack", "teams", "supasaasy"];
 
 /// `GET /health`: 200 with each app's circuit and recent activity while the database answers
 /// (`degraded` when a circuit is not closed), 503 when it does not.
@@ -83,7 +82,7 @@ fn app_health(ctx: &Context, app: &AppConfig, seen: Option<AppActivity>) -> (Val
     };
     let body = json!({
         "app_key": app.app_key,
-        "connector": app.connector.as_str(),
+        "connector": app.connector.name,
         "circuit": circuit.as_str(),
         "last_sync_at": seen.last_sync_at.map(rfc3339),
         "last_webhook_at": seen.last_webhook_at.map(rfc3339),
@@ -103,11 +102,11 @@ pub async fn list_events(ctx: &Context, req: &Request<Incoming>) -> Result<Resp,
     for (k, v) in query_pairs(req.uri().query()) {
         match k.as_str() {
             "app_key" => filter.app_key = Some(v),
-            "service" if SERVICES.contains(&v.as_str()) => filter.service = Some(v),
+            "service" if providers::services().contains(&v.as_str()) => filter.service = Some(v),
             "service" => {
                 return Err(bad(format!(
                     "unknown service {v:?}; known: {}",
-                    SERVICES.join(", ")
+                    providers::services().join(", ")
                 )))
             }
             "event_type" => filter.event_type = Some(v),

@@ -10,15 +10,14 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::util::{
-    check_admin, error, internal, json_response, method_not_allowed, parse_limit, query_pairs,
-    read_json, unavailable, ApiError, Resp,
+    check_admin, error, json_response, method_not_allowed, parse_limit, query_pairs, read_json,
+    store_error, ApiError, Resp,
 };
 use super::{openapi, operating, webhook};
 use crate::config::SyncMode;
 use crate::context::Context;
 use crate::store::job_status::{self, JobFilter};
 use crate::store::jobs::{self, CancelOutcome};
-use crate::store::StoreError;
 use crate::sync;
 
 /// Routes one request.
@@ -71,15 +70,6 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
     let resp = result.unwrap_or_else(Resp::from);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     resp
-}
-
-/// The answer to a store error: 503 while the database is unreachable, else 500.
-pub(super) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Pool(e) => unavailable(&e),
-        StoreError::Db(e) if e.is_closed() => unavailable(&e),
-        e => internal(&e),
-    }
 }
 
 #[derive(Deserialize)]

@@ -94,6 +94,16 @@ pub fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
 }
 
+/// The answer to a store error: 503 while the database is unreachable, else 500.
+pub fn store_error(e: crate::store::StoreError) -> ApiError {
+    use crate::store::StoreError;
+    match e {
+        StoreError::Pool(e) => unavailable(&e),
+        StoreError::Db(e) if e.is_closed() => unavailable(&e),
+        e => internal(&e),
+    }
+}
+
 /// Reads the whole body, counting bytes as they arrive; more than `limit` is an error answer (413),
 /// and so is a body that has not arrived within `timeout` (408).
 pub async fn read_body(

@@ -15,17 +15,12 @@ use supasaasy_connector::WebhookError;
 use super::util::{error, json_response, read_body, ApiError, Resp};
 use crate::apply::ApplyError;
 use crate::context::Context;
+use crate::providers;
 use crate::store::events::{self, WebhookLog};
 
-/// Header names whose values never reach the request log.
-const REDACTED: [&str; 6] = [
-    "authorization",
-    "cookie",
-    "stripe-signature",
-    "x-hub-signature",
-    "x-api-key",
-    "api-key",
-];
+/// Header names whose values never reach the request log, besides every provider's signature
+/// headers.
+const REDACTED: [&str; 4] = ["authorization", "cookie", "x-api-key", "api-key"];
 
 /// What the events log and the metrics record of one webhook request.
 #[derive(Default)]
@@ -94,7 +89,7 @@ pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Res
 fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
     let ops = &ctx.ops;
     let app = ctx.app(app_key);
-    let service = app.map_or("supasaasy", |(a, _)| a.connector.as_str());
+    let service = app.map_or("supasaasy", |(a, _)| a.connector.service);
     let event_type = seen.event_type.as_deref().unwrap_or("webhook.rejected");
     let (outcome, reason) = match (err, seen.action) {
         (None, Some(action)) => (action, seen.ignored_reason.as_deref()),
@@ -254,8 +249,11 @@ fn redacted_headers(headers: &HeaderMap) -> Value {
     let mut map = Map::new();
     for (name, value) in headers {
         let name = name.as_str();
-        let shown = if REDACTED.contains(&name) || name.contains("secret") || name.contains("token")
-        {
+        let redacted = REDACTED.contains(&name)
+            || providers::signature_headers().any(|h| h == name)
+            || name.contains("secret")
+            || name.contains("token");
+        let shown = if redacted {
             "[redacted]".to_string()
         } else {
             String::from_utf8_lossy(value.as_bytes()).into_owned()

@@ -34,7 +34,7 @@ impl Ops {
         let apps: Vec<(String, String)> = config
             .apps
             .iter()
-            .map(|a| (a.app_key.clone(), a.connector.as_str().to_string()))
+            .map(|a| (a.app_key.clone(), a.connector.name.to_string()))
             .collect();
         let breakers = breaker::Breakers::new(
             config.circuit_breaker.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use supasaasy_connector::ConnectorError;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::jitter;
 use crate::context::Context;
 use crate::store::jobs::{self, ClaimedTask};
 use crate::store::StoreError;
@@ -116,12 +117,6 @@ where
         attempt += 1;
         tokio::time::sleep(delay).await;
     }
-}
-
-/// A random delay up to `max`, so retries of many callers do not line up.
-pub(crate) fn jitter(max: Duration) -> Duration {
-    let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
-    max * r / 1000
 }
 
 /// Renews a task's lease in the background while the task runs; `lost` fires when it cannot.

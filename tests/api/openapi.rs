@@ -22,8 +22,6 @@ use tokio_util::sync::CancellationToken;
 use crate::helpers::{spawn_app, webhook_secret, with_dbname, Setup, TestApp, ADMIN_KEY};
 use crate::openapi_check::{dangling_refs, deref, validate};
 
-const DESCRIPTION: &str = include_str!("../../src/http/openapi.json");
-
 /// Every route the router (`src/http/routes.rs`) serves: method, path template, admin.
 const ROUTES: [(&str, &str, bool); 11] = [
     ("POST", "/webhook/{app_key}", false),
@@ -47,7 +45,7 @@ const HTTP_METHODS: [&str; 8] = [
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
 
 fn description() -> Value {
-    serde_json::from_str(DESCRIPTION).expect("openapi.json is JSON")
+    serde_json::from_str(supasaasy::http::openapi::description()).expect("openapi.json is JSON")
 }
 
 /// The operations of a path item: lower-case method and operation.

@@ -505,6 +505,46 @@ pub trait Connector: Send + Sync {
     ) -> Result<EventPage, ConnectorError>;
 }
 
+/// What the daemon needs to know of one provider, in one value: each connector crate exports one,
+/// and the daemon keeps the list, so a new provider is its crate and one line of that list.
+pub struct Provider {
+    /// The name in `connector = "..."` (`stripe`).
+    pub name: &'static str,
+    /// The resources, in the order a full sync runs them.
+    pub resources: &'static [Resource],
+    /// Request headers carrying a webhook's signature (lower case): never logged.
+    pub signature_headers: &'static [&'static str],
+    /// The `service` of the provider's integration events.
+    pub service: &'static str,
+    /// How many days the provider's events API keeps events; an incremental cursor older than
+    /// that runs a full sync instead. `None`: the events are searched, not kept for a while.
+    pub event_retention_days: Option<i64>,
+    /// The provider's public API host.
+    pub default_base_url: &'static str,
+    /// The request budget of an app that sets no `requests_per_second`, from its API key.
+    pub default_requests_per_second: fn(&str) -> Option<f64>,
+    /// Builds the connector of one app.
+    pub build: fn(AppSettings) -> Result<Arc<dyn Connector>, ConnectorError>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Provider {
+    fn eq(&self, other: &Provider) -> bool {
+        self.name == other.name
+    }
+}
+
 /// Finds a resource by name in a connector's list.
 pub fn find_resource(connector: &dyn Connector, name: &str) -> Option<Resource> {
     connector

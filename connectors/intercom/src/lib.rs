@@ -26,11 +26,12 @@ mod signature;
 mod webhook;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use supasaasy_connector::{
     AppSettings, Change, Connector, ConnectorError, Event, EventPage, EventWindow, Incremental,
-    ListOptions, Page, Resource, Secret, WebhookError,
+    ListOptions, Page, Provider, Resource, Secret, WebhookError,
 };
 
 use crate::client::IntercomHttp;
@@ -101,6 +102,19 @@ pub static RESOURCES: &[Resource] = &[
         fetchable: true,
     },
 ];
+
+/// Intercom, as the daemon's list of providers knows it. Its incremental runs search on
+/// `updated_at`, so no cursor is too old; its budget is read from its rate-limit headers.
+pub static PROVIDER: Provider = Provider {
+    name: "intercom",
+    resources: RESOURCES,
+    signature_headers: &["x-hub-signature"],
+    service: "intercom",
+    event_retention_days: None,
+    default_base_url: "https://api.intercom.io",
+    default_requests_per_second: |_| None,
+    build: |settings| Ok(Arc::new(IntercomConnector::new(settings)?)),
+};
 
 /// The connector of one Intercom app (one workspace and access token).
 pub struct IntercomConnector {

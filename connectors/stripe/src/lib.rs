@@ -22,13 +22,14 @@ pub mod resources;
 mod webhook;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
 use serde_json::Value;
 use supasaasy_connector::{
     AppSettings, Change, Connector, ConnectorError, Event, EventPage, EventWindow, ListOptions,
-    Page, Record, Resource, Secret, WebhookError,
+    Page, Provider, Record, Resource, Secret, WebhookError,
 };
 
 use crate::client::StripeHttp;
@@ -40,6 +41,27 @@ pub use crate::webhook::{sign, verify, SIGNATURE_TOLERANCE_SECS};
 
 /// The Stripe API version every request pins and every fetched row records.
 pub const STRIPE_API_VERSION: &str = "2025-08-27.basil";
+
+/// Stripe, as the daemon's list of providers knows it.
+pub static PROVIDER: Provider = Provider {
+    name: "stripe",
+    resources: &RESOURCES,
+    signature_headers: &["stripe-signature"],
+    service: "stripe",
+    event_retention_days: Some(30),
+    default_base_url: "https://api.stripe.com",
+    default_requests_per_second,
+    build: |settings| Ok(Arc::new(StripeConnector::new(settings)?)),
+};
+
+/// Stripe allows live keys 100 requests a second and test keys 25.
+fn default_requests_per_second(api_key: &str) -> Option<f64> {
+    Some(if api_key.contains("_live_") {
+        100.0
+    } else {
+        25.0
+    })
+}
 
 /// The connector of one Stripe app (one Stripe account and key).
 pub struct StripeConnector {

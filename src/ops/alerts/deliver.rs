@@ -187,7 +187,7 @@ fn delay(retries: Retries, attempt: u32, retry_after: Option<Duration>) -> Durat
         .saturating_mul(2u32.saturating_pow(attempt - 1));
     let wait = match retry_after {
         Some(after) => after.max(base),
-        None => base + crate::task::support::jitter(base / 2),
+        None => base + crate::backoff::jitter(base / 2),
     };
     wait.min(retries.max_delay)
 }
