@@ -637,6 +637,26 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_event_type_and_resource() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("Event types to enable on the Stripe webhook endpoint")
+            .expect("the README's list of event types");
+        let listed: Vec<&str> = readme[start..]
+            .split("```")
+            .nth(1)
+            .expect("a code block")
+            .split_whitespace()
+            .collect();
+        let mut mapped: Vec<&str> = TABLE.iter().flat_map(|r| r.events.iter().copied()).collect();
+        mapped.sort_unstable();
+        assert_eq!(listed, mapped, "the README lists the table's event types, sorted");
+        for r in TABLE {
+            assert!(readme.contains(&format!("`{}`", r.name)), "{}", r.name);
+        }
+    }
+
+    #[test]
     fn list_paths() {
         let tax_id = StripeResource::named("tax_id").expect("tax_id");
         assert_eq!(tax_id.list_path(Some("cus_1")), "customers/cus_1/tax_ids");
