@@ -749,6 +749,57 @@ mod tests {
         (format!("http://{addr}"), server)
     }
 
+    #[tokio::test]
+    async fn a_list_refusing_the_created_filter_says_so() {
+        let created = vec![("created[gte]", "1".to_owned())];
+        // localstripe's answer, and Stripe's when a list takes no such filter.
+        for body in [
+            r#"{"error": {"type": "invalid_request_error", "message": "Unexpected created"}}"#,
+            r#"{"error": {"type": "invalid_request_error", "message": "Received unknown parameter: created", "param": "created"}}"#,
+        ] {
+            let (base, server) = answer_once(400, body).await;
+            let http = StripeHttp::new(settings(&base)).expect("client");
+            let err = http.get_list("products", &created).await.expect_err("400");
+            assert!(
+                matches!(err, ConnectorError::FilterRefused { .. }),
+                "{err:?}"
+            );
+            assert!(message(&err).contains(APP), "{err:?}");
+            server.await.expect("server");
+        }
+        // Another 400, or one to a request without the filter, is what it was.
+        for (body, query) in [
+            (
+                r#"{"error": {"message": "Invalid limit", "param": "limit"}}"#,
+                created.clone(),
+            ),
+            (r#"{"error": {"message": "Unexpected created"}}"#, vec![]),
+        ] {
+            let (base, server) = answer_once(400, body).await;
+            let http = StripeHttp::new(settings(&base)).expect("client");
+            let err = http.get_list("products", &query).await.expect_err("400");
+            assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
+            server.await.expect("server");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_a_list_names_the_app_and_request() {
+        let (base, server) = answer_once(200, r#"{"id": "cus_1", "object": "customer"}"#).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        let err = http
+            .get_list("customers", &[])
+            .await
+            .expect_err("not a list");
+        assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
+        let text = message(&err);
+        assert!(
+            text.contains(APP) && text.contains("GET /v1/customers"),
+            "{text}"
+        );
+        server.await.expect("server");
+    }
+
     /// Remembers the answers the client told it of.
     #[derive(Default)]
     struct Recorder(std::sync::Mutex<Vec<Option<u16>>>);

@@ -600,6 +600,44 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_listed_object_without_an_id_fails_the_page_naming_app_resource_and_request() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0u8; 8192];
+            let _ = socket.read(&mut request).await;
+            let body = r#"{"object": "list", "has_more": false, "data": [{"id": "ch_1"}, {"object": "charge"}]}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        });
+        let connector = StripeConnector::new(AppSettings::new(
+            "stripe_prod",
+            Secret::new("sk_test_123"),
+            format!("http://{addr}"),
+        ))
+        .expect("connector");
+        let err = connector
+            .list_page("charge", None, &ListOptions::default())
+            .await
+            .expect_err("an object without an id");
+        let text = err.message();
+        assert!(
+            text.contains("stripe_prod")
+                && text.contains("GET /v1/charges")
+                && text.contains("(charge)"),
+            "{text}"
+        );
+        server.await.expect("server");
+    }
+
     #[test]
     fn webhooks_verify_then_parse_through_the_trait() {
         let connector: &dyn Connector = &connector();

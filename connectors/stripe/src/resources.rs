@@ -648,9 +648,15 @@ mod tests {
             .expect("a code block")
             .split_whitespace()
             .collect();
-        let mut mapped: Vec<&str> = TABLE.iter().flat_map(|r| r.events.iter().copied()).collect();
+        let mut mapped: Vec<&str> = TABLE
+            .iter()
+            .flat_map(|r| r.events.iter().copied())
+            .collect();
         mapped.sort_unstable();
-        assert_eq!(listed, mapped, "the README lists the table's event types, sorted");
+        assert_eq!(
+            listed, mapped,
+            "the README lists the table's event types, sorted"
+        );
         for r in TABLE {
             assert!(readme.contains(&format!("`{}`", r.name)), "{}", r.name);
         }
