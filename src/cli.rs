@@ -63,6 +63,10 @@ pub enum Command {
         /// Listen here instead of `server.listen`.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Do not migrate the schema at start (as `[database] migrate = false`): it must already
+        /// be this binary's, or a newer one compatible with it.
+        #[arg(long)]
+        no_migrate: bool,
     },
     /// Bring the database schema up to date and exit.
     Migrate,
@@ -101,7 +105,14 @@ pub enum Command {
 ///
 /// Whatever stops the command, with context.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&cli.config) {
+    // `sync` and `jobs` only talk to the database: they need no provider or admin secrets.
+    let database_only = matches!(cli.command, Command::Sync { .. } | Command::Jobs { .. });
+    let loaded = if database_only {
+        Config::load_for_database(&cli.config)
+    } else {
+        Config::load(&cli.config)
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -131,7 +142,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("database schema is up to date");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, no_migrate } => {
+            let mut config = config;
+            config.database.migrate &= !no_migrate;
             let addr = listen.unwrap_or(config.server.listen);
             let ctx = Context::build(config)?;
             let listener = tokio::net::TcpListener::bind(addr)
@@ -162,7 +175,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            db::migrate(&ctx.config.database.target).await?;
+            // Never migrates: the schema must be one this binary can run against.
+            db::prepare(&ctx.config.database.target, false).await?;
             let job_id = sync::enqueue(&ctx, &plan, "cli").await?;
             println!("{job_id}");
             if !wait {
@@ -179,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Jobs { job_id, app, limit } => {
             let ctx = Context::build(config)?;
+            db::prepare(&ctx.config.database.target, false).await?;
             let client = ctx.pool.get().await.context("connecting to the database")?;
             match job_id {
                 Some(id) => {

@@ -68,6 +68,9 @@ pub struct DatabaseConfig {
     pub target: Target,
     /// Connections in this process's pool.
     pub pool_size: usize,
+    /// `serve` migrates the schema at start; when false it only checks it (sites that run
+    /// `supasaasy migrate` as a release step, and roles without DDL rights).
+    pub migrate: bool,
 }
 
 /// `[server]`.
@@ -204,6 +207,24 @@ impl Config {
         Config::parse(&text, &|name| std::env::var(name).ok())
     }
 
+    /// [`Config::load`] for the commands that only talk to the database (`sync`, `jobs`): the
+    /// variables naming provider, alert and admin secrets need not be set (those secrets come out
+    /// empty); the database URL must be.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn load_for_database(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        let env = Env {
+            lookup: &|name| std::env::var(name).ok(),
+            secrets: false,
+        };
+        validate(parse_raw(&text)?, &env)
+    }
+
     /// Parses and validates config text; `env` looks up environment variables.
     ///
     /// # Errors
@@ -211,7 +232,13 @@ impl Config {
     /// A [`ConfigError`] naming the key at fault.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw = parse_raw(text)?;
-        validate(raw, env)
+        validate(
+            raw,
+            &Env {
+                lookup: env,
+                secrets: true,
+            },
+        )
     }
 
     /// The app with this key.
@@ -238,29 +265,48 @@ fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
     })
 }
 
-fn read_env(
-    env: &dyn Fn(&str) -> Option<String>,
-    key: &str,
-    var: &str,
-) -> Result<Secret, ConfigError> {
-    match env(var) {
-        Some(v) if !v.is_empty() => Ok(Secret::new(v)),
-        _ => Err(ConfigError::new(
-            key,
-            format!("environment variable {var} is not set"),
-        )),
+/// Where the database URL and the secrets come from.
+struct Env<'a> {
+    /// Looks a variable up (the process environment, or a test's map).
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Secrets (provider keys, webhook and alert URLs, the admin key) must be set; when false, a
+    /// missing one comes out empty (commands that only talk to the database).
+    secrets: bool,
+}
+
+impl Env<'_> {
+    /// A variable as set, or `None`.
+    fn var(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.is_empty())
+    }
+
+    /// A variable that must be set, whatever the command.
+    fn required(&self, key: &str, var: &str) -> Result<Secret, ConfigError> {
+        self.var(var)
+            .map(Secret::new)
+            .ok_or_else(|| ConfigError::new(key, format!("environment variable {var} is not set")))
+    }
+
+    /// A secret: required unless the command needs none, then `None` when unset.
+    fn secret(&self, key: &str, var: &str) -> Result<Option<Secret>, ConfigError> {
+        match self.required(key, var) {
+            Ok(secret) => Ok(Some(secret)),
+            Err(_) if !self.secrets => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
-fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     let url_env = raw.database.url_env.as_deref().unwrap_or("DATABASE_URL");
-    let url = read_env(env, "database.url_env", url_env)?;
+    let url = env.required("database.url_env", url_env)?;
     let target = Target::parse(url.expose())
         .map_err(|e| ConfigError::new("database.url_env", format!("{url_env}: {e}")))?;
     let database = DatabaseConfig {
         url,
         target,
         pool_size: positive(raw.database.pool_size.unwrap_or(16), "database.pool_size")?,
+        migrate: raw.database.migrate.unwrap_or(true),
     };
 
     let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
@@ -271,14 +317,15 @@ fn validate(raw: RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Conf
                 format!("{listen:?} is not an address like 127.0.0.1:8080"),
             )
         })?,
-        admin_api_key: read_env(
-            env,
-            "server.admin_api_key_env",
-            raw.server
-                .admin_api_key_env
-                .as_deref()
-                .unwrap_or("ADMIN_API_KEY"),
-        )?,
+        admin_api_key: env
+            .secret(
+                "server.admin_api_key_env",
+                raw.server
+                    .admin_api_key_env
+                    .as_deref()
+                    .unwrap_or("ADMIN_API_KEY"),
+            )?
+            .unwrap_or_else(|| Secret::new("")),
         max_body_bytes: positive(
             raw.server.max_body_bytes.unwrap_or(1 << 20),
             "server.max_body_bytes",
@@ -421,6 +468,7 @@ struct RawConfig {
 struct RawDatabase {
     url_env: Option<String>,
     pool_size: Option<i64>,
+    migrate: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

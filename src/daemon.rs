@@ -1,6 +1,11 @@
-//! `serve`: the daemon itself. Migrates the schema, then runs the HTTP listener, the worker pool and
-//! the scheduler side by side until the cancellation token fires, and returns once both have stopped cleanly
-//! (running tasks checkpointed and released, in-flight requests answered).
+//! `serve`: the daemon itself. Serves HTTP at once (so probes answer: `/livez` 200, `/readyz` 503),
+//! waits for the database (retrying with backoff, a log line per try, while it cannot be reached),
+//! migrates or checks the schema, then runs the worker pool and the scheduler beside the listener
+//! until the cancellation token fires, and returns once all have stopped cleanly (running tasks
+//! checkpointed and released, in-flight requests answered). A database that refuses us for good (a
+//! certificate, a password, a schema this binary cannot run against) stops start-up with one line.
+
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,20 +18,25 @@ use crate::{db, http, scheduler};
 ///
 /// # Errors
 ///
-/// When the schema cannot be migrated (the database is unreachable at start-up).
+/// When the database refuses us for good, or the schema cannot be migrated or run against.
 pub async fn run(
     ctx: Context,
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    db::migrate(&ctx.config.database.target).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");
-    let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
-    let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
     let grace = ctx.config.server.shutdown_grace;
     let ctx_events = ctx.ops.events.clone();
-    let listener = tokio::spawn(http::serve(listener, ctx, cancel.clone()));
+    let listener = tokio::spawn(http::serve(listener, ctx.clone(), cancel.clone()));
+    let waited = wait_for_database(&ctx, &cancel).await;
+    if waited.is_err() || cancel.is_cancelled() {
+        cancel.cancel();
+        let _ = listener.await;
+        return waited;
+    }
+    let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
+    let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
     cancel.cancelled().await;
     // In-flight requests are answered; running tasks checkpoint the page in hand and release
     // themselves. A task that cannot within the grace period is left to its lease, which another
@@ -42,5 +52,29 @@ pub async fn run(
     scheduler.abort();
     ctx_events.flush(std::time::Duration::from_secs(5)).await;
     tracing::info!("supasaasy stopped");
+    Ok(())
+}
+
+/// Migrates (or checks) the schema, retrying while the database cannot be reached, with backoff
+/// from half a second up to 30 seconds; returns early, without error, when the daemon is stopped
+/// meanwhile.
+async fn wait_for_database(ctx: &Context, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let database = &ctx.config.database;
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1.. {
+        match db::prepare(&database.target, database.migrate).await {
+            Ok(()) => return Ok(()),
+            Err(e) if db::is_transient(&e) => {
+                let error = format!("{e:#}");
+                tracing::warn!(attempt, %error, retry_in = ?delay, "the database cannot be reached yet");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = cancel.cancelled() => return Ok(()),
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
     Ok(())
 }

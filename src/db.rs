@@ -4,13 +4,16 @@
 //! the URL's TLS settings hold for all of them.
 //!
 //! Migrations are the refinery SQL files of `migrations/`, embedded in the binary. They run under a
-//! Postgres advisory lock, so several daemons starting at once against one database migrate it once.
+//! Postgres advisory lock, so several daemons starting at once against one database migrate it once,
+//! and only forward: a schema newer than the binary is run against when it says the binary is
+//! compatible (see [`schema`]), never migrated.
 
 use anyhow::Context;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+pub mod schema;
 mod target;
 mod tls;
 
@@ -65,32 +68,126 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
         .with_context(|| format!("connecting to the database at {target}"))
 }
 
-/// Brings the schema up to date.
+/// The newest migration this binary carries.
+pub fn binary_schema_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Reads where a database's schema stands against this binary.
 ///
 /// # Errors
 ///
-/// When the database cannot be reached or a migration fails.
+/// A database error.
+pub async fn schema_of(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<schema::Schema, tokio_postgres::Error> {
+    schema::read(client, binary_schema_version()).await
+}
+
+/// Brings the schema up to date; see [`prepare`].
+///
+/// # Errors
+///
+/// As [`prepare`].
 pub async fn migrate(target: &Target) -> anyhow::Result<()> {
+    prepare(target, true).await
+}
+
+/// Makes sure this binary can run against the database: migrates an older schema when `migrate`
+/// is on (refuses it when off), runs against a newer one that says it is compatible, refuses an
+/// incompatible one. A refusal is one line naming both versions.
+///
+/// # Errors
+///
+/// When the database cannot be reached, a migration fails, or the schema is refused.
+pub async fn prepare(target: &Target, migrate: bool) -> anyhow::Result<()> {
     let mut client = target
         .connect()
         .await
-        .with_context(|| format!("connecting to the database at {target} to migrate"))?;
+        .with_context(|| format!("connecting to the database at {target}"))?;
+    if !migrate {
+        let schema = schema_of(&client).await?;
+        return match schema.verdict() {
+            schema::Verdict::Behind => anyhow::bail!(schema.behind_message()),
+            schema::Verdict::Refused(why) => anyhow::bail!(why),
+            _ => Ok(()),
+        };
+    }
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    let result = migrate_locked(&mut client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    result
+}
+
+/// Migrates under the lock, when the schema is behind.
+async fn migrate_locked(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+    let schema = schema_of(&*client).await?;
+    match schema.verdict() {
+        schema::Verdict::Current => return Ok(()),
+        schema::Verdict::Refused(why) => anyhow::bail!(why),
+        schema::Verdict::AheadCompatible => {
+            tracing::info!(
+                database = schema.database,
+                binary = schema.binary,
+                "the database schema is newer than this binary and compatible with it: not migrating"
+            );
+            return Ok(());
+        }
+        schema::Verdict::Behind => {}
+    }
     client
         .batch_execute("CREATE SCHEMA IF NOT EXISTS supasaasy")
         .await?;
     let report = embedded::migrations::runner()
         .set_migration_table_name("supasaasy.schema_migrations")
-        .run_async(&mut client)
+        .run_async(client)
         .await
-        .context("running migrations");
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    for m in report?.applied_migrations() {
+        .context("running migrations")?;
+    for m in report.applied_migrations() {
         tracing::info!(migration = %m, "applied migration");
     }
     Ok(())
+}
+
+/// Whether a failure to reach the database may pass by itself (a server not up yet, restarting,
+/// full, or unreachable for now), as opposed to one that needs the operator (a refused certificate
+/// or password, a database that does not exist, a refused schema).
+pub fn is_transient(e: &anyhow::Error) -> bool {
+    for cause in e.chain() {
+        if let Some(pg) = cause.downcast_ref::<tokio_postgres::Error>() {
+            if let Some(db) = pg.as_db_error() {
+                // cannot_connect_now (starting up, shutting down), too_many_connections,
+                // admin_shutdown, crash_shutdown.
+                return matches!(db.code().code(), "57P03" | "53300" | "57P01" | "57P02");
+            }
+            if pg.to_string().starts_with("timeout") {
+                return true;
+            }
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | AddrNotAvailable
+                    | TimedOut
+                    | UnexpectedEof
+                    | HostUnreachable
+                    | NetworkUnreachable
+            ) || io.to_string().contains("failed to lookup address");
+        }
+    }
+    false
 }

@@ -3,19 +3,16 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use supasaasy_connector::Secret;
 
-use super::{read_env, AppConfig, ConfigError};
+use super::{AppConfig, ConfigError, Env};
 use crate::providers;
 
 /// The default of `trailing_window_hours`: a week, the longest Stripe usually keeps a balance
 /// transaction pending.
 const DEFAULT_TRAILING_WINDOW_HOURS: i64 = 168;
 
-pub(super) fn validate_app(
-    i: usize,
-    a: RawApp,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<AppConfig, ConfigError> {
+pub(super) fn validate_app(i: usize, a: RawApp, env: &Env) -> Result<AppConfig, ConfigError> {
     let key = |k: &str| format!("apps[{i}].{k}");
     let valid_key = !a.app_key.is_empty()
         && a.app_key.len() <= 64
@@ -56,7 +53,7 @@ pub(super) fn validate_app(
     let base_url = match a
         .base_url_env
         .as_deref()
-        .and_then(env)
+        .and_then(|var| env.var(var))
         .filter(|v| !v.is_empty())
     {
         Some(url) => url,
@@ -83,7 +80,9 @@ pub(super) fn validate_app(
     let api_key_env = a
         .api_key_env
         .ok_or_else(|| ConfigError::new(key("api_key_env"), "is required"))?;
-    let api_key = read_env(env, &key("api_key_env"), &api_key_env)?;
+    let api_key = env
+        .secret(&key("api_key_env"), &api_key_env)?
+        .unwrap_or_else(|| Secret::new(""));
     let requests_per_second = match a.requests_per_second {
         None => (connector.default_requests_per_second)(api_key.expose()),
         Some(0.0) => None,
@@ -111,8 +110,9 @@ pub(super) fn validate_app(
         requests_per_second,
         webhook_secret: a
             .webhook_secret_env
-            .map(|var| read_env(env, &key("webhook_secret_env"), &var))
-            .transpose()?,
+            .map(|var| env.secret(&key("webhook_secret_env"), &var))
+            .transpose()?
+            .flatten(),
         name: a.name.unwrap_or_else(|| a.app_key.clone()),
         app_key: a.app_key,
         connector,

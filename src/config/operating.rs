@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use supasaasy_connector::Secret;
 
-use super::{positive, read_env, ConfigError};
+use super::{positive, ConfigError, Env};
 
 /// What raises an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,13 +94,12 @@ pub(super) struct RawEvents {
     retention_days: Option<i64>,
 }
 
-pub(super) fn alerts(
-    raw: RawAlerts,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<AlertsConfig, ConfigError> {
+pub(super) fn alerts(raw: RawAlerts, env: &Env) -> Result<AlertsConfig, ConfigError> {
     let url = |key: &str, var: Option<String>| -> Result<Option<Secret>, ConfigError> {
         let Some(var) = var else { return Ok(None) };
-        let secret = read_env(env, key, &var)?;
+        let Some(secret) = env.secret(key, &var)? else {
+            return Ok(None);
+        };
         let value = secret.expose();
         if !super::is_http_url(value) {
             return Err(ConfigError::new(

@@ -18,6 +18,7 @@ use super::util::{
 };
 use crate::config::AppConfig;
 use crate::context::Context;
+use crate::db;
 use crate::ops::breaker::CircuitState;
 use crate::providers;
 use crate::store::health::{self, AppActivity};
@@ -26,6 +27,44 @@ use crate::store::rfc3339;
 
 /// How long `/health` waits for the database before answering 503.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `/readyz` waits for the database before answering 503.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /livez`: the process serves. Never touches the database, so an orchestrator does not
+/// restart a daemon because its database blipped.
+pub fn livez() -> Resp {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when the database answers and its schema is one this binary runs against,
+/// else 503 with the reason.
+pub async fn readyz(ctx: &Context) -> Resp {
+    let probe = async {
+        let client = ctx.pool.get().await.map_err(|e| e.to_string())?;
+        db::schema_of(&**client).await.map_err(|e| e.to_string())
+    };
+    let not_ready = |reason: String| {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not_ready", "reason": reason}),
+        )
+    };
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Err(_) | Ok(Err(_)) => not_ready("the database does not answer".into()),
+        Ok(Ok(schema)) => match schema.verdict() {
+            db::schema::Verdict::Current | db::schema::Verdict::AheadCompatible => json_response(
+                StatusCode::OK,
+                &json!({"status": "ready", "schema": {"database": schema.database, "binary": schema.binary}}),
+            ),
+            db::schema::Verdict::Behind => not_ready(schema.behind_message().replace(
+                " (migrations are off)",
+                " (not migrated yet, or migrations are off)",
+            )),
+            db::schema::Verdict::Refused(why) => not_ready(why),
+        },
+    }
+}
 
 /// `GET /health`: 200 with each app's circuit and recent activity while the database answers
 /// (`degraded` when a circuit is not closed), 503 when it does not.

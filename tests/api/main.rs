@@ -21,5 +21,6 @@ mod ranges;
 mod schedules;
 mod sync;
 mod tls;
+mod upgrades;
 mod views;
 mod webhooks;

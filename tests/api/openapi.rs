@@ -23,7 +23,7 @@ use crate::helpers::{spawn_app, webhook_secret, with_dbname, Setup, TestApp, ADM
 use crate::openapi_check::{dangling_refs, deref, validate};
 
 /// Every route the router (`src/http/routes.rs`) serves: method, path template, admin.
-const ROUTES: [(&str, &str, bool); 11] = [
+const ROUTES: [(&str, &str, bool); 13] = [
     ("POST", "/webhook/{app_key}", false),
     ("POST", "/sync", true),
     ("GET", "/jobs", true),
@@ -31,6 +31,8 @@ const ROUTES: [(&str, &str, bool); 11] = [
     ("GET", "/job-status/{job_id}", true),
     ("POST", "/jobs/{job_id}/cancel", true),
     ("GET", "/health", false),
+    ("GET", "/livez", false),
+    ("GET", "/readyz", false),
     ("GET", "/events", true),
     ("POST", "/alerts", true),
     ("GET", "/metrics", false),
@@ -685,6 +687,14 @@ async fn operating(walk: &mut Walk, app: &TestApp) {
     let health = walk.expect(200, walk.anon(Method::GET, "/health")).await;
     assert_eq!(health["status"], "degraded", "{health}");
     walk.expect(405, walk.anon(Method::DELETE, "/health")).await;
+    let ready = walk.expect(200, walk.anon(Method::GET, "/readyz")).await;
+    assert_eq!(
+        ready["schema"]["database"], ready["schema"]["binary"],
+        "{ready}"
+    );
+    walk.expect(405, walk.anon(Method::POST, "/readyz")).await;
+    walk.expect(200, walk.anon(Method::GET, "/livez")).await;
+    walk.expect(405, walk.anon(Method::PUT, "/livez")).await;
 }
 
 /// Bodies that never finish: 408 from every route that reads one.
@@ -744,6 +754,10 @@ async fn database_gone(walk: &mut Walk, app: &TestApp, job: &str) {
 
     let health = walk.expect(503, walk.anon(Method::GET, "/health")).await;
     assert_eq!(health["status"], "down");
+    let ready = walk.expect(503, walk.anon(Method::GET, "/readyz")).await;
+    assert_eq!(ready["status"], "not_ready");
+    // The process still serves.
+    walk.expect(200, walk.anon(Method::GET, "/livez")).await;
     let fake = app.fake();
     let id = fake.ids("customer")[1].clone();
     fake.update("customer", &id, |c| c["name"] = json!("Unwritten"));

@@ -5,7 +5,11 @@
 //! ```sh
 //! cargo build --release --bin supasaasy --example bench
 //! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32] [--events on|off] [--rps N]
+//! target/release/examples/bench --mixed 20000
 //! ```
+//!
+//! `--mixed N` runs the billing account instead (see `mixed`): N customers, invoices, charges and
+//! payment intents, N/10 refunds, against a customers-only backfill of N in the same run.
 //!
 //! Reports, per backfill: objects/s, provider requests against the minimum (objects / 100), and the
 //! daemon's resident memory (peak, and at each quarter of the run); per webhook burst: events/s,
@@ -20,6 +24,8 @@ use serde_json::{json, Value};
 use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, FakeStripe, StripeData};
 use supasaasy_testkit::pg::TestPostgres;
 
+mod mixed;
+
 const ADMIN_KEY: &str = "bench-admin-key";
 const WEBHOOK_SECRET: &str = "whsec_bench_secret";
 /// `--rps N`: the app's `requests_per_second` (0, the default here: no budget).
@@ -28,6 +34,7 @@ static RPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static EVENTS_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 struct Args {
+    mixed: Option<usize>,
     customers: usize,
     latencies: Vec<u64>,
     webhooks: usize,
@@ -36,6 +43,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        mixed: None,
         customers: 100_000,
         latencies: vec![0, 150],
         webhooks: 20_000,
@@ -48,6 +56,7 @@ fn args() -> Args {
         let value = it.next().unwrap_or_default();
         match flag.as_str() {
             "--customers" => a.customers = value.parse().expect("--customers N"),
+            "--mixed" => a.mixed = Some(value.parse().expect("--mixed N")),
             "--latencies" => a.latencies = list(&value),
             "--webhooks" => a.webhooks = value.parse().expect("--webhooks N"),
             "--rps" => RPS.store(
@@ -189,7 +198,7 @@ async fn backfill(
     let db_url = fresh_database(admin_url, &format!("bench_{latency_ms}")).await;
     let daemon = start_daemon(&db_url, &fake, &dir);
     let pid = daemon.child.id();
-    let (doc, seconds, quarters) = full_sync(&daemon, customers).await;
+    let (doc, seconds, quarters) = full_sync(&daemon, &["customer"], customers).await;
     let (_, peak) = memory_kib(pid);
     let requests = fake.requests_to("/v1/customers");
     let result = json!({
@@ -207,7 +216,7 @@ async fn backfill(
     eprintln!("backfill {result}");
     if latency_ms == 0 {
         // The same listing again, nothing changed: every row is compared, none rewritten.
-        let (doc, seconds, _) = full_sync(&daemon, customers).await;
+        let (doc, seconds, _) = full_sync(&daemon, &["customer"], customers).await;
         let resync = json!({
             "status": doc["status"],
             "objects": doc["processed_entities"],
@@ -222,16 +231,16 @@ async fn backfill(
     json!({"backfill": result})
 }
 
-/// Runs a full sync of the customers; the job's final document, the seconds it took, and the
-/// daemon's memory at each quarter of it.
-async fn full_sync(daemon: &Daemon, customers: usize) -> (Value, f64, Vec<u64>) {
+/// Runs a full sync of `resources` (about `objects` objects); the job's final document, the
+/// seconds it took, and the daemon's memory at each quarter of it.
+async fn full_sync(daemon: &Daemon, resources: &[&str], objects: usize) -> (Value, f64, Vec<u64>) {
     let pid = daemon.child.id();
     let http = reqwest::Client::new();
     let started = Instant::now();
     let job: Value = http
         .post(format!("http://{}/sync", daemon.addr))
         .bearer_auth(ADMIN_KEY)
-        .json(&json!({"app_key": "stripe_bench", "mode": "full", "resource_types": ["customer"]}))
+        .json(&json!({"app_key": "stripe_bench", "mode": "full", "resource_types": resources}))
         .send()
         .await
         .unwrap()
@@ -252,7 +261,7 @@ async fn full_sync(daemon: &Daemon, customers: usize) -> (Value, f64, Vec<u64>) 
             .await
             .unwrap();
         let done = doc["processed_entities"].as_u64().unwrap_or(0) as usize;
-        while quarters.len() < 4 && done * 4 >= customers * (quarters.len() + 1) {
+        while quarters.len() < 4 && done * 4 >= objects * (quarters.len() + 1) {
             quarters.push(memory_kib(pid).0 / 1024);
         }
         if matches!(
@@ -381,6 +390,11 @@ async fn main() {
             url
         }
     };
+    if let Some(n) = args.mixed {
+        let report = mixed::run(&admin_url, n).await;
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return;
+    }
     let customers = args.customers;
     let counts = Counts {
         customers,
