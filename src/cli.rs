@@ -72,6 +72,9 @@ pub enum Command {
     Migrate,
     /// Validate the config file (and that its environment variables are set) and exit.
     CheckConfig,
+    /// Print the configuration in effect (file, environment overrides, defaults) as JSON, secrets
+    /// shown only as set or not.
+    Config,
     /// Enqueue a sync job for an app.
     Sync {
         /// The app to sync.
@@ -135,6 +138,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     app.sync_resources.join(", ")
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config => {
+            println!("{}", serde_json::to_string_pretty(&config.effective())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

@@ -204,7 +204,11 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
         })?;
-        Config::parse(&text, &|name| std::env::var(name).ok())
+        let env = Env {
+            lookup: &|name| std::env::var(name).ok(),
+            secrets: true,
+        };
+        parse_with(&text, &env, std::env::vars())
     }
 
     /// [`Config::load`] for the commands that only talk to the database (`sync`, `jobs`): the
@@ -222,7 +226,7 @@ impl Config {
             lookup: &|name| std::env::var(name).ok(),
             secrets: false,
         };
-        validate(parse_raw(&text)?, &env)
+        parse_with(&text, &env, std::env::vars())
     }
 
     /// Parses and validates config text; `env` looks up environment variables.
@@ -231,20 +235,61 @@ impl Config {
     ///
     /// A [`ConfigError`] naming the key at fault.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let raw = parse_raw(text)?;
-        validate(
-            raw,
-            &Env {
-                lookup: env,
-                secrets: true,
-            },
-        )
+        let env = Env {
+            lookup: env,
+            secrets: true,
+        };
+        parse_with(text, &env, std::iter::empty())
+    }
+
+    /// [`Config::parse`] with `vars` as the environment's variables, whose
+    /// `SUPASAASY_<SECTION>__<KEY>` ones override the file's keys.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key at fault (and the variable, when one set it).
+    pub fn parse_overridden(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env = Env {
+            lookup: env,
+            secrets: true,
+        };
+        parse_with(text, &env, vars)
     }
 
     /// The app with this key.
     pub fn app(&self, app_key: &str) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.app_key == app_key)
     }
+}
+
+/// Parses the file, applies the environment's overrides, and validates the result.
+fn parse_with(
+    text: &str,
+    env: &Env,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let Ok(mut doc) = text.parse::<toml::Table>() else {
+        // Not TOML: the file's own error, with its line.
+        return validate(parse_raw(text)?, env);
+    };
+    let applied = overrides::apply(&mut doc, vars)?;
+    let raw = if applied.is_empty() {
+        // Read from the text, so errors carry their line.
+        parse_raw(text)?
+    } else {
+        serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|err| {
+            let key = err.path().to_string();
+            // The message's first line: the rest repeats the key.
+            let message = err.into_inner().to_string();
+            let e = ConfigError::new(key, message.lines().next().unwrap_or_default().trim());
+            overrides::name_the_var(e, &applied)
+        })?
+    };
+    validate(raw, env).map_err(|e| overrides::name_the_var(e, &applied))
 }
 
 fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
@@ -512,7 +557,9 @@ struct RawSchedule {
 
 mod apps;
 mod cron_expr;
+mod effective;
 mod operating;
+mod overrides;
 
 pub use operating::{AlertKind, AlertsConfig, CircuitBreakerConfig, EventsConfig};
 

@@ -203,3 +203,77 @@ fn operating_sections_are_checked() {
         "alert URLs never print"
     );
 }
+
+#[test]
+fn the_environment_overrides_any_key_and_its_errors_name_the_variable() {
+    let vars = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let c = Config::parse_overridden(
+        GOOD,
+        &env,
+        vars(&[
+            ("SUPASAASY_SERVER__LISTEN", "0.0.0.0:9090"),
+            ("SUPASAASY_WORKER__CONCURRENCY", "9"),
+            ("SUPASAASY_DATABASE__MIGRATE", "false"),
+            ("SUPASAASY_APPS__STRIPE_PROD__REQUESTS_PER_SECOND", "7.5"),
+        ])
+        .into_iter(),
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:9090");
+    assert_eq!(c.worker.concurrency, 9);
+    assert!(!c.database.migrate);
+    assert_eq!(c.apps[0].requests_per_second, Some(7.5));
+
+    for (pairs, want) in [
+        (
+            vars(&[("SUPASAASY_WORKER__CONCURRENCY", "many")]),
+            "worker.concurrency (SUPASAASY_WORKER__CONCURRENCY)",
+        ),
+        (
+            vars(&[("SUPASAASY_WORKER__CONCURRENCY", "0")]),
+            "worker.concurrency (SUPASAASY_WORKER__CONCURRENCY): must be positive",
+        ),
+        (
+            vars(&[("SUPASAASY_SERVER__COLOUR", "red")]),
+            "server.colour (SUPASAASY_SERVER__COLOUR): unknown field",
+        ),
+        (
+            vars(&[("SUPASAASY_PALETTE__COLOUR", "red")]),
+            "SUPASAASY_PALETTE__COLOUR: names no key",
+        ),
+        (
+            vars(&[("SUPASAASY_APPS__NOPE__BASE_URL", "http://x")]),
+            "SUPASAASY_APPS__NOPE__BASE_URL: no app has app_key \"nope\"",
+        ),
+    ] {
+        let got = Config::parse_overridden(GOOD, &env, pairs.into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(got.contains(want), "wanted {want:?} in {got:?}");
+        assert!(!got.contains('\n'), "one line: {got:?}");
+    }
+}
+
+#[test]
+fn the_effective_config_shows_every_key_and_no_secret() {
+    let c = Config::parse(GOOD, &env).unwrap();
+    let shown = c.effective();
+    assert_eq!(shown["worker"]["concurrency"], 4);
+    assert_eq!(
+        shown["database"]["url"],
+        "localhost:5432/x (sslmode=prefer)"
+    );
+    assert_eq!(shown["apps"][0]["api_key"], "(set)");
+    assert_eq!(shown["apps"][0]["trailing_window_hours"], 168);
+    assert_eq!(
+        shown["alerts"]["slack_webhook_url"],
+        serde_json::Value::Null
+    );
+    assert!(!shown.to_string().contains("sk_test_x"));
+    assert!(!shown.to_string().contains("admin\""));
+}

@@ -255,3 +255,64 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_environment_overrides_the_file_and_config_prints_what_is_in_effect() {
+    let dir = temp_dir();
+    let path = config_file(&dir, CONFIG);
+    let run = |extra: &[(&str, &str)], command: &str| {
+        Command::new(BIN)
+            .args(["--config", path.to_str().unwrap(), command])
+            .env(
+                "DATABASE_URL",
+                "postgres://u:hunter2@db.example:5433/mirror?sslmode=require",
+            )
+            .env("ADMIN_API_KEY", "k")
+            .env("STRIPE_API_KEY", "sk_test_secret_value")
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        &[
+            ("SUPASAASY_SERVER__LISTEN", "0.0.0.0:9999"),
+            ("SUPASAASY_WORKER__CONCURRENCY", "12"),
+            (
+                "SUPASAASY_APPS__STRIPE_PROD__SYNC_RESOURCES",
+                "[\"invoice\", \"customer\"]",
+            ),
+        ],
+        "config",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["server"]["listen"], "0.0.0.0:9999");
+    assert_eq!(shown["worker"]["concurrency"], 12);
+    assert_eq!(
+        shown["apps"][0]["sync_resources"],
+        json!(["customer", "invoice"])
+    );
+    assert_eq!(
+        shown["database"]["url"],
+        "db.example:5433/mirror (sslmode=require)"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("hunter2") && !text.contains("sk_test_secret_value"),
+        "{text}"
+    );
+
+    let out = run(&[("SUPASAASY_WORKER__CONCURRENCY", "-1")], "check-config");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("worker.concurrency (SUPASAASY_WORKER__CONCURRENCY): must be positive"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
