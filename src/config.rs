@@ -79,7 +79,7 @@ pub struct ServerConfig {
     /// Address the listener binds.
     pub listen: SocketAddr,
     /// Bearer key of the admin routes.
-    pub admin_api_key: Secret,
+    pub admin_api_keys: Vec<Secret>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
@@ -362,15 +362,7 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
                 format!("{listen:?} is not an address like 127.0.0.1:8080"),
             )
         })?,
-        admin_api_key: env
-            .secret(
-                "server.admin_api_key_env",
-                raw.server
-                    .admin_api_key_env
-                    .as_deref()
-                    .unwrap_or("ADMIN_API_KEY"),
-            )?
-            .unwrap_or_else(|| Secret::new("")),
+        admin_api_keys: admin_keys(env, raw.server.admin_api_key_env)?,
         max_body_bytes: positive(
             raw.server.max_body_bytes.unwrap_or(1 << 20),
             "server.max_body_bytes",
@@ -477,6 +469,34 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     })
 }
 
+/// A key that takes one name or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The admin keys: every variable named must be set (for commands that need secrets), and at
+/// least one must be named; several are accepted at once, so a key can be rotated without a
+/// moment when clients holding the old or the new one are refused.
+fn admin_keys(env: &Env, names: Option<OneOrMany>) -> Result<Vec<Secret>, ConfigError> {
+    let key = "server.admin_api_key_env";
+    let names = match names {
+        None => vec!["ADMIN_API_KEY".to_owned()],
+        Some(OneOrMany::One(name)) => vec![name],
+        Some(OneOrMany::Many(names)) if !names.is_empty() => names,
+        Some(OneOrMany::Many(_)) => {
+            return Err(ConfigError::new(key, "names no environment variable"))
+        }
+    };
+    let mut keys = Vec::with_capacity(names.len());
+    for name in &names {
+        keys.extend(env.secret(key, name)?);
+    }
+    Ok(keys)
+}
+
 fn positive(v: i64, key: &str) -> Result<usize, ConfigError> {
     if v > 0 {
         Ok(v as usize)
@@ -520,7 +540,7 @@ struct RawDatabase {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
-    admin_api_key_env: Option<String>,
+    admin_api_key_env: Option<OneOrMany>,
     max_body_bytes: Option<i64>,
     max_connections: Option<i64>,
     shutdown_grace_seconds: Option<i64>,

@@ -29,7 +29,7 @@ impl Config {
             },
             "server": {
                 "listen": s.listen.to_string(),
-                "admin_api_key": shown(Some(&s.admin_api_key)),
+                "admin_api_keys": s.admin_api_keys.len(),
                 "max_body_bytes": s.max_body_bytes,
                 "max_connections": s.max_connections,
                 "shutdown_grace_seconds": s.shutdown_grace.as_secs(),

@@ -25,7 +25,7 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
-    let admin = |req: &Request<Incoming>| check_admin(req, &ctx.config.server.admin_api_key);
+    let admin = |req: &Request<Incoming>| check_admin(req, &ctx.config.server.admin_api_keys);
     let result = match (segments.as_slice(), &method) {
         (["webhook", app_key], &Method::POST) => Ok(webhook::handle(ctx, app_key, req).await),
         (["webhook", _], _) => Err(method_not_allowed("POST")),

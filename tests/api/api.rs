@@ -279,3 +279,30 @@ async fn oversized_bodies_are_refused() {
     assert_eq!(resp.status(), 413);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn several_admin_keys_are_accepted_at_once_for_rotation() {
+    let app = spawn_app(Setup {
+        workers: false,
+        server_toml: "admin_api_key_env = [\"ADMIN_API_KEY\", \"ADMIN_API_KEY_NEXT\"]\n".into(),
+        env: vec![("ADMIN_API_KEY_NEXT".into(), "the-next-admin-key-42".into())],
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    for (key, status) in [
+        (crate::helpers::ADMIN_KEY, 200),
+        ("the-next-admin-key-42", 200),
+        ("the-next-admin-key-4", 401),
+        ("", 401),
+    ] {
+        let resp = app
+            .http
+            .get(format!("{}/jobs", app.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{key:?}");
+    }
+    app.stop().await;
+}
