@@ -190,7 +190,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let doc = sync::wait_for_end(&ctx, job_id, show_progress).await?;
-            eprintln!();
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!();
+            }
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(if doc["status"] == "completed" {
                 ExitCode::SUCCESS
@@ -247,21 +249,34 @@ async fn stop_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
+/// Shows a job's progress: a bar redrawn in place on a terminal; elsewhere (a log, a CI job) one
+/// line each time the progress changes.
 fn show_progress(doc: &Value) {
+    use std::io::IsTerminal;
+    static LAST: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
     let pct = doc["progress_percentage"]
         .as_i64()
         .unwrap_or(0)
         .clamp(0, 100) as usize;
-    let bar = format!("{}{}", "#".repeat(pct / 5), " ".repeat(20 - pct / 5));
     let done =
         doc["completed_tasks"].as_i64().unwrap_or(0) + doc["failed_tasks"].as_i64().unwrap_or(0);
-    eprint!(
-        "\r[{bar}] {pct:>3}%  {done}/{} tasks  {} objects  {:<10}",
+    let progress = format!(
+        "{pct:>3}%  {done}/{} tasks  {} objects  {:<10}",
         doc["total_tasks"],
         doc["processed_entities"],
         doc["status"].as_str().unwrap_or("")
     );
-    let _ = std::io::stderr().flush();
+    if std::io::stderr().is_terminal() {
+        let bar = format!("{}{}", "#".repeat(pct / 5), " ".repeat(20 - pct / 5));
+        eprint!("\r[{bar}] {progress}");
+        let _ = std::io::stderr().flush();
+        return;
+    }
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *last != progress {
+        eprintln!("{}", progress.trim_end());
+        *last = progress;
+    }
 }
 
 fn print_jobs(list: &[Value]) {

@@ -236,6 +236,13 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     .unwrap();
     assert_eq!(doc["status"], "completed");
     assert_eq!(doc["processed_entities"], 240);
+    // Not a terminal: one line per change of progress, no bar redrawn in place.
+    let progress = String::from_utf8_lossy(&waited.stderr);
+    assert!(!progress.contains('\r'), "{progress}");
+    let lines: Vec<&str> = progress.lines().filter(|l| l.contains(" tasks ")).collect();
+    assert!(!lines.is_empty(), "{progress}");
+    assert!(lines.windows(2).all(|w| w[0] != w[1]), "{progress}");
+    assert!(lines.last().unwrap().contains("100%"), "{progress}");
 
     let pid = child.id().to_string();
     assert!(Command::new("kill")
