@@ -272,7 +272,9 @@ fn show_progress(doc: &Value) {
         let _ = std::io::stderr().flush();
         return;
     }
-    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if *last != progress {
         eprintln!("{}", progress.trim_end());
         *last = progress;

@@ -108,6 +108,9 @@ pub struct WorkerConfig {
     /// First delay of the provider-call backoff (doubled per retry, with jitter); a task handed
     /// back to the queue waits twenty times this, doubled per attempt.
     pub retry_base: Duration,
+    /// Ended jobs (with their tasks) and schedule ticks older than this many days are deleted,
+    /// each app's latest job per mode kept.
+    pub job_retention_days: u32,
 }
 
 /// `[webhook_logging]`.
@@ -404,6 +407,10 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
             w.retry_base_ms.unwrap_or(250),
             "worker.retry_base_ms",
         )? as u64),
+        job_retention_days: positive(
+            w.job_retention_days.unwrap_or(30),
+            "worker.job_retention_days",
+        )? as u32,
     };
     if worker.lease < worker.request_timeout * 2 {
         return Err(ConfigError::new(
@@ -557,6 +564,7 @@ struct RawWorker {
     request_timeout_seconds: Option<i64>,
     connect_timeout_seconds: Option<i64>,
     retry_base_ms: Option<i64>,
+    job_retention_days: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]

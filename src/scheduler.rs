@@ -1,6 +1,6 @@
 //! The scheduler inside `serve`: fires `[[sync_schedules]]` at their cron times and runs the
-//! periodic upkeep: retention of the webhook log, of seen event ids and of the integration events,
-//! and reading the circuits other daemons opened or closed.
+//! periodic upkeep: retention of the webhook log, of seen event ids, of the integration events and
+//! of ended jobs and schedule ticks, and reading the circuits other daemons opened or closed.
 //!
 //! Every daemon sharing a database runs the same schedules; [`store::schedules::fire`] makes each
 //! tick enqueue at most one job across all of them. A tick missed while a daemon was down is not
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ScheduleConfig;
 use crate::context::Context;
 use crate::ops::breaker;
-use crate::store::jobs::NewJob;
+use crate::store::jobs::{self, NewJob};
 use crate::store::schedules::{self, TickOutcome};
 use crate::store::{events, integration_events, StoreError};
 
@@ -119,15 +119,27 @@ async fn prune(ctx: &Context) {
         .await?;
         let days = ctx.config.events.retention_days;
         let events = integration_events::prune(&**client, days, PRUNE_BATCH).await?;
-        Ok::<_, StoreError>((logs, ids, events))
+        let (mut jobs, mut ticks) = (0, 0);
+        loop {
+            let days = ctx.config.worker.job_retention_days;
+            let (j, t) = jobs::prune_jobs(&**client, days, PRUNE_BATCH).await?;
+            jobs += j;
+            ticks += t;
+            if j < PRUNE_BATCH as u64 && t < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok::<_, StoreError>((logs, ids, events, jobs, ticks))
     }
     .await;
     match result {
-        Ok((logs, ids, events)) if logs + ids + events > 0 => {
+        Ok((logs, ids, events, jobs, ticks)) if logs + ids + events + jobs + ticks > 0 => {
             tracing::info!(
                 webhook_logs = logs,
                 event_ids = ids,
                 integration_events = events,
+                jobs,
+                schedule_ticks = ticks,
                 "pruned old rows"
             )
         }

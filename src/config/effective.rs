@@ -43,6 +43,7 @@ impl Config {
                 "request_timeout_seconds": w.request_timeout.as_secs(),
                 "connect_timeout_seconds": w.connect_timeout.as_secs(),
                 "retry_base_ms": w.retry_base.as_millis() as u64,
+                "job_retention_days": w.job_retention_days,
             },
             "webhook_logging": {
                 "enabled": self.webhook_logging.enabled,

@@ -408,6 +408,49 @@ pub async fn task_unfinished(
     Ok(row.get(0))
 }
 
+/// Deletes up to `batch` ended jobs (their tasks go with them) created more than `days` ago,
+/// oldest first, keeping each app's latest job per mode, then up to `batch` schedule ticks as
+/// old; the rows deleted from each. Call it again while it deletes a whole batch.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn prune_jobs(
+    client: &impl GenericClient,
+    days: u32,
+    batch: i64,
+) -> Result<(u64, u64), StoreError> {
+    let days = i32::try_from(days).unwrap_or(i32::MAX);
+    let jobs = client
+        .execute(
+            "WITH latest AS (
+                SELECT DISTINCT ON (app_key, mode) id FROM supasaasy.sync_jobs
+                 ORDER BY app_key, mode, created_at DESC
+             ),
+             old AS (
+                SELECT id FROM supasaasy.sync_jobs
+                 WHERE created_at < now() - make_interval(days => $1)
+                   AND status IN ('completed', 'failed', 'cancelled')
+                   AND id NOT IN (SELECT id FROM latest)
+                 ORDER BY created_at
+                 LIMIT $2
+             )
+             DELETE FROM supasaasy.sync_jobs WHERE id IN (SELECT id FROM old)",
+            &[&days, &batch],
+        )
+        .await?;
+    let ticks = client
+        .execute(
+            "DELETE FROM supasaasy.schedule_ticks WHERE ctid IN (
+                SELECT ctid FROM supasaasy.schedule_ticks
+                 WHERE created_at < now() - make_interval(days => $1)
+                 LIMIT $2)",
+            &[&days, &batch],
+        )
+        .await?;
+    Ok((jobs, ticks))
+}
+
 /// What cancelling a job did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CancelOutcome {

@@ -438,3 +438,80 @@ async fn a_stopping_worker_releases_its_task_without_spending_an_attempt() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn old_ended_jobs_and_ticks_are_pruned_keeping_each_apps_latest_per_mode() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let db = app.db().await;
+    let mut ids = std::collections::HashMap::new();
+    for (name, app_key, mode, status, days) in [
+        ("a", "stripe_test", "full", "completed", 40),
+        ("b", "stripe_test", "full", "completed", 35),
+        ("c", "stripe_test", "full", "completed", 1),
+        ("d", "stripe_test", "incremental", "failed", 50),
+        ("e", "stripe_test", "incremental", "processing", 60),
+        ("f", "other_app", "full", "cancelled", 45),
+        ("g", "stripe_test", "full", "failed", 31),
+    ] {
+        let id: Uuid = db
+            .query_one(
+                "INSERT INTO supasaasy.sync_jobs (app_key, mode, status, resource_types, total_tasks, created_at)
+                 VALUES ($1, $2, $3, ARRAY['customer'], 1, now() - make_interval(days => $4))
+                 RETURNING id",
+                &[&app_key, &mode, &status, &days],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        db.execute(
+            "INSERT INTO supasaasy.sync_tasks (job_id, app_key, resource_type, mode, status)
+             VALUES ($1, $2, 'customer', $3, $4)",
+            &[&id, &app_key, &mode, &status],
+        )
+        .await
+        .unwrap();
+        ids.insert(name, id);
+    }
+    // e (processing, older than d) stays: only ended jobs go. Ticks: one old, one new.
+    db.batch_execute(
+        "INSERT INTO supasaasy.schedule_ticks (schedule_key, fire_at, created_at)
+         VALUES ('k', now() - interval '40 days', now() - interval '40 days'),
+                ('k', now(), now())",
+    )
+    .await
+    .unwrap();
+    // Batches of two: called again while a batch is full, as the upkeep does.
+    let mut deleted = (0, 0);
+    loop {
+        let (jobs, ticks) = jobs::prune_jobs(&**db, 30, 2).await.unwrap();
+        deleted = (deleted.0 + jobs, deleted.1 + ticks);
+        if jobs < 2 && ticks < 2 {
+            break;
+        }
+    }
+    assert_eq!(deleted, (3, 1));
+    let left: Vec<Uuid> = db
+        .query("SELECT id FROM supasaasy.sync_jobs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for kept in ["c", "d", "e", "f"] {
+        assert!(left.contains(&ids[kept]), "{kept} kept");
+    }
+    for gone in ["a", "b", "g"] {
+        assert!(!left.contains(&ids[gone]), "{gone} pruned");
+    }
+    let tasks: i64 = db
+        .query_one("SELECT count(*) FROM supasaasy.sync_tasks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tasks, 4, "the pruned jobs' tasks went with them");
+    app.stop().await;
+}
