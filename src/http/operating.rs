@@ -24,6 +24,7 @@ use crate::providers;
 use crate::store::health::{self, AppActivity};
 use crate::store::integration_events::{self, EventFilter};
 use crate::store::rfc3339;
+use crate::store::StoreError;
 
 /// How long `/health` waits for the database before answering 503.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -234,17 +235,20 @@ pub async fn send_alert(ctx: &Context, req: Request<Incoming>) -> Result<Resp, A
 /// `GET /metrics`: Prometheus text; the queue depth is read from the database at scrape time and
 /// left out when it does not answer.
 pub async fn metrics(ctx: &Context) -> Resp {
-    let queue = async {
+    let app_keys: Vec<String> = ctx.config.apps.iter().map(|a| a.app_key.clone()).collect();
+    let read = async {
         let client = ctx.pool.get().await?;
-        health::queue_depth(&**client).await
+        let queue = health::queue_depth(&**client).await?;
+        let freshness = health::freshness(&**client, &app_keys).await?;
+        Ok::<_, StoreError>((queue, freshness))
     };
-    let queue = match tokio::time::timeout(HEALTH_TIMEOUT, queue).await {
-        Ok(Ok(rows)) => Some(rows),
+    let (queue, freshness) = match tokio::time::timeout(HEALTH_TIMEOUT, read).await {
+        Ok(Ok((queue, freshness))) => (Some(queue), Some(freshness)),
         Ok(Err(e)) => {
-            tracing::debug!(error = %e, "metrics: queue depth unavailable");
-            None
+            tracing::debug!(error = %e, "metrics: the database's figures are unavailable");
+            (None, None)
         }
-        Err(_) => None,
+        Err(_) => (None, None),
     };
     let circuits: Vec<(String, CircuitState)> = ctx
         .config
@@ -255,8 +259,11 @@ pub async fn metrics(ctx: &Context) -> Resp {
     text_response(
         StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ctx.ops
-            .metrics
-            .render(queue.as_deref(), &circuits, ctx.webhooks.queued()),
+        ctx.ops.metrics.render(
+            queue.as_deref(),
+            &circuits,
+            ctx.webhooks.queued(),
+            freshness.as_ref(),
+        ),
     )
 }

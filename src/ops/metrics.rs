@@ -21,6 +21,7 @@ use prometheus_client::registry::{Registry, Unit};
 use supasaasy_connector::RequestObserver;
 
 use super::breaker::CircuitState;
+use crate::store::health::Freshness;
 
 /// The prefix of every series.
 const PREFIX: &str = "supasaasy";
@@ -62,6 +63,26 @@ struct JobLabels {
     app_key: String,
     mode: String,
     status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    schema: String,
+}
+
+impl BuildLabels {
+    fn current() -> BuildLabels {
+        BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            schema: crate::db::binary_schema_version().to_string(),
+        }
+    }
+}
+
+/// A time as Unix seconds, with its fraction.
+fn unix(at: &chrono::DateTime<chrono::Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
 }
 
 type JobHistograms = Family<JobLabels, Histogram, fn() -> Histogram>;
@@ -215,8 +236,41 @@ impl Metrics {
         queue: Option<&[(String, String, i64)]>,
         circuits: &[(String, CircuitState)],
         webhooks_queued: usize,
+        freshness: Option<&Freshness>,
     ) -> String {
         let mut scrape = Registry::with_prefix(PREFIX);
+        let build = Family::<BuildLabels, Gauge>::default();
+        scrape.register(
+            "build_info",
+            "The running build: its version and the schema version it carries (always 1)",
+            build.clone(),
+        );
+        build.get_or_create(&BuildLabels::current()).set(1);
+        let last_success = Family::<ResourceLabels, Gauge<f64, AtomicU64>>::default();
+        scrape.register(
+            "last_success_timestamp_seconds",
+            "When a sync of an app's resource last completed (Unix seconds), from the database",
+            last_success.clone(),
+        );
+        let last_webhook = Family::<AppLabels, Gauge<f64, AtomicU64>>::default();
+        scrape.register(
+            "last_webhook_timestamp_seconds",
+            "When an app last accepted a webhook (Unix seconds), from the database",
+            last_webhook.clone(),
+        );
+        // Left out while the database does not answer, as the queue's depth is.
+        if let Some(f) = freshness {
+            for (app_key, resource, at) in &f.syncs {
+                let labels = ResourceLabels {
+                    app_key: app_key.clone(),
+                    resource: resource.clone(),
+                };
+                last_success.get_or_create(&labels).set(unix(at));
+            }
+            for (app_key, at) in &f.webhooks {
+                last_webhook.get_or_create(&app(app_key)).set(unix(at));
+            }
+        }
         let queued = Gauge::<i64>::default();
         scrape.register(
             "webhooks_queued",
@@ -327,6 +381,17 @@ mod tests {
                 ("intercom_eu".into(), CircuitState::Open),
             ],
             5,
+            Some(&Freshness {
+                syncs: vec![(
+                    "stripe_prod".into(),
+                    "customer".into(),
+                    chrono::DateTime::from_timestamp(1_700_000_000, 500_000_000).unwrap(),
+                )],
+                webhooks: vec![(
+                    "stripe_prod".into(),
+                    chrono::DateTime::from_timestamp(1_700_000_100, 0).unwrap(),
+                )],
+            }),
         );
         for (series, value) in [
             (
@@ -377,19 +442,33 @@ mod tests {
             (r#"supasaasy_circuit_state{app_key="intercom_eu"}"#, "2"),
             (r#"supasaasy_circuit_open{app_key="intercom_eu"}"#, "1"),
             ("supasaasy_webhooks_queued", "5"),
+            (
+                r#"supasaasy_last_success_timestamp_seconds{app_key="stripe_prod",resource="customer"}"#,
+                "1700000000.5",
+            ),
+            (
+                r#"supasaasy_last_webhook_timestamp_seconds{app_key="stripe_prod"}"#,
+                "1700000100.0",
+            ),
         ] {
             let found = line(&text, series).unwrap_or_else(|| panic!("{series} in:\n{text}"));
             assert_eq!(&found[series.len() + 1..], value, "{found}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(text.matches("# EOF").count(), 1);
+        let build = format!(
+            "supasaasy_build_info{{version=\"{}\",schema=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            crate::db::binary_schema_version()
+        );
+        assert!(text.contains(&build), "{text}");
     }
 
     #[test]
     fn label_values_are_escaped() {
         let metrics = Metrics::new();
         metrics.webhook("unknown", "a\"b\\c\nd", "rejected");
-        let text = metrics.render(None, &[], 0);
+        let text = metrics.render(None, &[], 0, None);
         assert!(
             text.contains(r#"event_type="a\"b\\c\nd""#),
             "the line stays one line: {text}"

@@ -51,6 +51,46 @@ pub async fn activity(
         .collect())
 }
 
+/// When each app's resources last completed a sync, and when each app last accepted a webhook,
+/// as the database holds them (so every daemon sharing it answers the same).
+#[derive(Debug, Clone, Default)]
+pub struct Freshness {
+    /// App, resource, when a sync of it last completed.
+    pub syncs: Vec<(String, String, DateTime<Utc>)>,
+    /// App, when it last accepted a webhook.
+    pub webhooks: Vec<(String, DateTime<Utc>)>,
+}
+
+/// The [`Freshness`] of `app_keys`.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn freshness(
+    client: &impl GenericClient,
+    app_keys: &[String],
+) -> Result<Freshness, StoreError> {
+    let syncs = client
+        .query(
+            "SELECT app_key, resource_type, last_sync_at FROM supasaasy.sync_state
+              WHERE app_key = ANY($1) AND last_sync_at IS NOT NULL ORDER BY 1, 2",
+            &[&app_keys],
+        )
+        .await?;
+    let activity = activity(client, app_keys).await?;
+    Ok(Freshness {
+        syncs: syncs
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+        webhooks: app_keys
+            .iter()
+            .zip(activity)
+            .filter_map(|(app, a)| a.last_webhook_at.map(|t| (app.clone(), t)))
+            .collect(),
+    })
+}
+
 /// Unfinished tasks by app and status (`pending`, `processing`).
 ///
 /// # Errors
