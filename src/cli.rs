@@ -72,6 +72,13 @@ pub enum Command {
     Migrate,
     /// Validate the config file (and that its environment variables are set) and exit.
     CheckConfig,
+    /// Ask a running daemon's `/livez` (for a container's HEALTHCHECK); exit 0 when it answers
+    /// 200. Reads only `server.listen` (a wildcard address is asked on loopback).
+    Healthcheck {
+        /// Ask this URL instead.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Print the configuration in effect (file, environment overrides, defaults) as JSON, secrets
     /// shown only as set or not.
     Config,
@@ -108,8 +115,12 @@ pub enum Command {
 ///
 /// Whatever stops the command, with context.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+
     // `sync` and `jobs` only talk to the database: they need no provider or admin secrets.
     let database_only = matches!(cli.command, Command::Sync { .. } | Command::Jobs { .. });
+    if let Command::Healthcheck { url } = &cli.command {
+        return healthcheck(&cli.config, url.as_deref()).await;
+    }
     let loaded = if database_only {
         Config::load_for_database(&cli.config)
     } else {
@@ -140,6 +151,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        // Answered before the config is loaded.
+        Command::Healthcheck { .. } => Ok(ExitCode::SUCCESS),
         Command::Config => {
             println!("{}", serde_json::to_string_pretty(&config.effective())?);
             Ok(ExitCode::SUCCESS)
@@ -227,6 +240,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `healthcheck`: GET `/livez` of the daemon this config describes, within 5 seconds.
+async fn healthcheck(config: &std::path::Path, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => {
+            let mut addr = Config::listen_address(config)?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}/livez")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    match client.get(&url).send().await {
+        Ok(resp) if resp.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(resp) => {
+            eprintln!("{url} answered {}", resp.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -263,6 +263,33 @@ impl Config {
         parse_with(text, &env, vars)
     }
 
+    /// The `server.listen` of a config file (overrides applied, defaults filled in), without
+    /// validating anything else or reading any secret: what `healthcheck` needs.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when the file cannot be read or the address does not parse.
+    pub fn listen_address(path: &Path) -> Result<SocketAddr, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::new("supasaasy.toml", e.message()))?;
+        overrides::apply(&mut doc, std::env::vars())?;
+        let listen = doc
+            .get("server")
+            .and_then(|s| s.get("listen"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("127.0.0.1:8080");
+        listen.parse().map_err(|_| {
+            ConfigError::new(
+                "server.listen",
+                format!("{listen:?} is not an address like 127.0.0.1:8080"),
+            )
+        })
+    }
+
     /// The app with this key.
     pub fn app(&self, app_key: &str) -> Option<&AppConfig> {
         self.apps.iter().find(|a| a.app_key == app_key)

@@ -132,6 +132,14 @@ pub fn the_error(stderr: &str) -> &str {
     last
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs a command to its end; exit code and stderr.
 fn run(mut cmd: Command) -> (Option<i32>, String) {
     let out = cmd.output().unwrap();
@@ -151,6 +159,13 @@ async fn serve_started_before_its_database_waits_for_it_and_probes_tell() {
     let line = daemon.await_log("cannot be reached yet");
     assert!(line.contains("attempt=1"), "{line}");
     assert_eq!(daemon.get("/livez").await, (200, json!({"status": "ok"})));
+    // What a container's HEALTHCHECK runs: live while the database is down.
+    let url = format!("http://{}/livez", daemon.addr);
+    let (code, stderr) = run(supasaasy(&config, &db_url, &["healthcheck", "--url", &url]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let nobody = format!("[server]\nlisten = \"127.0.0.1:{}\"\n", free_port());
+    let (code, _) = run(supasaasy(&config_file(&nobody), &db_url, &["healthcheck"]));
+    assert_eq!(code, Some(1), "nothing listens there");
     let (status, ready) = daemon.get("/readyz").await;
     assert_eq!(
         (status, ready["status"].as_str()),
