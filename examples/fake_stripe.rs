@@ -57,6 +57,7 @@ async fn main() -> io::Result<()> {
         subscriptions: args.subscriptions,
         items_per_subscription: args.items,
         canceled_every: args.canceled_every,
+        ..Counts::default()
     };
     let data = StripeData::generate(&counts).with_api_key(args.api_key);
     let mut terminate = signal(SignalKind::terminate())?;

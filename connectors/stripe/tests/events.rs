@@ -37,6 +37,7 @@ fn counts() -> Counts {
         subscriptions: 10,
         items_per_subscription: 2,
         canceled_every: 4,
+        ..Counts::default()
     }
 }
 

@@ -71,6 +71,7 @@ fn counts() -> Counts {
         subscriptions: 120,
         items_per_subscription: 2,
         canceled_every: 4,
+        ..Counts::default()
     }
 }
 
