@@ -3,8 +3,9 @@
 //! Prints one line, `STRIPE_BASE_URL=http://127.0.0.1:PORT`, once it accepts connections.
 //!
 //! ```sh
-//! cargo run --example fake_stripe -- --listen 127.0.0.1:12111 --customers 1000
+//! cargo run --example fake_stripe -- --listen 127.0.0.1:12111 --customers 1000 --invoices 500
 //! curl -u sk_test_fake: 'http://127.0.0.1:12111/v1/customers?limit=3'
+//! curl -u sk_test_fake: 'http://127.0.0.1:12111/v1/invoices?limit=3'
 //! ```
 
 use std::io::{self, Write};
@@ -39,6 +40,25 @@ struct Args {
     /// Cancel every Nth subscription (0: none).
     #[arg(long, default_value_t = 4)]
     canceled_every: usize,
+    /// Invoices to generate (paid, open and a few void).
+    #[arg(long, default_value_t = 300)]
+    invoices: usize,
+    /// Lines per invoice.
+    #[arg(long, default_value_t = 2)]
+    lines_per_invoice: usize,
+    /// Charges to generate.
+    #[arg(long, default_value_t = 300)]
+    charges: usize,
+    /// Payment intents to generate (most succeeded with a charge).
+    #[arg(long, default_value_t = 300)]
+    payment_intents: usize,
+    /// Refunds to generate.
+    #[arg(long, default_value_t = 0)]
+    refunds: usize,
+    /// Objects of every other resource (coupons, credit notes, payouts...), and customers with a
+    /// tax id, a payment method and a discount.
+    #[arg(long, default_value_t = 0)]
+    others: usize,
     /// The API key clients must send.
     #[arg(long, default_value = DEFAULT_API_KEY)]
     api_key: String,
@@ -57,6 +77,13 @@ async fn main() -> io::Result<()> {
         subscriptions: args.subscriptions,
         items_per_subscription: args.items,
         canceled_every: args.canceled_every,
+        invoices: args.invoices,
+        lines_per_invoice: args.lines_per_invoice,
+        charges: args.charges,
+        payment_intents: args.payment_intents,
+        refunds: args.refunds,
+        others: args.others,
+        ..Counts::default()
     };
     let data = StripeData::generate(&counts).with_api_key(args.api_key);
     let mut terminate = signal(SignalKind::terminate())?;

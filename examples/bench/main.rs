@@ -403,6 +403,7 @@ async fn main() {
         subscriptions: 0,
         items_per_subscription: 1,
         canceled_every: 0,
+        ..Counts::default()
     };
     let data_for = move || StripeData::generate(&counts);
     let mut report = Vec::new();

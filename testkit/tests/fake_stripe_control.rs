@@ -207,3 +207,41 @@ async fn shutdown_closes_the_port() {
     stripe.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn lists_can_refuse_the_created_filter_as_localstripe_does() {
+    let stripe = FakeStripe::start(StripeData::generate(&Counts::everything())).await;
+    let client = Client::new(stripe.base_url(), stripe.api_key());
+    let customer = stripe.ids("customer")[0].clone();
+    let invoice = stripe.ids("invoice")[0].clone();
+    let filtered = [
+        "/v1/customers?created%5Bgte%5D=1".to_owned(),
+        "/v1/invoices?limit=3&created[lt]=2000000000".to_owned(),
+        "/v1/subscriptions?status=all&created=5".to_owned(),
+        "/v1/events?created[gt]=1".to_owned(),
+        format!("/v1/customers/{customer}/tax_ids?created[gte]=1"),
+        format!("/v1/invoices/{invoice}/lines?created[gte]=1"),
+    ];
+    assert_eq!(client.get(&filtered[0]).await.status, 200);
+    stripe.refuse_created_filter(true);
+    for path in &filtered {
+        let refused = client.get(path).await;
+        assert_eq!(refused.status, 400, "{path}");
+        assert_eq!(
+            refused.json(),
+            json!({"error": {"type": "invalid_request_error", "message": "Unexpected created"}}),
+            "{path}"
+        );
+    }
+    // Without the filter, and for retrieves, nothing changes.
+    assert_eq!(client.get("/v1/customers?limit=3").await.status, 200);
+    assert_eq!(
+        client
+            .get(&format!("/v1/customers/{customer}"))
+            .await
+            .status,
+        200
+    );
+    stripe.refuse_created_filter(false);
+    assert_eq!(client.get(&filtered[1]).await.status, 200);
+}

@@ -4,6 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
+use supasaasy_stripe::resources::{StripeResource, TABLE};
 use supasaasy_testkit::fake_stripe::{
     fixture, Counts, FakeStripe, StripeData, API_VERSION, RETENTION_SECS,
 };
@@ -443,4 +444,139 @@ async fn pushing_a_duplicate_event_id_is_a_test_bug() {
     let (stripe, _client) = start().await;
     stripe.push_event(json!({"id": "evt_twice", "type": "ping"}));
     stripe.push_event(json!({"id": "evt_twice", "type": "ping"}));
+}
+
+/// The type recording a new object of `row`: its `….created` type, else its first.
+fn created_type(row: &StripeResource) -> Option<&'static str> {
+    let created = row
+        .events
+        .iter()
+        .find(|t| t.rsplit('.').next() == Some("created"));
+    created.or(row.events.first()).copied()
+}
+
+/// The type recording a changed object of `row`: its first `….updated` type, else its first
+/// that does not mean gone.
+fn updated_type(row: &StripeResource) -> Option<&'static str> {
+    let updated = row.events.iter().find(|t| t.ends_with(".updated"));
+    updated
+        .or_else(|| row.events.iter().find(|t| !row.deleted_by.contains(t)))
+        .copied()
+}
+
+/// A copy of an object of `row` with a new id, its children left out (they belong to the
+/// original).
+fn copy_of(stripe: &FakeStripe, row: &StripeResource, id: &str) -> Value {
+    let mut object = stripe.get(row.name, &stripe.ids(row.name)[0]).unwrap();
+    object["id"] = json!(id);
+    if let Some(child) = &row.child {
+        object.as_object_mut().unwrap().remove(child.field);
+    }
+    object
+}
+
+#[tokio::test]
+async fn every_row_records_the_types_its_row_lists() {
+    let stripe = FakeStripe::start(StripeData::generate_at(&Counts::everything(), NOW)).await;
+    stripe.set_clock(Some(T));
+    let mut seen = 0;
+    for row in TABLE {
+        let id = format!("{}_evtest", row.name);
+        stripe.upsert(row.name, copy_of(&stripe, row, &id));
+        let served = stripe.get(row.name, &id).unwrap();
+        let created = new_events(&stripe, &mut seen);
+        assert_eq!(
+            types(&created),
+            created_type(row).into_iter().collect::<Vec<_>>(),
+            "{}",
+            row.name
+        );
+        for event in &created {
+            assert_eq!(event["data"]["object"], served, "{}", row.name);
+        }
+
+        stripe.update(row.name, &id, |o| o["metadata"] = json!({"evtest": "1"}));
+        let updated = new_events(&stripe, &mut seen);
+        assert_eq!(
+            types(&updated),
+            updated_type(row).into_iter().collect::<Vec<_>>(),
+            "{}",
+            row.name
+        );
+        for event in &updated {
+            assert_eq!(
+                event["data"]["previous_attributes"],
+                json!({"metadata": served["metadata"]}),
+                "{}",
+                row.name
+            );
+            assert_eq!(event["data"]["object"]["metadata"], json!({"evtest": "1"}));
+        }
+
+        let last = stripe.get(row.name, &id).unwrap();
+        assert!(stripe.delete(row.name, &id));
+        let deleted = new_events(&stripe, &mut seen);
+        assert_eq!(
+            types(&deleted),
+            row.deleted_by
+                .first()
+                .into_iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            "{}",
+            row.name
+        );
+        for event in &deleted {
+            let mut want = last.clone();
+            if row.name == "customer" {
+                want["deleted"] = json!(true);
+            }
+            assert_eq!(event["data"]["object"], want, "{}", row.name);
+        }
+    }
+    assert!(
+        TABLE.iter().any(|r| r.events.is_empty()),
+        "balance transactions"
+    );
+}
+
+#[tokio::test]
+async fn a_child_change_is_an_update_of_its_parent() {
+    let stripe = FakeStripe::start(StripeData::generate_at(&Counts::everything(), NOW)).await;
+    stripe.set_clock(Some(T));
+    let mut seen = 0;
+    for row in TABLE.iter().filter(|r| r.child.is_some()) {
+        let child = row.child.as_ref().unwrap();
+        let child_name = child.collection_key.trim_start_matches("stripe_");
+        let parent = stripe.ids(row.name)[0].clone();
+        let updated = updated_type(row).unwrap();
+        let before = stripe.get(row.name, &parent).unwrap();
+
+        let mut item = fixture(child.object);
+        item["id"] = json!(format!("{child_name}_evtest"));
+        stripe.set_children(row.name, &parent, vec![item.clone()]);
+        let events = new_events(&stripe, &mut seen);
+        assert_eq!(types(&events), [updated], "{child_name}");
+        let served = stripe.get(row.name, &parent).unwrap();
+        assert_eq!(events[0]["data"]["object"], served, "{child_name}");
+        assert_eq!(
+            events[0]["data"]["previous_attributes"],
+            json!({child.field: before[child.field]}),
+            "{child_name}"
+        );
+        assert_eq!(served[child.field]["total_count"], 1);
+
+        item["metadata"] = json!({"evtest": "1"});
+        item[child.parent_field] = json!(parent);
+        stripe.upsert(child_name, item.clone());
+        let events = new_events(&stripe, &mut seen);
+        assert_eq!(types(&events), [updated], "{child_name}");
+        let embedded = &events[0]["data"]["object"][child.field]["data"][0];
+        assert_eq!(embedded["metadata"], json!({"evtest": "1"}), "{child_name}");
+
+        assert!(stripe.delete(child_name, item["id"].as_str().unwrap()));
+        let events = new_events(&stripe, &mut seen);
+        assert_eq!(types(&events), [updated], "{child_name}");
+        assert_eq!(events[0]["data"]["object"][child.field]["total_count"], 0);
+    }
 }

@@ -27,6 +27,7 @@ fn data() -> StripeData {
         subscriptions: 20,
         items_per_subscription: 2,
         canceled_every: 0,
+        ..Counts::default()
     })
 }
 

@@ -142,6 +142,7 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
         subscriptions: 90,
         items_per_subscription: 2,
         canceled_every: 4,
+        ..Counts::default()
     }))
     .await;
     let db_url = fresh_database().await;

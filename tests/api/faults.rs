@@ -184,6 +184,7 @@ async fn a_request_budget_spaces_every_request_of_the_app() {
             subscriptions: 120,
             items_per_subscription: 2,
             canceled_every: 5,
+            ..Counts::default()
         }))
     })
     .await;
@@ -226,6 +227,7 @@ async fn a_provider_rate_limit_below_the_traffic_is_waited_out() {
         subscriptions: 120,
         items_per_subscription: 2,
         canceled_every: 5,
+        ..Counts::default()
     })))
     .await;
     app.fake().set_rate_limit(Some(20.0));

@@ -453,6 +453,7 @@ pub fn customers(n: usize) -> StripeData {
         subscriptions: 0,
         items_per_subscription: 1,
         canceled_every: 0,
+        ..supasaasy_testkit::fake_stripe::Counts::default()
     })
 }
 

@@ -23,6 +23,7 @@ fn data() -> StripeData {
         subscriptions: 150,
         items_per_subscription: 2,
         canceled_every: 0,
+        ..Counts::default()
     })
 }
 

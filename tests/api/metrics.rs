@@ -111,6 +111,7 @@ async fn metrics_follow_a_full_sync_and_webhooks() {
         subscriptions: 20,
         items_per_subscription: 2,
         canceled_every: 0,
+        ..Counts::default()
     })))
     .await;
     let done = app

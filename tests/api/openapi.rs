@@ -388,6 +388,7 @@ async fn every_route_answers_as_described() {
             subscriptions: 0,
             items_per_subscription: 0,
             canceled_every: 0,
+            ..Counts::default()
         }))
     })
     .await;

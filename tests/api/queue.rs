@@ -24,6 +24,7 @@ fn customers(n: usize) -> StripeData {
         subscriptions: 0,
         items_per_subscription: 1,
         canceled_every: 0,
+        ..Counts::default()
     })
 }
 

@@ -23,6 +23,7 @@ fn counts(customers: usize, subscriptions: usize) -> Counts {
         subscriptions,
         items_per_subscription: 2,
         canceled_every: 5,
+        ..Counts::default()
     }
 }
 

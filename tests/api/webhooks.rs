@@ -13,6 +13,7 @@ fn data() -> StripeData {
         subscriptions: 12,
         items_per_subscription: 3,
         canceled_every: 0,
+        ..Counts::default()
     })
 }
 

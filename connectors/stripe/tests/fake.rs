@@ -1,10 +1,13 @@
-//! The connector against the fake Stripe of `supasaasy-testkit`: whole walks of every resource,
-//! pagination, truncated subscription items, the `created` filter and errors as the daemon sees them.
+//! The connector against the fake Stripe of `supasaasy-testkit`: whole walks of every resource of
+//! the table (per customer where it is listed so), pagination, truncated children (subscription
+//! items, invoice and credit note lines), fetches of every resource, the `created` filter (and a
+//! list refusing it) and errors as the daemon sees them.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use supasaasy_connector::{AppSettings, Connector, ConnectorError, ListOptions, Record, Secret};
+use supasaasy_stripe::resources::{Parent, TABLE};
 use supasaasy_stripe::StripeConnector;
 use supasaasy_testkit::fake_stripe::{fixture, Counts, FakeStripe, StripeData};
 
@@ -71,6 +74,7 @@ fn counts() -> Counts {
         subscriptions: 120,
         items_per_subscription: 2,
         canceled_every: 4,
+        ..Counts::default()
     }
 }
 
@@ -376,4 +380,282 @@ fn assert_items_follow_their_subscription(records: &[Record]) {
             other => panic!("unexpected collection {other}"),
         }
     }
+}
+
+/// A bit of everything, with more than a page of most resources.
+fn everything() -> Counts {
+    Counts {
+        customers: 150,
+        invoices: 130,
+        lines_per_invoice: 2,
+        long_invoice_every: 50,
+        long_invoice_lines: 40,
+        charges: 120,
+        payment_intents: 110,
+        refunds: 20,
+        others: 105,
+        ..Counts::default()
+    }
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn every_resource_of_the_table_walks_to_the_fakes_ids() {
+    let stripe = FakeStripe::start(StripeData::generate(&everything())).await;
+    let connector = connector(&stripe);
+    let customers = stripe.ids("customer");
+    let mut carried = Vec::new();
+    for row in TABLE {
+        let walked = match row.parent {
+            Parent::None => walk(&connector, row.name, &ListOptions::default()).await,
+            Parent::Customer => {
+                let mut all = Walk {
+                    records: Vec::new(),
+                    pages: 0,
+                    requests: 0,
+                };
+                for customer in &customers {
+                    let options = ListOptions {
+                        parent: Some(customer.clone()),
+                        ..ListOptions::default()
+                    };
+                    let theirs = walk(&connector, row.name, &options).await;
+                    for record in &theirs.records {
+                        assert_eq!(record.payload.value()["customer"], customer.as_str());
+                    }
+                    all.records.extend(theirs.records);
+                }
+                all
+            }
+            Parent::Unlisted => {
+                let page = connector
+                    .list_page(row.name, None, &ListOptions::default())
+                    .await
+                    .expect(row.name);
+                assert!(page.records.is_empty() && page.next_cursor.is_none());
+                continue;
+            }
+        };
+        let ids = walked.ids(row.collection_key);
+        match row.parent {
+            Parent::Customer => {
+                assert_eq!(sorted(ids), sorted(stripe.ids(row.name)), "{}", row.name)
+            }
+            _ => assert_eq!(ids, stripe.ids(row.name), "{}", row.name),
+        }
+        assert!(!walked.ids(row.collection_key).is_empty(), "{}", row.name);
+        for record in walked
+            .records
+            .iter()
+            .filter(|r| r.collection_key == row.collection_key)
+        {
+            let served = stripe.get(row.name, &record.external_id);
+            assert_eq!(
+                Some(record.payload.value().into_owned()),
+                served,
+                "{}",
+                row.name
+            );
+        }
+        if let Some(child) = &row.child {
+            let name = child.collection_key.trim_start_matches("stripe_");
+            assert_eq!(walked.ids(child.collection_key), stripe.ids(name), "{name}");
+        }
+        for embedded in row.embedded {
+            let key = TABLE
+                .iter()
+                .find(|r| r.name == embedded.resource)
+                .unwrap()
+                .collection_key;
+            carried.extend(walked.ids(key));
+        }
+    }
+    // Discounts have no list: they come with the customers that carry them.
+    assert_eq!(sorted(carried), sorted(stripe.ids("discount")));
+    assert!(!stripe.ids("discount").is_empty());
+}
+
+#[tokio::test]
+async fn truncated_lines_are_listed_in_full() {
+    let mut data = StripeData::generate(&Counts::everything());
+    let note = data.ids("credit_note")[0].clone();
+    let lines: Vec<Value> = (0..25)
+        .map(|i| {
+            let mut line = fixture("credit_note_line_item");
+            line["id"] = json!(format!("cnli_long{i:02}"));
+            line
+        })
+        .collect();
+    data.set_children("credit_note", &note, lines);
+    let stripe = FakeStripe::start(data).await;
+    let connector = connector(&stripe);
+
+    let long = stripe
+        .ids("invoice")
+        .into_iter()
+        .find(|id| stripe.get("invoice", id).unwrap()["lines"]["total_count"] == 40)
+        .expect("an invoice with 40 lines");
+    stripe.reset_requests();
+    let page = connector
+        .list_page("invoice", None, &ListOptions::default())
+        .await
+        .expect("invoices");
+    // One list request, one for the long invoice's lines.
+    assert_eq!(page.requests, 2);
+    assert_eq!(stripe.requests_to(&format!("/v1/invoices/{long}/lines")), 1);
+    let lines: Vec<&Record> = page
+        .records
+        .iter()
+        .filter(|r| {
+            r.collection_key == "stripe_invoice_line_item"
+                && r.payload.value()["invoice"] == long.as_str()
+        })
+        .collect();
+    assert_eq!(lines.len(), 40);
+    let parent = page.records.iter().find(|r| r.external_id == long).unwrap();
+    assert_eq!(parent.payload.value()["lines"]["has_more"], true);
+
+    let walked = walk(&connector, "credit_note", &ListOptions::default()).await;
+    let note_lines: Vec<&Record> = walked
+        .records
+        .iter()
+        .filter(|r| r.payload.value()["credit_note"] == note.as_str())
+        .collect();
+    assert_eq!(
+        note_lines.len(),
+        25,
+        "the connector names the parent Stripe leaves out"
+    );
+    assert_eq!(note_lines[24].external_id, "cnli_long24");
+    assert!(stripe
+        .get("credit_note_line_item", "cnli_long00")
+        .unwrap()
+        .get("credit_note")
+        .is_none());
+}
+
+#[tokio::test]
+async fn fetch_object_returns_every_resource() {
+    let stripe = FakeStripe::start(StripeData::generate(&Counts::everything())).await;
+    let connector = connector(&stripe);
+    for row in TABLE {
+        let ids = stripe.ids(row.name);
+        assert!(!ids.is_empty(), "{}", row.name);
+        if row.retrieve.is_none() {
+            let err = connector
+                .fetch_object(row.name, &ids[0])
+                .await
+                .expect_err(row.name);
+            assert!(
+                matches!(err, ConnectorError::Fatal { .. }),
+                "{}: {err:?}",
+                row.name
+            );
+            continue;
+        }
+        for id in &ids {
+            let change = connector
+                .fetch_object(row.name, id)
+                .await
+                .unwrap_or_else(|err| panic!("{} {id}: {err}", row.name));
+            assert_eq!(change.resource, row.name);
+            assert!(!change.deleted, "{} {id}", row.name);
+            assert_eq!(change.record.collection_key, row.collection_key);
+            assert_eq!(&change.record.external_id, id);
+            assert_eq!(
+                Some(change.record.payload.value().into_owned()),
+                stripe.get(row.name, id),
+                "{}",
+                row.name
+            );
+            if let Some(child) = &row.child {
+                let name = child.collection_key.trim_start_matches("stripe_");
+                let set = change.children.as_ref().expect("complete children");
+                let served = stripe.get(row.name, id).unwrap();
+                let want = served[child.field]["total_count"].as_u64().unwrap() as usize;
+                assert_eq!(set.records.len(), want, "{name} of {id}");
+                for record in &set.records {
+                    assert!(stripe.get(name, &record.external_id).is_some(), "{name}");
+                    assert_eq!(record.payload.value()[child.parent_field], id.as_str());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_created_filter_is_reported_as_such() {
+    let stripe = FakeStripe::start(StripeData::generate(&Counts::everything())).await;
+    let connector = connector(&stripe);
+    let filtered = ListOptions {
+        created_gte: Some(1),
+        created_lt: Some(2_000_000_000),
+        ..ListOptions::default()
+    };
+    let page = connector
+        .list_page("invoice", None, &filtered)
+        .await
+        .expect("filtered");
+    assert_eq!(
+        page.records
+            .iter()
+            .filter(|r| r.collection_key == "stripe_invoice")
+            .count(),
+        10
+    );
+
+    stripe.refuse_created_filter(true);
+    for resource in ["customer", "invoice", "checkout_session"] {
+        let err = connector
+            .list_page(resource, None, &filtered)
+            .await
+            .expect_err(resource);
+        match err {
+            ConnectorError::FilterRefused { message } => {
+                assert!(message.contains("Unexpected created"), "{message}");
+            }
+            other => panic!("{resource}: expected FilterRefused, got {other:?}"),
+        }
+    }
+    // Unfiltered, or a list the connector never filters, still works.
+    let walked = walk(&connector, "invoice", &ListOptions::default()).await;
+    assert_eq!(walked.ids("stripe_invoice"), stripe.ids("invoice"));
+    let tax_id = stripe.ids("tax_id")[0].clone();
+    let holder = stripe.get("tax_id", &tax_id).unwrap()["customer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let options = ListOptions {
+        parent: Some(holder),
+        ..filtered
+    };
+    let theirs = walk(&connector, "tax_id", &options).await;
+    assert_eq!(theirs.ids("stripe_tax_id"), [tax_id]);
+}
+
+#[tokio::test]
+async fn a_deleted_customer_has_nothing_listed_under_it() {
+    let stripe = FakeStripe::start(StripeData::generate(&Counts::everything())).await;
+    let connector = connector(&stripe);
+    let tax_id = stripe.ids("tax_id")[0].clone();
+    let holder = stripe.get("tax_id", &tax_id).unwrap()["customer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(stripe.delete("customer", &holder));
+    let options = ListOptions {
+        parent: Some(holder),
+        ..ListOptions::default()
+    };
+    let page = connector
+        .list_page("tax_id", None, &options)
+        .await
+        .expect("an empty page");
+    assert!(page.records.is_empty());
+    assert_eq!(page.next_cursor, None);
+    assert_eq!(page.requests, 1);
 }

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::store::{Resource, Store};
+use super::kinds::Kind;
+use super::store::{unix_now, Store};
 
 /// The API key a fake accepts unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "sk_test_fake";
@@ -22,21 +23,25 @@ static FIXTURES: &str = include_str!("../../data/stripe_fixtures3.json");
 ///
 /// When the fixture file has no object by that name.
 pub fn fixture(resource: &str) -> Value {
+    fixture_ref(resource)
+        .cloned()
+        .unwrap_or_else(|| panic!("no Stripe fixture named {resource:?}"))
+}
+
+/// The fixture named `resource`, without copying it; `None` when there is none.
+pub(crate) fn fixture_ref(resource: &str) -> Option<&'static Value> {
     static PARSED: OnceLock<Value> = OnceLock::new();
     let all = PARSED.get_or_init(|| {
         serde_json::from_str(FIXTURES).expect("the embedded Stripe fixtures are valid JSON")
     });
-    all.get("resources")
-        .and_then(|r| r.get(resource))
-        .cloned()
-        .unwrap_or_else(|| panic!("no Stripe fixture named {resource:?}"))
+    all.get("resources").and_then(|r| r.get(resource))
 }
 
 /// The state a fake Stripe serves: its objects and the API key it accepts.
 ///
 /// Build one with [`StripeData::generate`] or [`StripeData::empty`] and [`StripeData::upsert`].
-/// Resource names are Stripe's object names: `customer`, `product`, `price`, `plan`,
-/// `subscription`, `subscription_item`.
+/// Resource names are those of the connector's table (`customer`, `invoice`, `tax_id`...) and
+/// of its children (`subscription_item`, `invoice_line_item`, `credit_note_line_item`).
 #[derive(Debug)]
 pub struct StripeData {
     /// The key clients must present.
@@ -71,37 +76,61 @@ impl StripeData {
         &self.api_key
     }
 
-    /// Inserts or replaces an object (see [`FakeStripe::upsert`](super::FakeStripe::upsert)).
+    /// Inserts or replaces an object (see [`FakeStripe::upsert`](super::FakeStripe::upsert)); a
+    /// missing `created` is set to the current time.
     ///
     /// # Panics
     ///
-    /// On an unknown resource name, an object without a string `id`, or an item whose
-    /// `subscription` does not exist yet.
+    /// On an unknown resource name, an object without a string `id`, a child whose parent does
+    /// not exist yet, or an object listed per customer whose `customer` does not exist.
     pub fn upsert(&mut self, resource: &str, object: Value) {
-        self.store.upsert(Resource::named(resource), object);
+        self.store.upsert(Kind::named(resource), object, unix_now());
     }
 
-    /// Replaces a subscription's items.
+    /// Replaces the children of a parent (`set_children("invoice", "in_1", lines)`).
+    ///
+    /// # Panics
+    ///
+    /// When the resource has no children, the parent does not exist or a child has no string
+    /// `id`.
+    pub fn set_children(&mut self, parent_resource: &str, parent_id: &str, children: Vec<Value>) {
+        let row = parent_row(parent_resource);
+        self.store.set_children(row, parent_id, children);
+    }
+
+    /// Replaces a subscription's items: `set_children("subscription", ...)`.
     ///
     /// # Panics
     ///
     /// When the subscription does not exist or an item has no string `id`.
     pub fn set_subscription_items(&mut self, subscription_id: &str, items: Vec<Value>) {
-        self.store.set_items(subscription_id, items);
+        self.set_children("subscription", subscription_id, items);
     }
 
-    /// Ids of a resource, newest first.
+    /// Ids of a resource, newest first (children: by parent, then in the parent's order).
     pub fn ids(&self, resource: &str) -> Vec<String> {
-        self.store.ids(Resource::named(resource))
+        self.store.ids(Kind::named(resource))
     }
 
     /// One live object as the fake would serve it (`None` once deleted).
     pub fn get(&self, resource: &str, id: &str) -> Option<Value> {
-        self.store.get(Resource::named(resource), id)
+        self.store.get(Kind::named(resource), id)
     }
 
     /// How many objects a resource has.
     pub fn count(&self, resource: &str) -> usize {
-        self.store.count(Resource::named(resource))
+        self.store.count(Kind::named(resource))
+    }
+}
+
+/// The place in the table of a resource with children.
+///
+/// # Panics
+///
+/// When the resource is unknown or has no children.
+pub(crate) fn parent_row(resource: &str) -> usize {
+    match Kind::named(resource) {
+        Kind::Row(row) if Kind::Row(row).row().child.is_some() => row,
+        _ => panic!("{resource:?} has no children"),
     }
 }

@@ -60,6 +60,18 @@ impl ApiError {
         }
     }
 
+    /// A parameter a Stripe-compatible fake does not take, in localstripe's words
+    /// (`Unexpected created`): no code, no param.
+    pub fn unexpected(param: &str) -> Self {
+        ApiError {
+            status: 400,
+            kind: "invalid_request_error",
+            code: None,
+            param: None,
+            message: format!("Unexpected {param}"),
+        }
+    }
+
     /// A 401 with Stripe's wording.
     pub fn unauthorized(message: String) -> Self {
         ApiError {

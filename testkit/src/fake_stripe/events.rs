@@ -3,8 +3,11 @@
 //! Invariants:
 //! - Every mutation made through [`FakeStripe`](super::FakeStripe) records its events while it
 //!   still holds the store's lock, so the log's recording order is the order of the changes.
+//! - An event's type is one of its resource's `events` in the connector's table: see
+//!   [`created_type`], [`updated_type`], [`deleted_type`] and [`ended_type`]. A resource without
+//!   events (balance transactions) records none. A child's change is its parent's update.
 //! - An event's `data.object` is the object as a retrieve served it right after the change (a
-//!   subscription with its embedded `items`); the JSON is serialised once, when recorded.
+//!   parent with its embedded children); the JSON is serialised once, when recorded.
 //! - The log is ordered like the store's tables: `created` descending, ties by recording order
 //!   descending. Events older than [`RETENTION_SECS`] by the fake's clock are kept (cursors and the
 //!   test accessors still see them) but neither listed nor retrieved, as on Stripe.
@@ -19,10 +22,12 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
+use super::kinds::Kind;
 use super::list::{pick, Page, Row};
 use super::query::{non_empty, ListParams};
-use super::store::{to_bytes, Resource, SortKey, Store};
+use super::store::{to_bytes, SortKey, Store};
 use super::synth::stripe_id;
+use supasaasy_stripe::resources::StripeResource;
 
 /// The API version recorded events are rendered at.
 pub const API_VERSION: &str = "2025-08-27.basil";
@@ -44,37 +49,38 @@ fn next_event_id() -> String {
     )
 }
 
-/// The objects a mutation may change, whose events it records.
+/// The objects a mutation may change, whose events it records: objects of rows of the table,
+/// never children (a child's change is an event of its parent).
 #[derive(Debug, Default)]
-pub(crate) struct Subjects(Vec<(Resource, String)>);
+pub(crate) struct Subjects(Vec<(usize, String)>);
 
 impl Subjects {
-    /// Adds an object, or for a subscription item the subscription holding it now (if any):
-    /// Stripe reports item changes as `customer.subscription.updated`.
-    pub fn touch(mut self, store: &Store, resource: Resource, id: &str) -> Self {
-        match resource {
-            Resource::SubscriptionItem => {
-                if let Some(owner) = store.owner_of(id) {
+    /// Adds an object, or for a child the parent holding it now (if any): Stripe reports a
+    /// subscription item's change as `customer.subscription.updated`.
+    pub fn touch(mut self, store: &Store, kind: Kind, id: &str) -> Self {
+        match kind {
+            Kind::Child(row) => {
+                if let Some(owner) = store.children(row).owner_of(id) {
                     let owner = owner.to_owned();
-                    self.add(Resource::Subscription, owner);
+                    self.add(row, owner);
                 }
             }
-            r => self.add(r, id.to_owned()),
+            Kind::Row(row) => self.add(row, id.to_owned()),
         }
         self
     }
 
-    /// Adds a subscription by id (an item's new owner).
-    pub fn subscription(mut self, id: Option<&str>) -> Self {
-        if let Some(id) = id {
-            self.add(Resource::Subscription, id.to_owned());
+    /// Adds the parent a child names (its new owner), for a child kind.
+    pub fn parent(mut self, kind: Kind, id: Option<&str>) -> Self {
+        if let (Kind::Child(row), Some(id)) = (kind, id) {
+            self.add(row, id.to_owned());
         }
         self
     }
 
-    fn add(&mut self, resource: Resource, id: String) {
-        if !self.0.iter().any(|(r, i)| *r == resource && *i == id) {
-            self.0.push((resource, id));
+    fn add(&mut self, row: usize, id: String) {
+        if !self.0.iter().any(|(r, i)| *r == row && *i == id) {
+            self.0.push((row, id));
         }
     }
 
@@ -83,9 +89,9 @@ impl Subjects {
         Before(
             self.0
                 .into_iter()
-                .map(|(r, id)| {
-                    let object = store.get(r, &id);
-                    (r, id, object)
+                .map(|(row, id)| {
+                    let object = store.get(Kind::Row(row), &id);
+                    (row, id, object)
                 })
                 .collect(),
         )
@@ -94,7 +100,7 @@ impl Subjects {
 
 /// The subjects of a mutation as they were before it.
 #[derive(Debug)]
-pub(crate) struct Before(Vec<(Resource, String, Option<Value>)>);
+pub(crate) struct Before(Vec<(usize, String, Option<Value>)>);
 
 /// One recorded event.
 #[derive(Debug)]
@@ -130,13 +136,13 @@ impl std::fmt::Debug for EventLog {
 impl EventLog {
     /// Records the events of a mutation: for each subject, what became of it since `before`.
     pub fn record_since(&mut self, before: Before, store: &Store, now: i64) {
-        for (resource, id, old) in before.0 {
-            let new = store.get(resource, &id);
+        for (row, id, old) in before.0 {
+            let new = store.get(Kind::Row(row), &id);
             if let Some(Change {
-                action,
+                kind,
                 object,
                 previous,
-            }) = classify(resource, old, new)
+            }) = classify(Kind::Row(row), old, new)
             {
                 let mut data = Map::new();
                 data.insert("object".into(), object);
@@ -148,7 +154,7 @@ impl EventLog {
                     "object": "event",
                     "api_version": API_VERSION,
                     "created": now,
-                    "type": format!("{}.{action}", type_prefix(resource)),
+                    "type": kind,
                     "livemode": false,
                     "pending_webhooks": 1,
                     "request": {"id": null, "idempotency_key": null},
@@ -261,18 +267,40 @@ fn parse(e: &Recorded) -> Option<Value> {
     serde_json::from_slice(&e.json).ok()
 }
 
-/// The start of an event type for changes to `resource`.
-fn type_prefix(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Subscription | Resource::SubscriptionItem => "customer.subscription",
-        r => r.name(),
-    }
+/// The type of an event saying an object of `row` was created: the row's type ending in
+/// `.created`, else its first type; `None` when the resource has no events.
+pub(crate) fn created_type(row: &StripeResource) -> Option<&'static str> {
+    (row.events.iter().find(|t| t.ends_with(".created")))
+        .or(row.events.first())
+        .copied()
+}
+
+/// The type of an event saying an object of `row` changed: the row's first type ending in
+/// `.updated`, else its first type that does not mean gone.
+pub(crate) fn updated_type(row: &StripeResource) -> Option<&'static str> {
+    (row.events.iter().find(|t| t.ends_with(".updated")))
+        .or_else(|| row.events.iter().find(|t| !row.deleted_by.contains(t)))
+        .copied()
+}
+
+/// The type of an event saying an object of `row` is gone: its first `deleted_by` type; `None`
+/// when Stripe never deletes one (a subscription ends instead).
+pub(crate) fn deleted_type(row: &StripeResource) -> Option<&'static str> {
+    row.deleted_by.first().copied()
+}
+
+/// The type of an event saying an object of `row` ended (its `status` became `canceled`): a
+/// type ending in `.deleted` that does not mean gone, as `customer.subscription.deleted`.
+pub(crate) fn ended_type(row: &StripeResource) -> Option<&'static str> {
+    (row.events.iter())
+        .find(|t| t.ends_with(".deleted") && !row.deleted_by.contains(t))
+        .copied()
 }
 
 /// What a change to one object amounts to, as an event.
 struct Change {
-    /// The end of the event type: `created`, `updated` or `deleted`.
-    action: &'static str,
+    /// The event's type.
+    kind: &'static str,
     /// `data.object`.
     object: Value,
     /// `data.previous_attributes`, for updates.
@@ -280,42 +308,39 @@ struct Change {
 }
 
 impl Change {
-    fn new(action: &'static str, object: Value, previous: Option<Map<String, Value>>) -> Self {
+    fn new(kind: &'static str, object: Value, previous: Option<Map<String, Value>>) -> Self {
         Change {
-            action,
+            kind,
             object,
             previous,
         }
     }
 }
 
-/// The event a change from `before` to `after` records, if any.
-fn classify(resource: Resource, before: Option<Value>, after: Option<Value>) -> Option<Change> {
+/// The event a change from `before` to `after` of an object of `kind` records, if any.
+fn classify(kind: Kind, before: Option<Value>, after: Option<Value>) -> Option<Change> {
+    let row = kind.row();
     let status = |o: &Value| o.get("status").and_then(Value::as_str).map(str::to_owned);
     match (before, after) {
         (None, None) => None,
-        (None, Some(after)) => Some(Change::new("created", after, None)),
-        // Stripe never deletes a subscription; the fake's delete records nothing.
-        (Some(_), None) if resource == Resource::Subscription => None,
+        (None, Some(after)) => Some(Change::new(created_type(row)?, after, None)),
         (Some(mut last), None) => {
-            if resource == Resource::Customer {
-                if let Some(map) = last.as_object_mut() {
-                    map.insert("deleted".into(), Value::Bool(true));
-                }
+            let deleted = deleted_type(row)?;
+            if let (true, Some(map)) = (kind.stub_when_deleted(), last.as_object_mut()) {
+                map.insert("deleted".into(), Value::Bool(true));
             }
-            Some(Change::new("deleted", last, None))
+            Some(Change::new(deleted, last, None))
         }
         (Some(before), Some(after)) => {
             let canceled = Some("canceled".to_owned());
-            if resource == Resource::Subscription
-                && status(&after) == canceled
-                && status(&before) != canceled
-            {
-                // `customer.subscription.deleted` means ended: the object stays.
-                return Some(Change::new("deleted", after, None));
+            if let Some(ended) = ended_type(row) {
+                if status(&after) == canceled && status(&before) != canceled {
+                    // `customer.subscription.deleted` means ended: the object stays.
+                    return Some(Change::new(ended, after, None));
+                }
             }
             let previous = previous_attributes(&before, &after);
-            Some(Change::new("updated", after, Some(previous)))
+            Some(Change::new(updated_type(row)?, after, Some(previous)))
         }
     }
 }
@@ -453,6 +478,41 @@ mod tests {
         assert!(!any("customer.created", "customer.created2"));
         assert!(any("*", ""));
         assert!(any("c*s*d", "customer.subscription.updated"));
+    }
+
+    #[test]
+    fn event_types_come_from_the_table() {
+        let row = |name: &str| Kind::named(name).row();
+        let sub = row("subscription");
+        assert_eq!(created_type(sub), Some("customer.subscription.created"));
+        assert_eq!(updated_type(sub), Some("customer.subscription.updated"));
+        assert_eq!(deleted_type(sub), None);
+        assert_eq!(ended_type(sub), Some("customer.subscription.deleted"));
+        let customer = row("customer");
+        assert_eq!(deleted_type(customer), Some("customer.deleted"));
+        assert_eq!(ended_type(customer), None);
+        assert_eq!(created_type(row("charge")), Some("charge.captured"));
+        assert_eq!(updated_type(row("charge")), Some("charge.updated"));
+        let session = row("checkout_session");
+        assert_eq!(
+            created_type(session),
+            Some("checkout.session.async_payment_failed")
+        );
+        assert_eq!(
+            updated_type(session),
+            Some("checkout.session.async_payment_failed")
+        );
+        let item = row("invoice_item");
+        assert_eq!(created_type(item), Some("invoiceitem.created"));
+        assert_eq!(updated_type(item), Some("invoiceitem.created"));
+        assert_eq!(deleted_type(item), Some("invoiceitem.deleted"));
+        assert_eq!(created_type(row("review")), Some("review.closed"));
+        let txn = row("balance_transaction");
+        assert_eq!((created_type(txn), updated_type(txn)), (None, None));
+        assert_eq!(
+            deleted_type(row("discount")),
+            Some("customer.discount.deleted")
+        );
     }
 
     #[test]

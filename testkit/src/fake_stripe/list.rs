@@ -8,20 +8,35 @@ use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
 use bytes::Bytes;
+use supasaasy_stripe::resources::{Child, ChildList, StripeResource, TABLE};
 
 use super::error::ApiError;
+use super::kinds::Kind;
 use super::query::ListParams;
-use super::store::{Item, Resource, SortKey, Store, Stored};
+use super::store::{Item, SortKey, Store, Stored};
 
-/// Stripe embeds at most this many items in a subscription.
-const EMBEDDED_ITEMS: usize = 10;
+/// Stripe embeds at most this many children in a parent (items, lines).
+const EMBEDDED_CHILDREN: usize = 10;
+
+/// A parent's first children, to embed in its child field.
+#[derive(Debug)]
+struct Embed {
+    /// The parent's field holding the list (`items`).
+    field: &'static str,
+    /// The complete child list's URL.
+    url: String,
+    /// The first children.
+    first: Vec<Bytes>,
+    /// How many children the parent has in all.
+    total: usize,
+}
 
 /// One object of a page, ready to render.
 #[derive(Debug)]
 pub(crate) struct Row {
     json: Bytes,
-    /// For a subscription: its id, its first items and how many it has in all.
-    embed: Option<(String, Vec<Bytes>, usize)>,
+    /// For a parent: its first children.
+    embed: Option<Embed>,
 }
 
 /// One page of a list.
@@ -37,32 +52,47 @@ impl Row {
         Row { json, embed: None }
     }
 
-    /// Writes the object, splicing a subscription's `items` list into it.
+    /// Writes the object, splicing a parent's child list into it.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let Some((sub, items, total)) = &self.embed else {
+        let Some(embed) = &self.embed else {
             out.extend_from_slice(&self.json);
             return;
         };
-        // Stored subscriptions are non-empty objects: `{...}`. Reopen before the closing brace.
+        // Stored parents are objects: `{...}`. Reopen before the closing brace.
         let body = self.json.strip_suffix(b"}").unwrap_or(&self.json);
         out.extend_from_slice(body);
         if body.len() > 1 {
             out.push(b',');
         }
-        out.extend_from_slice(br#""items":"#);
-        let url = format!("/v1/subscription_items?subscription={sub}");
+        write_str(out, embed.field);
+        out.push(b':');
         let copy = |item: &Bytes, out: &mut Vec<u8>| out.extend_from_slice(item);
-        write_list(out, &url, items, copy, *total > items.len(), Some(*total));
+        let more = embed.total > embed.first.len();
+        write_list(out, &embed.url, &embed.first, copy, more, Some(embed.total));
         out.push(b'}');
     }
 
     /// About how many bytes [`Row::write`] produces.
     fn size_hint(&self) -> usize {
-        let items = self.embed.as_ref().map_or(0, |(_, items, _)| {
-            items.iter().map(Bytes::len).sum::<usize>() + 160
-        });
-        self.json.len() + items + 1
+        let children = self
+            .embed
+            .as_ref()
+            .map_or(0, |e| e.first.iter().map(Bytes::len).sum::<usize>() + 160);
+        self.json.len() + children + 1
     }
+}
+
+/// The URL of a parent's complete child list.
+pub(crate) fn child_url(row: &StripeResource, child: &Child, parent: &str) -> String {
+    match child.list {
+        ChildList::Query { path, param } => format!("/v1/{path}?{param}={parent}"),
+        ChildList::Nested { segment } => format!("/v1/{}/{parent}/{segment}", row.path),
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Serialising a string into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Writes `{"object": "list", "data": [...], "has_more", "total_count"?, "url"}`.
@@ -87,8 +117,7 @@ fn write_list<T>(
         out.extend_from_slice(format!(r#","total_count":{n}"#).as_bytes());
     }
     out.extend_from_slice(br#","url":"#);
-    // Serialising a string into memory cannot fail.
-    let _ = serde_json::to_writer(&mut *out, url);
+    write_str(out, url);
     out.push(b'}');
 }
 
@@ -203,18 +232,22 @@ pub(crate) fn pick<'a, T>(
 }
 
 impl Store {
-    /// The row of a live table object.
-    pub fn row(&self, resource: Resource, id: &str) -> Option<Row> {
-        self.table(resource)
-            .row(id)
-            .map(|s| self.row_of(resource, s))
+    /// The row of a live object of `TABLE[row]`.
+    pub fn row(&self, row: usize, id: &str) -> Option<Row> {
+        self.table(row).row(id).map(|s| self.row_of(row, s))
     }
 
-    fn row_of(&self, resource: Resource, stored: &Stored) -> Row {
-        let embed = (resource == Resource::Subscription).then(|| {
-            let items = self.items.get(&stored.id).map_or(&[][..], Vec::as_slice);
-            let first = items.iter().take(EMBEDDED_ITEMS).map(|i| i.json.clone());
-            (stored.id.clone(), first.collect(), items.len())
+    fn row_of(&self, row: usize, stored: &Stored) -> Row {
+        let resource = &TABLE[row];
+        let embed = resource.child.as_ref().map(|child| {
+            let children = self.children(row).of(&stored.id);
+            let first = children.iter().take(EMBEDDED_CHILDREN);
+            Embed {
+                field: child.field,
+                url: child_url(resource, child, &stored.id),
+                first: first.map(|i| i.json.clone()).collect(),
+                total: children.len(),
+            }
         });
         Row {
             json: stored.json.clone(),
@@ -222,72 +255,115 @@ impl Store {
         }
     }
 
-    /// `GET /v1/{resource}/{id}`.
+    /// `GET /v1/{retrieve}/{id}` (a child: `GET /v1/{child path}/{id}`).
     ///
     /// # Errors
     ///
     /// 404 `resource_missing` for an unknown id. A deleted customer is not an error: it retrieves
     /// as `{"id", "object": "customer", "deleted": true}`, as on Stripe.
-    pub fn retrieve(&self, resource: Resource, id: &str) -> Result<Row, ApiError> {
-        if resource == Resource::SubscriptionItem {
-            return self
-                .items_of_owner(id)
-                .and_then(|items| items.iter().find(|i| i.id == id))
-                .map(|i| Row::plain(i.json.clone()))
-                .ok_or_else(|| ApiError::no_such(404, resource.human(), id, "id"));
+    pub fn retrieve(&self, kind: Kind, id: &str) -> Result<Row, ApiError> {
+        let missing = || ApiError::no_such(404, &kind.human(), id, "id");
+        let Kind::Row(row) = kind else {
+            let child = self.children(kind.index()).get(id).ok_or_else(missing)?;
+            return Ok(Row::plain(child.json.clone()));
+        };
+        if let Some(found) = self.row(row, id) {
+            return Ok(found);
         }
-        if let Some(row) = self.row(resource, id) {
-            return Ok(row);
-        }
-        let table = self.table(resource);
-        if resource == Resource::Customer && table.deleted.contains_key(id) {
-            let stub = serde_json::json!({"id": id, "object": "customer", "deleted": true});
+        if kind.stub_when_deleted() && self.table(row).deleted.contains_key(id) {
+            let object = kind.row().object;
+            let stub = serde_json::json!({"id": id, "object": object, "deleted": true});
             return Ok(Row::plain(Bytes::from(stub.to_string())));
         }
-        Err(ApiError::no_such(404, resource.human(), id, "id"))
+        Err(missing())
     }
 
-    fn items_of_owner(&self, item_id: &str) -> Option<&Vec<Item>> {
-        self.items.get(self.owner_of(item_id)?)
-    }
-
-    /// One page of a table resource, newest first.
+    /// One page of the top-level list of `TABLE[row]`, newest first.
     ///
     /// # Errors
     ///
     /// 400 `resource_missing` when a cursor names an object the store never held.
-    pub fn list(&self, resource: Resource, p: &ListParams) -> Result<Page, ApiError> {
-        if resource == Resource::SubscriptionItem {
-            return self.list_items(p);
-        }
-        let table = self.table(resource);
+    pub fn list(&self, row: usize, p: &ListParams) -> Result<Page, ApiError> {
+        let table = self.table(row);
         let cursor = |param: &str, id: &str| {
             table
                 .cursor(id)
-                .ok_or_else(|| ApiError::no_such(400, resource.human(), id, param))
+                .ok_or_else(|| ApiError::no_such(400, &Kind::Row(row).human(), id, param))
         };
-        let (picked, has_more) = pick(&table.rows, p, cursor, |s| admits(resource, p, s))?;
+        let (picked, has_more) = pick(&table.rows, p, cursor, |s| admits(p, s))?;
         Ok(Page {
-            rows: picked
-                .into_iter()
-                .map(|s| self.row_of(resource, s))
-                .collect(),
+            rows: picked.into_iter().map(|s| self.row_of(row, s)).collect(),
             has_more,
         })
     }
 
-    /// One page of `/v1/subscription_items?subscription=...`, in subscription order.
-    fn list_items(&self, p: &ListParams) -> Result<Page, ApiError> {
-        let sub = p.subscription.as_deref().unwrap_or_default();
-        if !self.contains(Resource::Subscription, sub) {
-            return Err(ApiError::no_such(404, "subscription", sub, "subscription"));
+    /// One page of the objects of `TABLE[row]` under one customer, newest first.
+    ///
+    /// # Errors
+    ///
+    /// 404 `resource_missing` when the customer does not exist (or was deleted); 400 when a
+    /// cursor names an object the store never held.
+    pub fn list_of_customer(
+        &self,
+        row: usize,
+        customer: &str,
+        p: &ListParams,
+    ) -> Result<Page, ApiError> {
+        let kind = Kind::Row(row);
+        // Routes name only rows listed per customer, which have an owner.
+        let owner = kind.owner().unwrap_or(row);
+        if !self.table(owner).keys.contains_key(customer) {
+            let human = Kind::Row(owner).human();
+            return Err(ApiError::no_such(404, &human, customer, "customer"));
         }
-        let items = self.items.get(sub).map_or(&[][..], Vec::as_slice);
+        let table = self.table(row);
+        let none = BTreeMap::new();
+        let theirs = table.by_customer.get(customer).unwrap_or(&none);
+        let cursor = |param: &str, id: &str| {
+            table
+                .cursor(id)
+                .ok_or_else(|| ApiError::no_such(400, &kind.human(), id, param))
+        };
+        let (picked, has_more) = pick(theirs, p, cursor, |_| true)?;
+        let rows = picked
+            .into_iter()
+            .filter_map(|id| table.row(id))
+            .map(|s| self.row_of(row, s))
+            .collect();
+        Ok(Page { rows, has_more })
+    }
+
+    /// One page of a parent's complete child list, in the parent's order.
+    ///
+    /// # Errors
+    ///
+    /// 404 `resource_missing` when the parent does not exist; 400 when a cursor names a child
+    /// the parent does not hold.
+    pub fn list_children(
+        &self,
+        row: usize,
+        parent: &str,
+        p: &ListParams,
+    ) -> Result<Page, ApiError> {
+        if !self.table(row).keys.contains_key(parent) {
+            let param = match TABLE[row].child.map(|c| c.list) {
+                Some(ChildList::Query { param, .. }) => param,
+                _ => "id",
+            };
+            return Err(ApiError::no_such(
+                404,
+                &Kind::Row(row).human(),
+                parent,
+                param,
+            ));
+        }
+        let items: &[Item] = self.children(row).of(parent);
+        let human = Kind::Child(row).human();
         let position = |param: &str, id: &str| {
             items
                 .iter()
                 .position(|i| i.id == id)
-                .ok_or_else(|| ApiError::no_such(400, "subscription item", id, param))
+                .ok_or_else(|| ApiError::no_such(400, &human, id, param))
         };
         let (from, to, has_more) = if let Some(id) = &p.ending_before {
             let to = position("ending_before", id)?;
@@ -310,13 +386,12 @@ impl Store {
 }
 
 /// Whether a stored object passes the list's filters.
-fn admits(resource: Resource, p: &ListParams, s: &Stored) -> bool {
+fn admits(p: &ListParams, s: &Stored) -> bool {
     let a = &s.attrs;
     let eq = |want: &Option<String>, have: &Option<Box<str>>| {
         want.as_deref().is_none_or(|w| have.as_deref() == Some(w))
     };
-    // Without `status`, Stripe hides canceled subscriptions; other resources have no such filter.
-    (resource != Resource::Subscription || p.status.admits(a.status.as_deref()))
+    p.status.admits(a.status.as_deref())
         && eq(&p.customer, &a.customer)
         && eq(&p.product, &a.product)
         && eq(&p.email, &a.email)

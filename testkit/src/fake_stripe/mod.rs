@@ -1,19 +1,24 @@
 //! A stateful fake of Stripe's HTTP API, speaking Stripe's real list protocol.
 //!
-//! [`FakeStripe`] serves `GET /v1/{customers,products,prices,plans,subscriptions}` (list and
-//! retrieve) and `GET /v1/subscription_items?subscription=...` on a real port, from data built with
-//! [`StripeData`]. Lists are newest first with `limit`, `starting_after`, `ending_before` and the
-//! `created` filters; subscriptions hide canceled ones unless asked (`status=all`) and embed at most
-//! ten items. Tests change the data while it serves ([`FakeStripe::upsert`], [`FakeStripe::delete`]),
-//! count requests, inject failures ([`FakeStripe::fail_next`]) and slow it down
-//! ([`FakeStripe::set_latency`]). It serves from a thread and runtime of its own, so whatever the
-//! test does with its own thread, the fake keeps answering.
+//! [`FakeStripe`] serves every resource of the Stripe connector's table
+//! ([`supasaasy_stripe::TABLE`]) on a real port, from data built with [`StripeData`]: each
+//! top-level list at `/v1/{path}` and each retrieve at `/v1/{retrieve}/{id}`; the lists of a
+//! resource listed per customer at `/v1/customers/{id}/{path}`; each parent's complete child list
+//! (`/v1/subscription_items?subscription=...`, `/v1/invoices/{id}/lines`). Nothing in the fake
+//! names a resource: a new row of the table is served as it is. Lists are newest first with
+//! `limit`, `starting_after`, `ending_before` and, where the row has the filter, the `created`
+//! filters; the row's fixed parameters are taken (subscriptions hide canceled ones unless asked,
+//! `status=all`), `expand[]` is accepted and ignored, and parents embed at most ten children.
+//! Tests change the data while it serves ([`FakeStripe::upsert`], [`FakeStripe::delete`]), count
+//! requests, inject failures ([`FakeStripe::fail_next`], [`FakeStripe::refuse_created_filter`])
+//! and slow it down ([`FakeStripe::set_latency`]). It serves from a thread and runtime of its own,
+//! so whatever the test does with its own thread, the fake keeps answering.
 //!
-//! Every change made through the handle records the Stripe event it would cause, served by
-//! `GET /v1/events` (list, with the type and `created` filters, 30 days of retention) and
-//! `GET /v1/events/{id}`, and read back with [`FakeStripe::events`]. Events are stamped with the
-//! fake's clock, real time unless pinned ([`FakeStripe::set_clock`]). The initial data records none.
-//! [`stripe_signature`] signs a body the way Stripe signs webhook deliveries.
+//! Every change made through the handle records the Stripe event it would cause, of a type its
+//! row lists, served by `GET /v1/events` (list, with the type and `created` filters, 30 days of
+//! retention) and `GET /v1/events/{id}`, and read back with [`FakeStripe::events`]. Events are
+//! stamped with the fake's clock, real time unless pinned ([`FakeStripe::set_clock`]). The initial
+//! data records none. [`stripe_signature`] signs a body the way Stripe signs webhook deliveries.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -30,6 +35,7 @@ mod data;
 mod error;
 mod events;
 mod generate;
+mod kinds;
 mod list;
 mod query;
 mod server;
@@ -50,16 +56,20 @@ pub use generate::Counts;
 pub use webhook::stripe_signature;
 
 use crate::http_server::Server;
+use data::parent_row;
 use events::Subjects;
+use kinds::Kind;
 pub(crate) use server::lock;
 use server::Shared;
+use store::Store;
 pub(crate) use store::{to_bytes, unix_now};
-use store::{Resource, Store};
 
 /// A running fake Stripe. Stops when dropped or with [`FakeStripe::shutdown`].
 ///
-/// Resource names in the mutation helpers are Stripe's object names: `customer`, `product`,
-/// `price`, `plan`, `subscription`, `subscription_item`; an unknown name panics.
+/// Resource names in the helpers are the names of the connector's table (`customer`, `invoice`,
+/// `checkout_session`, `tax_id`...) and of its children, a child's collection key without
+/// `stripe_` (`subscription_item`, `invoice_line_item`, `credit_note_line_item`); an unknown name
+/// panics.
 #[derive(Debug)]
 pub struct FakeStripe {
     /// The store and counters, shared with the server thread.
@@ -115,89 +125,109 @@ impl FakeStripe {
         self.server.shutdown().await;
     }
 
-    /// Inserts or replaces an object, live, and records its event: `<object>.created` or
-    /// `<object>.updated` (`customer.subscription.*` for subscriptions, and
-    /// `customer.subscription.deleted` when a subscription's `status` becomes `canceled`). A
-    /// subscription item records `customer.subscription.updated` for its subscription.
+    /// Inserts or replaces an object, live, and records its event, of a type its row lists:
+    /// created (the row's `….created` type, else its first) or updated (its first `….updated`
+    /// type, else its first that does not mean gone); a subscription whose `status` becomes
+    /// `canceled` records `customer.subscription.deleted`. A child records its parent's update.
+    /// A resource without events (balance transactions) records nothing.
     ///
-    /// A missing `created` is set to the fake's clock. A replaced object keeps its place among
-    /// objects created in the same second. A new subscription takes its items from `items.data`
-    /// when present; an existing one keeps its items (change them with
-    /// [`FakeStripe::set_subscription_items`] or by upserting `subscription_item` objects, which
-    /// name their subscription).
+    /// A missing `created` is set to the fake's clock (on resources whose objects carry one). A
+    /// replaced object keeps its place among objects created in the same second. A new parent
+    /// takes its children from its child field (`items.data`, `lines.data`) when present; an
+    /// existing one keeps its children (change them with [`FakeStripe::set_children`] or by
+    /// upserting children, which name their parent in `subscription` or `invoice`). An object
+    /// listed per customer (`tax_id`, `payment_method`) goes to the list of the customer its
+    /// `customer` names (`null`: detached, in no list).
     ///
     /// # Panics
     ///
-    /// On an unknown resource, an object without a string `id`, or an item whose subscription
-    /// does not exist.
-    pub fn upsert(&self, resource: &str, mut object: Value) {
-        let resource = Resource::named(resource);
-        if let Some(map) = object.as_object_mut() {
-            map.entry("created")
-                .or_insert_with(|| Value::from(self.shared.clock.now()));
-        }
+    /// On an unknown resource, an object without a string `id`, a child whose parent does not
+    /// exist (or that names none: use [`FakeStripe::set_children`]), or an object listed per
+    /// customer whose `customer` is not a live customer.
+    pub fn upsert(&self, resource: &str, object: Value) {
+        let kind = Kind::named(resource);
+        let now = self.shared.clock.now();
         let mut store = lock(&self.shared.store);
         let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
         let subjects = Subjects::default()
-            .touch(&store, resource, id)
-            .subscription(owner_named(resource, &object));
-        self.tracked(&mut store, subjects, |s| s.upsert(resource, object));
+            .touch(&store, kind, id)
+            .parent(kind, parent_named(kind, &object));
+        self.tracked(&mut store, subjects, |s| s.upsert(kind, object, now));
     }
 
     /// Applies `f` to the object as served and stores the result; returns whether it existed.
     /// Records the event [`FakeStripe::upsert`] would (`previous_attributes` holds the old values
     /// of the top-level keys `f` changed; a changed `id` records the old object's deletion and the
-    /// new one's creation). A subscription's `items` are not changed this way. `f` runs under the
+    /// new one's creation). A parent's children are not changed this way. `f` runs under the
     /// store's lock: it must not call back into the fake.
+    ///
+    /// # Panics
+    ///
+    /// As [`FakeStripe::upsert`], for the object `f` leaves.
     pub fn update(&self, resource: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
-        let resource = Resource::named(resource);
+        let kind = Kind::named(resource);
+        let now = self.shared.clock.now();
         let mut store = lock(&self.shared.store);
-        let Some(mut object) = store.get(resource, id) else {
+        let Some(mut object) = store.get(kind, id) else {
             return false;
         };
         f(&mut object);
         let new_id = object.get("id").and_then(Value::as_str).unwrap_or(id);
         let subjects = Subjects::default()
-            .touch(&store, resource, id)
-            .touch(&store, resource, new_id)
-            .subscription(owner_named(resource, &object));
-        self.tracked(&mut store, subjects, |s| s.replace(resource, id, object));
+            .touch(&store, kind, id)
+            .touch(&store, kind, new_id)
+            .parent(kind, parent_named(kind, &object));
+        self.tracked(&mut store, subjects, |s| s.replace(kind, id, object, now));
         true
     }
 
     /// Removes an object from lists and retrieves; returns whether it was there. A deleted
-    /// customer still retrieves, as `{"id", "object": "customer", "deleted": true}`; a deleted
-    /// subscription takes its items with it. Nothing cascades otherwise (a deleted customer's
-    /// subscriptions stay as they are).
+    /// customer still retrieves, as `{"id", "object": "customer", "deleted": true}`, and its
+    /// per-customer lists answer 404; a deleted parent takes its children with it. Nothing
+    /// cascades otherwise (a deleted customer's subscriptions stay as they are).
     ///
-    /// Records `<object>.deleted` with the object's last state (a customer's with
-    /// `"deleted": true`); a subscription item records `customer.subscription.updated`; deleting
-    /// a subscription records nothing (Stripe cancels subscriptions, it does not delete them).
+    /// Records the row's first `deleted_by` type with the object's last state (a customer's with
+    /// `"deleted": true`), or nothing when the row has none (Stripe cancels subscriptions, it
+    /// does not delete them); a child records its parent's update.
     pub fn delete(&self, resource: &str, id: &str) -> bool {
-        let resource = Resource::named(resource);
+        let kind = Kind::named(resource);
         let mut store = lock(&self.shared.store);
-        let subjects = Subjects::default().touch(&store, resource, id);
-        self.tracked(&mut store, subjects, |s| s.delete(resource, id))
+        let subjects = Subjects::default().touch(&store, kind, id);
+        self.tracked(&mut store, subjects, |s| s.delete(kind, id))
     }
 
-    /// Replaces a subscription's items (their `subscription` field is set to it) and records
-    /// `customer.subscription.updated` (also for any subscription an item is taken from).
+    /// Replaces the children of a parent (`set_children("invoice", "in_1", lines)`), stored as
+    /// given but for the parent field, which is set on children that carry one (a subscription
+    /// item's `subscription`, an invoice line's `invoice`; a credit note line has none). Records
+    /// the parent's update (also for any parent a child is taken from).
+    ///
+    /// # Panics
+    ///
+    /// When the resource has no children, the parent does not exist or a child has no string
+    /// `id`.
+    pub fn set_children(&self, parent_resource: &str, parent_id: &str, children: Vec<Value>) {
+        let row = parent_row(parent_resource);
+        let kind = Kind::Child(row);
+        let mut store = lock(&self.shared.store);
+        let subjects = children
+            .iter()
+            .filter_map(|child| child.get("id").and_then(Value::as_str))
+            .fold(
+                Subjects::default().parent(kind, Some(parent_id)),
+                |subjects, id| subjects.touch(&store, kind, id),
+            );
+        self.tracked(&mut store, subjects, |s| {
+            s.set_children(row, parent_id, children)
+        });
+    }
+
+    /// Replaces a subscription's items: `set_children("subscription", ...)`.
     ///
     /// # Panics
     ///
     /// When the subscription does not exist or an item has no string `id`.
     pub fn set_subscription_items(&self, subscription_id: &str, items: Vec<Value>) {
-        let mut store = lock(&self.shared.store);
-        let subjects = items
-            .iter()
-            .filter_map(|item| item.get("id").and_then(Value::as_str))
-            .fold(
-                Subjects::default().subscription(Some(subscription_id)),
-                |subjects, id| subjects.touch(&store, Resource::SubscriptionItem, id),
-            );
-        self.tracked(&mut store, subjects, |s| {
-            s.set_items(subscription_id, items)
-        });
+        self.set_children("subscription", subscription_id, items);
     }
 
     /// Runs `change` and records an event for each subject, under the store's lock throughout so
@@ -261,19 +291,20 @@ impl FakeStripe {
         self.shared.clock.advance(secs);
     }
 
-    /// Live ids of a resource, newest first (items: grouped by subscription, newest first).
+    /// Live ids of a resource, newest first (children: grouped by parent, newest parent first,
+    /// each parent's in its order).
     pub fn ids(&self, resource: &str) -> Vec<String> {
-        lock(&self.shared.store).ids(Resource::named(resource))
+        lock(&self.shared.store).ids(Kind::named(resource))
     }
 
     /// One live object as a retrieve would serve it (`None` once deleted).
     pub fn get(&self, resource: &str, id: &str) -> Option<Value> {
-        lock(&self.shared.store).get(Resource::named(resource), id)
+        lock(&self.shared.store).get(Kind::named(resource), id)
     }
 
     /// How many live objects a resource has.
     pub fn count(&self, resource: &str) -> usize {
-        lock(&self.shared.store).count(Resource::named(resource))
+        lock(&self.shared.store).count(Kind::named(resource))
     }
 
     /// Requests received so far, whatever their answer.
@@ -315,6 +346,13 @@ impl FakeStripe {
         self.shared.rate_limited.load(Ordering::Relaxed)
     }
 
+    /// While `refuse` holds, every list request carrying a `created` parameter
+    /// (`created[gte]`...) answers 400 `{"error": {"type": "invalid_request_error", "message":
+    /// "Unexpected created"}}`, as localstripe (a Stripe fake developers run) does.
+    pub fn refuse_created_filter(&self, refuse: bool) {
+        self.shared.refuse_created.store(refuse, Ordering::Relaxed);
+    }
+
     /// Delays every answer by `latency` (without holding up other requests).
     pub fn set_latency(&self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
@@ -322,9 +360,8 @@ impl FakeStripe {
     }
 }
 
-/// The subscription a subscription item names (for its event), when `resource` is an item.
-fn owner_named(resource: Resource, object: &Value) -> Option<&str> {
-    (resource == Resource::SubscriptionItem)
-        .then(|| object.get("subscription").and_then(Value::as_str))
-        .flatten()
+/// The parent a child names in its parent field (for its event), when `kind` is a child kind.
+fn parent_named(kind: Kind, object: &Value) -> Option<&str> {
+    let field = kind.child()?.parent_field;
+    object.get(field).and_then(Value::as_str)
 }

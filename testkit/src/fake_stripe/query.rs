@@ -3,17 +3,21 @@
 //! Keys and values arrive percent-encoded (`created%5Bgte%5D=1700000000`) and are decoded before
 //! anything looks at them. Parameters are then checked the way Stripe checks them: an unknown
 //! parameter or a bad value is a 400 naming it, never silently ignored, so a client bug shows up in
-//! tests instead of as a quietly wrong page.
+//! tests instead of as a quietly wrong page. Which parameters a list takes comes from its row of
+//! the connector's table (`created` where it has the filter, its fixed `params`) and its fixture
+//! (the fields it filters on).
+
+use supasaasy_stripe::resources::{ChildList, TABLE};
 
 use super::error::ApiError;
-use super::store::Resource;
+use super::kinds::Kind;
 
 /// Stripe's default page size.
 const DEFAULT_LIMIT: usize = 10;
 /// Stripe's largest page size.
 const MAX_LIMIT: usize = 100;
 
-/// Subscription statuses Stripe accepts in `status=`.
+/// Statuses Stripe accepts in `status=`, on the lists whose rows fix `status` (subscriptions).
 const STATUSES: [&str; 10] = [
     "active",
     "past_due",
@@ -27,13 +31,15 @@ const STATUSES: [&str; 10] = [
     "ended",
 ];
 
-/// Which subscriptions a `/v1/subscriptions` call asks for.
+/// Which objects a list asks for by status. A list whose row fixes `status` (to ask for `all`)
+/// hides canceled objects without it, as Stripe's subscription list does; other lists have no
+/// status filter.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) enum StatusFilter {
-    /// No `status`: everything but canceled subscriptions, as Stripe does.
-    #[default]
+    /// No `status` on a list that hides canceled objects without one.
     NotCanceled,
-    /// `status=all`.
+    /// `status=all`, or a list without a status filter.
+    #[default]
     All,
     /// `status=ended`: canceled and incomplete_expired.
     Ended,
@@ -42,7 +48,7 @@ pub(crate) enum StatusFilter {
 }
 
 impl StatusFilter {
-    /// Whether a subscription with this status is listed.
+    /// Whether an object with this status is listed.
     pub fn admits(&self, status: Option<&str>) -> bool {
         match self {
             StatusFilter::NotCanceled => status != Some("canceled"),
@@ -66,18 +72,29 @@ pub(crate) struct ListParams {
     pub created_min: Option<i64>,
     /// Inclusive upper bound on `created`.
     pub created_max: Option<i64>,
-    /// Subscription status filter (subscriptions only).
+    /// Status filter (lists whose rows fix `status`).
     pub status: StatusFilter,
-    /// `customer=` (subscriptions).
+    /// `customer=` (lists of objects with a `customer`).
     pub customer: Option<String>,
     /// `product=` (prices, plans).
     pub product: Option<String>,
     /// `email=` (customers).
     pub email: Option<String>,
-    /// `active=` (products, prices, plans).
+    /// `active=` (archivable resources).
     pub active: Option<bool>,
-    /// `subscription=` (subscription items, required there).
-    pub subscription: Option<String>,
+    /// The parent a child list asks for by query parameter (`subscription=`, required there).
+    pub parent: Option<String>,
+}
+
+/// Which list a query is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The top-level list of `TABLE[i]`.
+    Top(usize),
+    /// The objects of `TABLE[i]` under one customer.
+    OfCustomer(usize),
+    /// The child list of a parent of `TABLE[i]`.
+    Children(usize),
 }
 
 impl Default for ListParams {
@@ -93,61 +110,61 @@ impl Default for ListParams {
             product: None,
             email: None,
             active: None,
-            subscription: None,
+            parent: None,
         }
     }
 }
 
 impl ListParams {
-    /// Validates the decoded query pairs of a list call on `resource`.
+    /// Validates the decoded query pairs of a list call.
     ///
     /// # Errors
     ///
-    /// A 400 [`ApiError`] naming the first unknown or invalid parameter.
-    pub fn parse(resource: Resource, pairs: &[(String, String)]) -> Result<Self, ApiError> {
-        let mut p = ListParams::default();
+    /// A 400 [`ApiError`] naming the first unknown or invalid parameter: `created` on a list
+    /// without the filter is one.
+    pub fn parse(scope: Scope, pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let (row, top) = match scope {
+            Scope::Top(row) => (row, true),
+            Scope::OfCustomer(row) | Scope::Children(row) => (row, false),
+        };
+        let resource = &TABLE[row];
+        let kind = Kind::Row(row);
+        let hides_canceled = top && resource.params.iter().any(|(k, _)| *k == "status");
+        let parent_param = match (scope, resource.child.map(|c| c.list)) {
+            (Scope::Children(_), Some(ChildList::Query { param, .. })) => Some(param),
+            _ => None,
+        };
+        let filters = |k: &str| top && kind.filters_on(k);
+        let mut p = ListParams {
+            status: if hides_canceled {
+                StatusFilter::NotCanceled
+            } else {
+                StatusFilter::All
+            },
+            ..ListParams::default()
+        };
         for (key, value) in pairs {
             let value = value.as_str();
             match key.as_str() {
-                k if resource == Resource::SubscriptionItem && is_created(k) => {
+                k if is_created(k) && !(top && resource.created_filter) => {
                     return Err(ApiError::unknown_param(k));
                 }
                 k if p.common(k, value)? => {}
-                "status" if resource == Resource::Subscription => {
-                    if !STATUSES.contains(&value) {
-                        return Err(ApiError::invalid(
-                            "status",
-                            format!("Invalid status: must be one of {}", STATUSES.join(", ")),
-                        ));
-                    }
-                    p.status = match value {
-                        "all" => StatusFilter::All,
-                        "ended" => StatusFilter::Ended,
-                        s => StatusFilter::Is(s.to_owned()),
-                    };
-                }
-                "customer" if resource == Resource::Subscription => p.customer = non_empty(value),
-                "product" if matches!(resource, Resource::Price | Resource::Plan) => {
-                    p.product = non_empty(value)
-                }
-                "email" if resource == Resource::Customer => p.email = non_empty(value),
-                "active"
-                    if matches!(
-                        resource,
-                        Resource::Product | Resource::Price | Resource::Plan
-                    ) =>
-                {
+                "status" if hides_canceled => p.status = parse_status(value)?,
+                k if top && resource.params.iter().any(|(fixed, _)| *fixed == k) => {}
+                "customer" if filters("customer") => p.customer = non_empty(value),
+                "product" if filters("product") => p.product = non_empty(value),
+                "email" if filters("email") => p.email = non_empty(value),
+                "active" if top && resource.archivable => {
                     p.active = Some(parse_bool("active", value)?)
                 }
-                "subscription" if resource == Resource::SubscriptionItem => {
-                    p.subscription = non_empty(value)
-                }
+                k if Some(k) == parent_param => p.parent = non_empty(value),
                 other => return Err(ApiError::unknown_param(other)),
             }
         }
         p.check_cursors()?;
-        if resource == Resource::SubscriptionItem && p.subscription.is_none() {
-            return Err(ApiError::missing_param("subscription"));
+        if let (Some(param), None) = (parent_param, &p.parent) {
+            return Err(ApiError::missing_param(param));
         }
         Ok(p)
     }
@@ -206,12 +223,27 @@ impl ListParams {
     }
 }
 
-fn is_created(key: &str) -> bool {
+/// `created` or `created[op]`.
+pub(crate) fn is_created(key: &str) -> bool {
     key == "created" || key.starts_with("created[")
 }
 
 pub(crate) fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn parse_status(value: &str) -> Result<StatusFilter, ApiError> {
+    if !STATUSES.contains(&value) {
+        return Err(ApiError::invalid(
+            "status",
+            format!("Invalid status: must be one of {}", STATUSES.join(", ")),
+        ));
+    }
+    Ok(match value {
+        "all" => StatusFilter::All,
+        "ended" => StatusFilter::Ended,
+        s => StatusFilter::Is(s.to_owned()),
+    })
 }
 
 fn parse_int(param: &str, value: &str) -> Result<i64, ApiError> {
@@ -291,8 +323,12 @@ fn hex(b: Option<&u8>) -> Option<u8> {
 mod tests {
     use super::*;
 
-    fn parse(resource: Resource, q: &str) -> Result<ListParams, ApiError> {
-        ListParams::parse(resource, &parse_query(q))
+    fn top(name: &str) -> Scope {
+        Scope::Top(Kind::named(name).index())
+    }
+
+    fn parse(scope: Scope, q: &str) -> Result<ListParams, ApiError> {
+        ListParams::parse(scope, &parse_query(q))
     }
 
     #[test]
@@ -307,37 +343,63 @@ mod tests {
     #[test]
     fn created_bounds_intersect() {
         let p = parse(
-            Resource::Customer,
+            top("customer"),
             "created[gt]=10&created[lte]=20&created[gte]=5&created[lt]=30",
         )
         .unwrap();
         assert_eq!((p.created_min, p.created_max), (Some(11), Some(20)));
-        let p = parse(Resource::Customer, "created=7").unwrap();
+        let p = parse(top("customer"), "created=7").unwrap();
         assert_eq!((p.created_min, p.created_max), (Some(7), Some(7)));
     }
 
     #[test]
     fn rejects_what_stripe_rejects() {
         assert_eq!(
-            parse(Resource::Customer, "limit=0")
+            parse(top("customer"), "limit=0")
                 .unwrap_err()
                 .param
                 .as_deref(),
             Some("limit")
         );
-        assert!(parse(Resource::Customer, "limit=101").is_err());
-        assert!(parse(Resource::Customer, "limit=abc").is_err());
-        assert_eq!(parse(Resource::Customer, "limit=100").unwrap().limit, 100);
-        assert!(parse(Resource::Customer, "status=all").is_err());
-        assert!(parse(Resource::Customer, "created[foo]=1").is_err());
-        assert!(parse(Resource::Subscription, "status=weird").is_err());
-        assert!(parse(Resource::Customer, "starting_after=a&ending_before=b").is_err());
+        assert!(parse(top("customer"), "limit=101").is_err());
+        assert!(parse(top("customer"), "limit=abc").is_err());
+        assert_eq!(parse(top("customer"), "limit=100").unwrap().limit, 100);
+        assert!(parse(top("customer"), "status=all").is_err());
+        assert!(parse(top("customer"), "created[foo]=1").is_err());
+        assert!(parse(top("subscription"), "status=weird").is_err());
+        assert!(parse(top("customer"), "starting_after=a&ending_before=b").is_err());
+        let items = Scope::Children(Kind::named("subscription").index());
         assert_eq!(
-            parse(Resource::SubscriptionItem, "limit=5")
-                .unwrap_err()
-                .code,
+            parse(items, "limit=5").unwrap_err().code,
             Some("parameter_missing")
         );
-        assert!(parse(Resource::Customer, "expand%5B%5D=data.default_source").is_ok());
+        assert_eq!(
+            parse(items, "subscription=sub_1")
+                .unwrap()
+                .parent
+                .as_deref(),
+            Some("sub_1")
+        );
+        assert!(parse(items, "subscription=sub_1&created[gte]=1").is_err());
+        assert!(parse(top("customer"), "expand%5B%5D=data.default_source").is_ok());
+    }
+
+    #[test]
+    fn the_table_decides_what_each_list_takes() {
+        let subs = parse(top("subscription"), "status=all&customer=cus_1").unwrap();
+        assert_eq!(subs.status, StatusFilter::All);
+        assert_eq!(
+            parse(top("subscription"), "").unwrap().status,
+            StatusFilter::NotCanceled
+        );
+        assert_eq!(parse(top("charge"), "").unwrap().status, StatusFilter::All);
+        assert!(parse(top("charge"), "status=all").is_err());
+        assert!(parse(top("invoice"), "expand[]=data.payments&customer=cus_1").is_ok());
+        assert!(parse(top("price"), "active=false&product=prod_1").is_ok());
+        assert!(parse(top("charge"), "active=true").is_err());
+        let tax_ids = Scope::OfCustomer(Kind::named("tax_id").index());
+        let refused = parse(tax_ids, "created[gte]=1").unwrap_err();
+        assert_eq!(refused.param.as_deref(), Some("created[gte]"));
+        assert!(parse(tax_ids, "limit=3&starting_after=txi_1").is_ok());
     }
 }

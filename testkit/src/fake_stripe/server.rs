@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,9 +19,10 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use super::clock::Clock;
 use super::error::ApiError;
 use super::events::{EventLog, EventParams};
+use super::kinds::Route;
 use super::list::{render_page, render_row};
-use super::query::{decode, parse_query, ListParams};
-use super::store::{Resource, Store};
+use super::query::{decode, is_created, parse_query, ListParams, Scope};
+use super::store::Store;
 
 /// Faults queued by `fail_next`.
 #[derive(Debug, Default)]
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub rate_limit: Mutex<Option<Bucket>>,
     /// Requests answered 429 by the rate limit.
     pub rate_limited: AtomicU64,
+    /// Lists refuse any `created` parameter, as localstripe does.
+    pub refuse_created: AtomicBool,
 }
 
 /// A token bucket: `per_second` tokens a second, holding at most a tenth of a second's worth, so
@@ -113,6 +116,7 @@ impl Shared {
             latency_micros: AtomicU64::new(0),
             rate_limit: Mutex::new(None),
             rate_limited: AtomicU64::new(0),
+            refuse_created: AtomicBool::new(false),
         }
     }
 
@@ -224,31 +228,50 @@ fn route(
         return Err(unrecognized());
     }
     let rest = path.strip_prefix("/v1/").ok_or_else(unrecognized)?;
-    let (segment, id) = match rest.split_once('/') {
-        Some((segment, id)) if !id.is_empty() && !id.contains('/') => (segment, Some(id)),
-        Some(_) => return Err(unrecognized()),
-        None => (rest, None),
-    };
-    if segment == "events" {
-        return events(shared, id, query);
+    let route = Route::parse(rest).ok_or_else(unrecognized)?;
+    let pairs = parse_query(query.unwrap_or_default());
+    let lists = !matches!(route, Route::Retrieve(..) | Route::Events(Some(_)));
+    if lists
+        && shared.refuse_created.load(Ordering::Relaxed)
+        && pairs.iter().any(|(k, _)| is_created(k))
+    {
+        return Err(ApiError::unexpected("created"));
     }
-    let resource = Resource::from_segment(segment).ok_or_else(unrecognized)?;
-    match id {
-        Some(id) => {
-            let id = decode(id, false);
-            let row = lock(&shared.store).retrieve(resource, &id)?;
+    let store = || lock(&shared.store);
+    match route {
+        Route::Events(id) => events(shared, id, &pairs),
+        Route::Retrieve(kind, id) => {
+            let row = store().retrieve(kind, &decode(id, false))?;
             Ok(render_row(&row))
         }
-        None => {
-            let params = ListParams::parse(resource, &parse_query(query.unwrap_or_default()))?;
-            let page = lock(&shared.store).list(resource, &params)?;
-            Ok(render_page(resource.path(), &page))
+        Route::List(row) => {
+            let params = ListParams::parse(Scope::Top(row), &pairs)?;
+            let page = store().list(row, &params)?;
+            Ok(render_page(path, &page))
+        }
+        Route::OfCustomer(row, customer) => {
+            let params = ListParams::parse(Scope::OfCustomer(row), &pairs)?;
+            let page = store().list_of_customer(row, &decode(customer, false), &params)?;
+            Ok(render_page(path, &page))
+        }
+        Route::Children(row, parent) => {
+            let params = ListParams::parse(Scope::Children(row), &pairs)?;
+            let parent = match parent {
+                Some(id) => decode(id, false),
+                None => params.parent.clone().unwrap_or_default(),
+            };
+            let page = store().list_children(row, &parent, &params)?;
+            Ok(render_page(path, &page))
         }
     }
 }
 
 /// Answers `GET /v1/events` and `GET /v1/events/{id}`.
-fn events(shared: &Shared, id: Option<&str>, query: Option<&str>) -> Result<Bytes, ApiError> {
+fn events(
+    shared: &Shared,
+    id: Option<&str>,
+    pairs: &[(String, String)],
+) -> Result<Bytes, ApiError> {
     let now = shared.clock.now();
     match id {
         Some(id) => {
@@ -256,7 +279,7 @@ fn events(shared: &Shared, id: Option<&str>, query: Option<&str>) -> Result<Byte
             Ok(render_row(&row))
         }
         None => {
-            let params = EventParams::parse(&parse_query(query.unwrap_or_default()))?;
+            let params = EventParams::parse(pairs)?;
             let page = lock(&shared.events).list(params, now)?;
             Ok(render_page("/v1/events", &page))
         }

@@ -1,14 +1,18 @@
-//! The fake's object store: one table per listable resource, plus each subscription's items.
+//! The fake's object store: one table per row of the connector's table, plus the children of
+//! each parent.
 //!
 //! Invariants:
-//! - A table keeps its rows in a `BTreeMap` ordered newest first: by `created` descending, ties by
-//!   insertion sequence descending. An id maps to its sort key, so a cursor (`starting_after`) is a
-//!   hash lookup and a page is a range walk: no request scans the table.
-//! - Objects are stored already serialised; a page is a concatenation of stored bytes. The few fields
-//!   list filters need (status, customer, product...) are kept beside the bytes.
+//! - A table keeps its rows in a `BTreeMap` ordered newest first: by `created` descending (an
+//!   object without one, an invoice item, by its `date`), ties by insertion sequence descending.
+//!   An id maps to its sort key, so a cursor (`starting_after`) is a hash lookup and a page is a
+//!   range walk: no request scans the table.
+//! - Objects are stored already serialised; a page is a concatenation of stored bytes. The few
+//!   fields list filters need (status, customer, product...) are kept beside the bytes.
 //! - Replacing an object keeps its sequence number, so ties keep their order across updates.
-//! - A subscription is stored without `items`; its items live in `items` (in subscription order)
-//!   and are embedded when the subscription is rendered.
+//! - A parent (a subscription, an invoice) is stored without its child field (`items`, `lines`);
+//!   its children live apart, in the parent's order, and are embedded when it is rendered.
+//! - An object of a resource listed per customer is also indexed under its `customer`, in the
+//!   same order, so a customer's list is a range walk too.
 //! - A deleted object leaves its sort key behind, so a client paginating from it can carry on.
 
 use std::cmp::Reverse;
@@ -18,101 +22,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
+use supasaasy_stripe::resources::TABLE;
+
+use super::kinds::Kind;
 
 /// Position in a table: newest first, then latest inserted first.
 pub(crate) type SortKey = (Reverse<i64>, Reverse<u64>);
-
-/// The resources the fake serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Resource {
-    Customer,
-    Product,
-    Price,
-    Plan,
-    Subscription,
-    SubscriptionItem,
-}
-
-impl Resource {
-    /// Every resource, in the order the names are listed in messages.
-    pub const ALL: [Resource; 6] = [
-        Resource::Customer,
-        Resource::Product,
-        Resource::Price,
-        Resource::Plan,
-        Resource::Subscription,
-        Resource::SubscriptionItem,
-    ];
-
-    /// The object name (`customer`, `subscription_item`), as in Stripe's `object` field.
-    pub fn name(self) -> &'static str {
-        match self {
-            Resource::Customer => "customer",
-            Resource::Product => "product",
-            Resource::Price => "price",
-            Resource::Plan => "plan",
-            Resource::Subscription => "subscription",
-            Resource::SubscriptionItem => "subscription_item",
-        }
-    }
-
-    /// The list path (`/v1/customers`).
-    pub fn path(self) -> &'static str {
-        match self {
-            Resource::Customer => "/v1/customers",
-            Resource::Product => "/v1/products",
-            Resource::Price => "/v1/prices",
-            Resource::Plan => "/v1/plans",
-            Resource::Subscription => "/v1/subscriptions",
-            Resource::SubscriptionItem => "/v1/subscription_items",
-        }
-    }
-
-    /// How Stripe names the object in `No such ...` messages.
-    pub fn human(self) -> &'static str {
-        match self {
-            Resource::SubscriptionItem => "subscription item",
-            r => r.name(),
-        }
-    }
-
-    /// The resource with this object name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.name() == name)
-    }
-
-    /// The resource whose list path ends in this segment (`customers`).
-    pub fn from_segment(segment: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.path().strip_prefix("/v1/") == Some(segment))
-    }
-
-    /// The resource with this object name, for the public mutation helpers.
-    ///
-    /// # Panics
-    ///
-    /// When the name is not one of the served resources: a test bug, best reported loudly.
-    pub fn named(name: &str) -> Self {
-        Self::from_name(name).unwrap_or_else(|| {
-            let known: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
-            panic!(
-                "unknown resource {name:?}; the fake serves {}",
-                known.join(", ")
-            )
-        })
-    }
-
-    fn table(self) -> usize {
-        match self {
-            Resource::Customer => 0,
-            Resource::Product => 1,
-            Resource::Price => 2,
-            Resource::Plan => 3,
-            Resource::Subscription | Resource::SubscriptionItem => 4,
-        }
-    }
-}
 
 /// The fields list filters look at, copied out of the object when it is stored.
 #[derive(Debug, Default)]
@@ -127,46 +42,50 @@ pub(crate) struct Attrs {
 impl Attrs {
     fn of(obj: &Map<String, Value>) -> Self {
         let text = |k: &str| obj.get(k).and_then(Value::as_str).map(Box::from);
-        // `product` is an id, or an object when a test stores an expanded one.
-        let product = text("product").or_else(|| {
-            obj.get("product")
-                .and_then(|p| p.get("id"))
-                .and_then(Value::as_str)
-                .map(Box::from)
-        });
         Attrs {
             status: text("status"),
-            customer: text("customer"),
-            product,
+            customer: reference(obj, "customer"),
+            product: reference(obj, "product"),
             email: text("email"),
             active: obj.get("active").and_then(Value::as_bool),
         }
     }
 }
 
+/// The id a field refers to: an id, or an expanded object's `id` when a test stores one.
+fn reference(obj: &Map<String, Value>, field: &str) -> Option<Box<str>> {
+    let value = obj.get(field)?;
+    value
+        .as_str()
+        .or_else(|| value.get("id").and_then(Value::as_str))
+        .map(Box::from)
+}
+
 /// One stored object.
 #[derive(Debug)]
 pub(crate) struct Stored {
     pub id: String,
-    /// The object as served (a subscription without `items`).
+    /// The object as served (a parent without its child field).
     pub json: Bytes,
     pub attrs: Attrs,
 }
 
-/// One subscription item, in its subscription's order.
+/// One child, in its parent's order.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
     pub id: String,
     pub json: Bytes,
 }
 
-/// One listable resource.
+/// The objects of one row of the table.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub rows: BTreeMap<SortKey, Stored>,
     pub keys: HashMap<String, SortKey>,
     /// Sort keys of deleted objects, so they still work as cursors.
     pub deleted: HashMap<String, SortKey>,
+    /// For a resource listed per customer: each customer's objects (their ids), newest first.
+    pub by_customer: HashMap<String, BTreeMap<SortKey, String>>,
 }
 
 impl Table {
@@ -179,25 +98,86 @@ impl Table {
     pub fn row(&self, id: &str) -> Option<&Stored> {
         self.keys.get(id).and_then(|k| self.rows.get(k))
     }
+
+    /// Takes a live row out of the order and of its customer's list; leaves its key as a cursor.
+    fn remove(&mut self, id: &str) -> Option<Stored> {
+        let key = self.keys.remove(id)?;
+        let stored = self.rows.remove(&key)?;
+        self.deleted.insert(id.to_owned(), key);
+        if let Some(customer) = &stored.attrs.customer {
+            if let Some(list) = self.by_customer.get_mut(&**customer) {
+                list.remove(&key);
+            }
+        }
+        Some(stored)
+    }
 }
 
-/// Everything the fake holds.
-#[derive(Default)]
+/// The children of one row's objects.
+#[derive(Debug, Default)]
+pub(crate) struct Children {
+    /// Parent id to its children, in the parent's order.
+    pub lists: HashMap<String, Vec<Item>>,
+    /// Child id to the parent holding it.
+    owner: HashMap<String, String>,
+}
+
+impl Children {
+    /// The children of a parent, in its order.
+    pub fn of(&self, parent: &str) -> &[Item] {
+        self.lists.get(parent).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// The parent holding a child.
+    pub fn owner_of(&self, id: &str) -> Option<&str> {
+        self.owner.get(id).map(String::as_str)
+    }
+
+    /// One child by id.
+    pub fn get(&self, id: &str) -> Option<&Item> {
+        self.of(self.owner_of(id)?).iter().find(|i| i.id == id)
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(parent) = self.owner.remove(id) else {
+            return false;
+        };
+        if let Some(list) = self.lists.get_mut(&parent) {
+            list.retain(|i| i.id != id);
+        }
+        true
+    }
+
+    fn clear(&mut self, parent: &str) {
+        for old in self.lists.remove(parent).unwrap_or_default() {
+            self.owner.remove(&old.id);
+        }
+    }
+}
+
+/// Everything the fake holds: a table and the children of each row of the connector's table.
 pub(crate) struct Store {
     next_seq: u64,
-    tables: [Table; 5],
-    /// Subscription id to its items, in subscription order.
-    pub items: HashMap<String, Vec<Item>>,
-    /// Item id to the subscription holding it.
-    item_owner: HashMap<String, String>,
+    tables: Vec<Table>,
+    children: Vec<Children>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            next_seq: 0,
+            tables: TABLE.iter().map(|_| Table::default()).collect(),
+            children: TABLE.iter().map(|_| Children::default()).collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
     /// Counts only: a store may hold a hundred thousand objects.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = f.debug_struct("Store");
-        for r in Resource::ALL {
-            s.field(r.name(), &self.count(r));
+        for kind in Kind::all().filter(|k| self.count(*k) > 0) {
+            s.field(kind.name(), &self.count(kind));
         }
         s.finish()
     }
@@ -221,15 +201,22 @@ pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-fn object_of(resource: Resource, obj: &Value) -> (&Map<String, Value>, String) {
+fn object_of(kind: Kind, obj: &Value) -> (&Map<String, Value>, String) {
     let map = obj
         .as_object()
-        .unwrap_or_else(|| panic!("a {} must be a JSON object", resource.name()));
+        .unwrap_or_else(|| panic!("a {} must be a JSON object", kind.name()));
     let id = map
         .get("id")
         .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("a {} needs a string \"id\"", resource.name()));
+        .unwrap_or_else(|| panic!("a {} needs a string \"id\"", kind.name()));
     (map, id.to_owned())
+}
+
+/// When an object was made, for its place in lists: `created`, or an invoice item's `date`.
+fn time_of(map: &Map<String, Value>) -> Option<i64> {
+    ["created", "date"]
+        .iter()
+        .find_map(|k| map.get(*k).and_then(Value::as_i64))
 }
 
 /// The current Unix time in seconds.
@@ -240,226 +227,248 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 impl Store {
-    pub fn table(&self, resource: Resource) -> &Table {
-        &self.tables[resource.table()]
+    /// The objects of `TABLE[row]`.
+    pub fn table(&self, row: usize) -> &Table {
+        &self.tables[row]
     }
 
-    /// Inserts or replaces an object of a table resource, stored as given (a subscription's `items`
-    /// key is left out; items are kept apart).
+    /// The children of the objects of `TABLE[row]`.
+    pub fn children(&self, row: usize) -> &Children {
+        &self.children[row]
+    }
+
+    /// Inserts or replaces an object of `TABLE[row]`, stored as given but for its child field.
+    /// An object without `created` (or `date`) is placed at `now`.
     ///
     /// # Panics
     ///
-    /// When the object has no string `id` or no integer `created`, or names a subscription item.
-    pub fn put(&mut self, resource: Resource, obj: &Value) {
-        assert!(
-            resource != Resource::SubscriptionItem,
-            "subscription items belong to a subscription: use put_item"
-        );
-        let (map, id) = object_of(resource, obj);
-        let created = map
-            .get("created")
-            .and_then(Value::as_i64)
-            .unwrap_or_else(|| panic!("{} {id} needs an integer \"created\"", resource.name()));
-        let json = if resource == Resource::Subscription {
-            to_bytes(&Without(map, "items"))
-        } else {
-            to_bytes(map)
+    /// When the object has no string `id`.
+    pub fn put(&mut self, row: usize, obj: &Value, now: i64) {
+        let kind = Kind::Row(row);
+        let (map, id) = object_of(kind, obj);
+        let json = match &TABLE[row].child {
+            Some(child) => to_bytes(&Without(map, child.field)),
+            None => to_bytes(map),
         };
         let stored = Stored {
             attrs: Attrs::of(map),
             json,
             id,
         };
-        self.insert(resource, created, stored);
+        self.insert(row, time_of(map).unwrap_or(now), stored);
     }
 
     /// [`Store::put`] for an object already serialised, its filter fields already extracted.
-    pub fn insert(&mut self, resource: Resource, created: i64, stored: Stored) {
-        let fresh_seq = self.next_seq;
-        let table = &mut self.tables[resource.table()];
-        let seq = match table.keys.get(&stored.id) {
+    pub fn insert(&mut self, row: usize, time: i64, stored: Stored) {
+        let per_customer = Kind::Row(row).owner().is_some();
+        let table = &mut self.tables[row];
+        // A replaced object keeps its sequence number, so it keeps its place among its ties.
+        let seq = match table.keys.get(&stored.id).copied() {
             Some(old) => {
-                let old = *old;
-                table.rows.remove(&old);
+                table.remove(&stored.id);
                 old.1 .0
             }
             None => {
-                table.deleted.remove(&stored.id);
                 self.next_seq += 1;
-                fresh_seq
+                self.next_seq - 1
             }
         };
-        let key = (Reverse(created), Reverse(seq));
+        table.deleted.remove(&stored.id);
+        let key = (Reverse(time), Reverse(seq));
+        if let (true, Some(customer)) = (per_customer, &stored.attrs.customer) {
+            let list = table.by_customer.entry(customer.to_string()).or_default();
+            list.insert(key, stored.id.clone());
+        }
         table.keys.insert(stored.id.clone(), key);
         table.rows.insert(key, stored);
     }
 
-    /// Inserts or replaces an owned object: fills a missing `created` with now, and for a new
-    /// subscription takes its items from `items.data` when present. An existing subscription keeps
-    /// its items (an `items` list read back from the fake is truncated, so it cannot be trusted).
-    pub fn upsert(&mut self, resource: Resource, mut obj: Value) {
-        if let Some(map) = obj.as_object_mut() {
-            map.entry("created")
-                .or_insert_with(|| Value::from(unix_now()));
-        }
-        match resource {
-            Resource::SubscriptionItem => {
-                let sub = obj
-                    .get("subscription")
-                    .and_then(Value::as_str)
-                    .unwrap_or_else(|| panic!("a subscription_item needs a \"subscription\""))
-                    .to_owned();
-                self.put_item(&sub, obj);
-            }
-            Resource::Subscription => {
-                let (_, id) = object_of(resource, &obj);
-                let existed = self.table(resource).keys.contains_key(&id);
-                let items = obj
-                    .as_object_mut()
-                    .and_then(|m| m.remove("items"))
-                    .and_then(|mut l| l.get_mut("data").map(Value::take));
-                self.put(resource, &obj);
-                if let (false, Some(Value::Array(items))) = (existed, items) {
-                    self.set_items(&id, items);
-                }
-            }
-            _ => self.put(resource, &obj),
-        }
-    }
-
-    /// Adds an item to the end of a subscription's items, or replaces it where it stands. Its
-    /// `subscription` field is set to `sub`.
+    /// Inserts or replaces an owned object of any kind. A missing `created` is set to `now` on
+    /// kinds whose objects carry one. A new parent takes its children from its child field's
+    /// `data` when present; an existing one keeps its own (a list read back from the fake is
+    /// truncated, so it cannot be trusted). A child goes to the parent its `parent_field` names
+    /// (or the one holding it already).
     ///
     /// # Panics
     ///
-    /// When the subscription does not exist or the item has no string `id`.
-    pub fn put_item(&mut self, sub: &str, mut item: Value) {
-        let (_, id) = object_of(Resource::SubscriptionItem, &item);
-        if let Some(map) = item.as_object_mut() {
-            map.insert("subscription".into(), Value::from(sub));
+    /// When the object has no string `id`, a child names no existing parent, or an object of a
+    /// resource listed per customer names no live customer (`"customer": null` is a detached
+    /// object, in no customer's list).
+    pub fn upsert(&mut self, kind: Kind, mut obj: Value, now: i64) {
+        let row = kind.index();
+        if let Some(child) = kind.child() {
+            let (map, id) = object_of(kind, &obj);
+            let parent = map
+                .get(child.parent_field)
+                .and_then(Value::as_str)
+                .or_else(|| self.children[row].owner_of(&id))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "a {} needs a \"{}\" (or use set_children)",
+                        kind.name(),
+                        child.parent_field
+                    )
+                })
+                .to_owned();
+            self.put_child(row, &parent, obj);
+            return;
         }
-        self.insert_item(sub, id, to_bytes(&item));
+        if let (true, Some(map)) = (kind.stamped(), obj.as_object_mut()) {
+            map.entry("created").or_insert_with(|| Value::from(now));
+        }
+        let (map, id) = object_of(kind, &obj);
+        if let Some(owner) = kind.owner() {
+            let customer = map.get("customer").unwrap_or(&Value::Null);
+            let live = customer
+                .as_str()
+                .is_some_and(|c| self.tables[owner].keys.contains_key(c));
+            assert!(
+                live || customer.is_null() && map.contains_key("customer"),
+                "{} {id} names no live customer: {customer}",
+                kind.name()
+            );
+        }
+        let Some(child) = &TABLE[row].child else {
+            self.put(row, &obj, now);
+            return;
+        };
+        let existed = self.tables[row].keys.contains_key(&id);
+        let children = obj
+            .as_object_mut()
+            .and_then(|m| m.remove(child.field))
+            .and_then(|mut l| l.get_mut("data").map(Value::take));
+        self.put(row, &obj, now);
+        if let (false, Some(Value::Array(children))) = (existed, children) {
+            self.set_children(row, &id, children);
+        }
     }
 
-    /// [`Store::put_item`] for an item already serialised with the right `subscription`.
-    pub fn insert_item(&mut self, sub: &str, id: String, json: Bytes) {
+    /// Adds a child to the end of a parent's children, or replaces it where it stands. Its
+    /// parent field is set to `parent` on kinds whose children name their parent.
+    ///
+    /// # Panics
+    ///
+    /// When the parent does not exist or the child has no string `id`.
+    pub fn put_child(&mut self, row: usize, parent: &str, mut item: Value) {
+        let kind = Kind::Child(row);
+        let (_, id) = object_of(kind, &item);
+        if let (true, Some(map), Some(child)) =
+            (kind.names_parent(), item.as_object_mut(), kind.child())
+        {
+            map.insert(child.parent_field.into(), Value::from(parent));
+        }
+        self.insert_child(row, parent, id, to_bytes(&item));
+    }
+
+    /// [`Store::put_child`] for a child already serialised as it should be served.
+    ///
+    /// # Panics
+    ///
+    /// When the parent does not exist.
+    pub fn insert_child(&mut self, row: usize, parent: &str, id: String, json: Bytes) {
         assert!(
-            self.table(Resource::Subscription).keys.contains_key(sub),
-            "subscription_item {id} for unknown subscription {sub:?}"
+            self.tables[row].keys.contains_key(parent),
+            "{} {id} for unknown {} {parent:?}",
+            Kind::Child(row).name(),
+            TABLE[row].name
         );
-        match self.item_owner.get(&id) {
-            Some(owner) if owner == sub => {
-                let list = self.items.entry(sub.to_owned()).or_default();
+        let children = &mut self.children[row];
+        match children.owner.get(&id) {
+            Some(owner) if owner == parent => {
+                let list = children.lists.entry(parent.to_owned()).or_default();
                 if let Some(slot) = list.iter_mut().find(|i| i.id == id) {
                     slot.json = json;
                     return;
                 }
             }
             Some(_) => {
-                self.delete(Resource::SubscriptionItem, &id);
+                children.remove(&id);
             }
             None => {}
         }
-        self.item_owner.insert(id.clone(), sub.to_owned());
-        self.items
-            .entry(sub.to_owned())
+        children.owner.insert(id.clone(), parent.to_owned());
+        children
+            .lists
+            .entry(parent.to_owned())
             .or_default()
             .push(Item { id, json });
     }
 
-    /// Replaces all of a subscription's items.
-    pub fn set_items(&mut self, sub: &str, items: Vec<Value>) {
-        for old in self.items.remove(sub).unwrap_or_default() {
-            self.item_owner.remove(&old.id);
-        }
+    /// Replaces all of a parent's children.
+    ///
+    /// # Panics
+    ///
+    /// When the parent does not exist or a child has no string `id`.
+    pub fn set_children(&mut self, row: usize, parent: &str, items: Vec<Value>) {
+        self.children[row].clear(parent);
         for item in items {
-            self.put_item(sub, item);
+            self.put_child(row, parent, item);
         }
     }
 
-    /// Removes an object from its lists; returns whether it was there. A subscription takes its
-    /// items with it.
-    pub fn delete(&mut self, resource: Resource, id: &str) -> bool {
-        if resource == Resource::SubscriptionItem {
-            let Some(sub) = self.item_owner.remove(id) else {
-                return false;
-            };
-            if let Some(list) = self.items.get_mut(&sub) {
-                list.retain(|i| i.id != id);
-            }
-            return true;
+    /// Removes an object from its lists; returns whether it was there. A parent takes its
+    /// children with it.
+    pub fn delete(&mut self, kind: Kind, id: &str) -> bool {
+        let row = kind.index();
+        if kind.child().is_some() {
+            return self.children[row].remove(id);
         }
-        let table = &mut self.tables[resource.table()];
-        let Some(key) = table.keys.remove(id) else {
+        if self.tables[row].remove(id).is_none() {
             return false;
-        };
-        table.rows.remove(&key);
-        table.deleted.insert(id.to_owned(), key);
-        if resource == Resource::Subscription {
-            self.set_items(id, Vec::new());
         }
+        self.children[row].clear(id);
         true
     }
 
-    /// Stores `obj`, an edited copy of object `id` as served, in its place. A subscription's
-    /// `items` cannot be changed this way (an embedded list is truncated), so that key is ignored.
-    pub fn replace(&mut self, resource: Resource, id: &str, mut obj: Value) {
-        if let Some(map) = obj.as_object_mut() {
-            map.remove("items");
+    /// Stores `obj`, an edited copy of object `id` as served, in its place. A parent's child
+    /// field cannot be changed this way (an embedded list is truncated), so it is ignored.
+    ///
+    /// # Panics
+    ///
+    /// As [`Store::upsert`].
+    pub fn replace(&mut self, kind: Kind, id: &str, mut obj: Value, now: i64) {
+        if let (Some(map), Some(child)) = (obj.as_object_mut(), &kind.row().child) {
+            if kind.child().is_none() {
+                map.remove(child.field);
+            }
         }
         if obj.get("id").and_then(Value::as_str) != Some(id) {
             // The caller renamed it: the old id is gone.
-            self.delete(resource, id);
+            self.delete(kind, id);
         }
-        self.upsert(resource, obj);
+        self.upsert(kind, obj, now);
     }
 
-    /// The subscription holding an item.
-    pub fn owner_of(&self, item_id: &str) -> Option<&str> {
-        self.item_owner.get(item_id).map(String::as_str)
-    }
-
-    /// Whether a live (not deleted) object has this id.
-    pub fn contains(&self, resource: Resource, id: &str) -> bool {
-        match resource {
-            Resource::SubscriptionItem => self.item_owner.contains_key(id),
-            r => self.table(r).keys.contains_key(id),
-        }
-    }
-
-    /// Live ids, newest first (items: by subscription, newest first, then in subscription order).
-    pub fn ids(&self, resource: Resource) -> Vec<String> {
-        let subs = self.table(resource).rows.values().map(|s| s.id.clone());
-        if resource != Resource::SubscriptionItem {
-            return subs.collect();
-        }
-        subs.flat_map(|sub| self.items.get(&sub).into_iter().flatten())
-            .map(|i| i.id.clone())
-            .collect()
-    }
-
-    /// How many live objects a resource has.
-    pub fn count(&self, resource: Resource) -> usize {
-        match resource {
-            Resource::SubscriptionItem => self.item_owner.len(),
-            r => self.table(r).keys.len(),
+    /// Live ids, newest first (children: by parent, newest first, then in the parent's order).
+    pub fn ids(&self, kind: Kind) -> Vec<String> {
+        let table = &self.tables[kind.index()];
+        let parents = table.rows.values().map(|s| s.id.as_str());
+        match kind {
+            Kind::Row(_) => parents.map(str::to_owned).collect(),
+            Kind::Child(row) => parents
+                .flat_map(|parent| self.children[row].of(parent))
+                .map(|i| i.id.clone())
+                .collect(),
         }
     }
 
-    /// The object as a retrieve would serve it (a subscription with its embedded items).
-    pub fn get(&self, resource: Resource, id: &str) -> Option<Value> {
-        let bytes = if resource == Resource::SubscriptionItem {
-            let sub = self.item_owner.get(id)?;
-            self.items
-                .get(sub)?
-                .iter()
-                .find(|i| i.id == id)?
-                .json
-                .clone()
-        } else {
-            let mut out = Vec::new();
-            self.row(resource, id)?.write(&mut out);
-            Bytes::from(out)
+    /// How many live objects a kind has.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Child(row) => self.children[row].owner.len(),
+            Kind::Row(row) => self.tables[row].keys.len(),
+        }
+    }
+
+    /// The object as a retrieve would serve it (a parent with its children embedded).
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Value> {
+        let bytes = match kind {
+            Kind::Child(row) => self.children[row].get(id)?.json.clone(),
+            Kind::Row(row) => {
+                let mut out = Vec::new();
+                self.row(row, id)?.write(&mut out);
+                Bytes::from(out)
+            }
         };
         serde_json::from_slice(&bytes).ok()
     }

@@ -1,64 +1,16 @@
-//! Deterministic data generation: [`StripeData::generate`] and [`Counts`].
+//! The catalogue and who buys from it: customers (and the discounts some carry), products,
+//! prices and their plan twins, subscriptions and their items.
 //!
-//! Objects are cloned from Stripe's fixtures and given fresh ids of Stripe's shape, distinct
-//! `created` times over the past year and references that hold: every price's product exists, every
-//! plan mirrors a price (same id, as Stripe keeps them), every subscription's customer exists and
-//! every item's price and plan are real prices of the data. A seeded PRNG makes two runs with the
-//! same counts and clock produce the same objects.
-//!
-//! For speed, the fields objects of a kind share are serialised once (a
-//! [`Template`](super::synth::Template)); each object
-//! writes only its own fields in front of them, straight into the store, and items embed their
-//! price and plan as pre-serialised bytes.
+//! Customers, subscriptions and items are many, so they are rendered from templates straight into
+//! the store; items embed their price and plan as pre-serialised bytes.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::data::{fixture, StripeData};
-use super::store::{to_bytes, unix_now, Attrs, Resource, Store, Stored};
-use super::synth::{int_or_null, stripe_id, Field, Rng, Template};
-
-const DAY: i64 = 86_400;
-const YEAR: i64 = 365 * DAY;
-const MONTH: i64 = 30 * DAY;
-const SEED: u64 = 0x5eed_5afe_cafe_f00d;
-
-/// How many objects [`StripeData::generate`] creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Customers, with emails `customer1@example.com` .. `customer{N}@example.com`.
-    pub customers: usize,
-    /// Products.
-    pub products: usize,
-    /// Recurring prices per product (monthly and yearly, alternating); each has a plan twin.
-    pub prices_per_product: usize,
-    /// Subscriptions (none when there are no customers).
-    pub subscriptions: usize,
-    /// Items per subscription, each on a different price, so at most the number of prices.
-    pub items_per_subscription: usize,
-    /// Every Nth subscription is canceled; 0 means none.
-    pub canceled_every: usize,
-}
-
-impl Default for Counts {
-    fn default() -> Self {
-        Counts {
-            customers: 50,
-            products: 5,
-            prices_per_product: 2,
-            subscriptions: 40,
-            items_per_subscription: 2,
-            canceled_every: 4,
-        }
-    }
-}
-
-/// The `i`th of `n` ascending, distinct (when `span >= n`) times in `[start, start + span)`.
-fn spread(rng: &mut Rng, i: usize, n: usize, start: i64, span: i64) -> i64 {
-    let n = n.max(1) as i64;
-    let step = (span / n).max(1);
-    start + (i as i64) * span / n + rng.below(step as u64) as i64
-}
+use super::super::data::fixture;
+use super::super::store::{to_bytes, Attrs, Stored};
+use super::super::synth::{int_or_null, stripe_id, Field, Template};
+use super::{row, set, spaced, spread, Counts, Gen, DAY, MONTH, YEAR};
 
 /// The billing period containing `at`, for a subscription anchored at `anchor`.
 fn period_at(anchor: i64, len: i64, at: i64) -> (i64, i64) {
@@ -76,61 +28,64 @@ const LAST: [&str; 12] = [
     "Thompson", "Hamilton", "Ritchie",
 ];
 
-fn set(obj: &mut Value, fields: Value) {
-    if let (Some(target), Value::Object(fields)) = (obj.as_object_mut(), fields) {
-        target.extend(fields);
-    }
+/// A generated price: serialised for embedding in subscription items, and what an invoice line
+/// on it says.
+#[derive(Debug)]
+pub(super) struct PriceInfo {
+    pub price: Bytes,
+    pub plan: Bytes,
+    pub yearly: bool,
+    /// A line's `pricing` on this price: `{"type": "price_details", "price_details": {...}}`.
+    pub pricing: Bytes,
+    pub unit_amount: i64,
 }
 
-/// A generated price, serialised for embedding in subscription items.
-struct PriceInfo {
-    price: Bytes,
-    plan: Bytes,
-    yearly: bool,
-}
-
-impl StripeData {
-    /// Generates consistent data with `counts`, timed relative to the current clock.
-    pub fn generate(counts: &Counts) -> StripeData {
-        Self::generate_at(counts, unix_now())
-    }
-
-    /// Generates consistent data with `counts`, timed as if the clock read `now` (Unix seconds):
-    /// the same counts and `now` always give the same objects.
-    pub fn generate_at(counts: &Counts, now: i64) -> StripeData {
-        let mut data = StripeData::empty();
-        let mut rng = Rng(SEED);
-        let customers = customers(&mut data.store, &mut rng, counts.customers, now);
-        let prices = catalog(&mut data.store, &mut rng, counts, now);
-        subscriptions(&mut data.store, &mut rng, counts, now, &customers, &prices);
-        data
-    }
-}
-
-fn customers(store: &mut Store, rng: &mut Rng, n: usize, now: i64) -> Vec<String> {
+/// Customers, the `others` of them spread over the list carrying a discount (stored as a
+/// discount too).
+pub(super) fn customers(gen: &mut Gen, counts: &Counts) {
+    let n = counts.customers;
     let mut base = fixture("customer");
     set(
         &mut base,
-        json!({"discount": null, "shipping": null, "metadata": {}, "description": null}),
+        json!({"shipping": null, "metadata": {}, "description": null}),
     );
-    let template = Template::new(base, &["id", "created", "email", "name", "invoice_prefix"]);
-    let mut ids = Vec::with_capacity(n);
+    let own = &[
+        "id",
+        "created",
+        "email",
+        "name",
+        "invoice_prefix",
+        "discount",
+    ];
+    let template = Template::new(base, own);
+    let discounted = counts.others.min(n);
+    let mut next_discount = 0;
+    gen.refs.customers.reserve(n);
     for i in 0..n {
         let id = stripe_id("cus_", 14, 0xc0, i as u64);
-        let created = spread(rng, i, n, now - YEAR, YEAR);
+        let created = spread(&mut gen.rng, i, n, gen.now - YEAR, YEAR);
         let email = format!("customer{}@example.com", i + 1);
         let name = format!(
             "{} {}",
             FIRST[i % FIRST.len()],
             LAST[(i / FIRST.len()) % LAST.len()]
         );
-        let prefix = format!("{:08X}", rng.next() as u32);
+        let prefix = format!("{:08X}", gen.rng.next() as u32);
+        let discount = match next_discount < discounted && spaced(next_discount, discounted, n) == i
+        {
+            true => {
+                next_discount += 1;
+                discount_of(gen, &id, created, next_discount - 1)
+            }
+            false => Bytes::from_static(b"null"),
+        };
         let json = template.render(&[
             Field::Str(&id),
             Field::Int(created),
             Field::Str(&email),
             Field::Str(&name),
             Field::Str(&prefix),
+            Field::Raw(&discount),
         ]);
         let attrs = Attrs {
             email: Some(email.into()),
@@ -141,14 +96,38 @@ fn customers(store: &mut Store, rng: &mut Rng, n: usize, now: i64) -> Vec<String
             json,
             attrs,
         };
-        store.insert(Resource::Customer, created, stored);
-        ids.push(id);
+        gen.store.insert(row("customer"), created, stored);
+        gen.refs.add("customer", &id);
+        gen.refs.customers.push((id, created));
     }
-    ids
+}
+
+/// The `k`th customer discount, on a coupon of the data, stored as a discount; its bytes.
+fn discount_of(gen: &mut Gen, customer: &str, start: i64, k: usize) -> Bytes {
+    let mut discount = fixture("discount");
+    let id = stripe_id("di_", 24, 0xd1, k as u64);
+    set(
+        &mut discount,
+        json!({"id": id, "customer": customer, "start": start, "end": null,
+               "source": {"coupon": gen.refs.nth("coupon", k), "type": "coupon"}}),
+    );
+    let json = to_bytes(&discount);
+    let stored = Stored {
+        id: id.clone(),
+        json: json.clone(),
+        attrs: Attrs {
+            customer: Some(customer.into()),
+            ..Attrs::default()
+        },
+    };
+    gen.store.insert(row("discount"), start, stored);
+    gen.refs.add("discount", &id);
+    json
 }
 
 /// Products, their prices and plan twins.
-fn catalog(store: &mut Store, rng: &mut Rng, counts: &Counts, now: i64) -> Vec<PriceInfo> {
+pub(super) fn catalog(gen: &mut Gen, counts: &Counts) {
+    let (rng, now) = (&mut gen.rng, gen.now);
     let (n_products, per) = (counts.products, counts.prices_per_product);
     let n_prices = n_products * per;
     let price_id = |j: usize| stripe_id("price_", 24, 0x9e, j as u64);
@@ -164,7 +143,6 @@ fn catalog(store: &mut Store, rng: &mut Rng, counts: &Counts, now: i64) -> Vec<P
     );
     let mut plan = fixture("plan");
     set(&mut plan, json!({"transform_usage": null, "metadata": {}}));
-    let mut out = Vec::with_capacity(n_prices);
     for p in 0..n_products {
         let id = stripe_id("prod_", 14, 0x7d, p as u64);
         let created = spread(rng, p, n_products, now - YEAR, MONTH);
@@ -177,7 +155,7 @@ fn catalog(store: &mut Store, rng: &mut Rng, counts: &Counts, now: i64) -> Vec<P
                 "default_price": if per > 0 { Value::from(price_id(p * per)) } else { Value::Null },
             }),
         );
-        store.put(Resource::Product, &product);
+        gen.store.put(row("product"), &product, now);
         for k in 0..per {
             let j = p * per + k;
             let created = spread(rng, j, n_prices, now - YEAR + MONTH, MONTH);
@@ -203,16 +181,22 @@ fn catalog(store: &mut Store, rng: &mut Rng, counts: &Counts, now: i64) -> Vec<P
                     "billing_scheme": "per_unit", "currency": "usd", "livemode": false,
                 }),
             );
-            store.put(Resource::Price, &price);
-            store.put(Resource::Plan, &plan);
-            out.push(PriceInfo {
+            gen.store.put(row("price"), &price, now);
+            gen.store.put(row("plan"), &plan, now);
+            let pricing = json!({
+                "type": "price_details", "unit_amount_decimal": amount.to_string(),
+                "price_details": {"price": price_id(j), "product": id},
+            });
+            gen.refs.add("price", &price_id(j));
+            gen.refs.prices.push(PriceInfo {
                 price: to_bytes(&price),
                 plan: to_bytes(&plan),
                 yearly: k % 2 == 1,
+                pricing: to_bytes(&pricing),
+                unit_amount: amount,
             });
         }
     }
-    out
 }
 
 const SUBSCRIPTION_OWN: &[&str] = &[
@@ -240,15 +224,15 @@ const ITEM_OWN: &[&str] = &[
     "plan",
 ];
 
-fn subscriptions(
-    store: &mut Store,
-    rng: &mut Rng,
-    counts: &Counts,
-    now: i64,
-    customers: &[String],
-    prices: &[PriceInfo],
-) {
-    if customers.is_empty() {
+pub(super) fn subscriptions(gen: &mut Gen, counts: &Counts) {
+    let Gen {
+        store,
+        rng,
+        now,
+        refs,
+    } = gen;
+    let (now, prices) = (*now, &refs.prices);
+    if refs.customers.is_empty() {
         return;
     }
     let n = counts.subscriptions;
@@ -281,9 +265,7 @@ fn subscriptions(
         let id = stripe_id("sub_", 24, 0x5b, i as u64);
         let created = spread(rng, i, n, now - YEAR, YEAR);
         // A customer that already existed when the subscription started.
-        let before = ((created - (now - YEAR)) as u128 * customers.len() as u128 / YEAR as u128)
-            .min(customers.len() as u128 - 1) as u64;
-        let customer = &customers[rng.below(before + 1) as usize];
+        let customer = refs.customer_at(rng, created, now).unwrap_or_default();
         let status = if counts.canceled_every > 0 && (i + 1) % counts.canceled_every == 0 {
             "canceled"
         } else {
@@ -332,7 +314,7 @@ fn subscriptions(
         ]);
         let attrs = Attrs {
             status: Some(status.into()),
-            customer: Some(customer.as_str().into()),
+            customer: Some(customer.into()),
             ..Attrs::default()
         };
         let stored = Stored {
@@ -340,7 +322,7 @@ fn subscriptions(
             json,
             attrs,
         };
-        store.insert(Resource::Subscription, created, stored);
+        store.insert(row("subscription"), created, stored);
         for j in 0..per_sub {
             let price = &prices[(first + j) % prices.len()];
             let item_id = stripe_id("si_", 14, 0x51, item_no);
@@ -355,81 +337,7 @@ fn subscriptions(
                 Field::Raw(&price.price),
                 Field::Raw(&price.plan),
             ]);
-            store.insert_item(&id, item_id, json);
+            store.insert_child(row("subscription"), &id, item_id, json);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn generation_is_deterministic_and_consistent() {
-        let counts = Counts {
-            customers: 30,
-            products: 3,
-            prices_per_product: 4,
-            subscriptions: 20,
-            items_per_subscription: 3,
-            canceled_every: 5,
-        };
-        let a = StripeData::generate_at(&counts, 1_700_000_000);
-        let b = StripeData::generate_at(&counts, 1_700_000_000);
-        assert_eq!(a.ids("subscription"), b.ids("subscription"));
-        assert_eq!(
-            a.get("customer", &a.ids("customer")[3]),
-            b.get("customer", &b.ids("customer")[3])
-        );
-        assert_eq!(a.count("customer"), 30);
-        assert_eq!(a.count("price"), 12);
-        assert_eq!(a.count("plan"), 12);
-        assert_eq!(a.count("subscription_item"), 60);
-        for id in a.ids("plan") {
-            let plan = a.get("plan", &id).unwrap();
-            let price = a.get("price", &id).unwrap();
-            assert_eq!(plan["product"], price["product"]);
-            assert!(a
-                .get("product", price["product"].as_str().unwrap())
-                .is_some());
-        }
-        let mut canceled = 0;
-        for id in a.ids("subscription") {
-            let sub = a.get("subscription", &id).unwrap();
-            assert!(a
-                .get("customer", sub["customer"].as_str().unwrap())
-                .is_some());
-            canceled += usize::from(sub["status"] == "canceled");
-            for item in sub["items"]["data"].as_array().unwrap() {
-                assert_eq!(item["subscription"], sub["id"]);
-                assert!(a
-                    .get("price", item["price"]["id"].as_str().unwrap())
-                    .is_some());
-                assert!(
-                    item["current_period_end"].as_i64() > item["current_period_start"].as_i64()
-                );
-            }
-        }
-        assert_eq!(canceled, 4);
-        // Generated objects keep every field of Stripe's fixtures.
-        for resource in ["customer", "product", "price", "plan", "subscription"] {
-            let got = a.get(resource, &a.ids(resource)[0]).unwrap();
-            for key in fixture(resource).as_object().unwrap().keys() {
-                assert!(got.get(key).is_some(), "{resource} lacks {key}");
-            }
-        }
-        let item = a
-            .get("subscription_item", &a.ids("subscription_item")[0])
-            .unwrap();
-        for key in fixture("subscription_item").as_object().unwrap().keys() {
-            assert!(item.get(key).is_some(), "subscription_item lacks {key}");
-        }
-        let created: HashSet<_> = a
-            .ids("customer")
-            .iter()
-            .map(|id| a.get("customer", id).unwrap()["created"].as_i64().unwrap())
-            .collect();
-        assert_eq!(created.len(), 30);
     }
 }
