@@ -115,7 +115,6 @@ pub enum Command {
 ///
 /// Whatever stops the command, with context.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-
     // `sync` and `jobs` only talk to the database: they need no provider or admin secrets.
     let database_only = matches!(cli.command, Command::Sync { .. } | Command::Jobs { .. });
     if let Command::Healthcheck { url } = &cli.command {

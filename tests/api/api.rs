@@ -45,7 +45,7 @@ async fn admin_routes_need_the_bearer_key() {
 async fn sync_requests_are_checked() {
     let app = spawn_app(Setup {
         workers: false,
-        ..Setup::stripe(StripeData::empty())
+        ..Setup::classic(StripeData::empty())
     })
     .await;
     let cases = [
@@ -109,7 +109,7 @@ async fn sync_requests_are_checked() {
 async fn jobs_are_found_listed_and_cancelled() {
     let app = spawn_app(Setup {
         workers: false,
-        ..Setup::stripe(StripeData::empty())
+        ..Setup::classic(StripeData::empty())
     })
     .await;
     let bad = app

@@ -80,7 +80,11 @@ async fn assert_mirrors_the_fake(app: &TestApp) {
         );
         if let Some(child) = row.child {
             let want = fake_ids(fake, child_name(child.collection_key));
-            assert!(!want.is_empty(), "the fake serves some {}", child.collection_key);
+            assert!(
+                !want.is_empty(),
+                "the fake serves some {}",
+                child.collection_key
+            );
             assert_eq!(
                 app.live_ids(APP, child.collection_key).await,
                 want,
@@ -105,9 +109,7 @@ async fn a_full_sync_lands_every_resource_in_its_view() {
         .fake()
         .ids("invoice")
         .into_iter()
-        .find(|id| {
-            app.fake().get("invoice", id).unwrap()["lines"]["has_more"] == json!(true)
-        })
+        .find(|id| app.fake().get("invoice", id).unwrap()["lines"]["has_more"] == json!(true))
         .expect("a long invoice");
     let done = full(&app, None).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -173,10 +175,12 @@ async fn every_webhook_type_lands_in_its_view_or_tombstones() {
             n += 1;
             let mut state = object.clone();
             state["metadata"] = json!({"by": t});
-            let (status, answer) = app
-                .deliver(APP, &event(n, t, &state, t0 + n as i64))
-                .await;
-            assert_eq!((status, answer["action"].as_str()), (200, Some("applied")), "{t}: {answer}");
+            let (status, answer) = app.deliver(APP, &event(n, t, &state, t0 + n as i64)).await;
+            assert_eq!(
+                (status, answer["action"].as_str()),
+                (200, Some("applied")),
+                "{t}: {answer}"
+            );
             let (payload, deleted) = app
                 .row(APP, row.collection_key, &id)
                 .await
@@ -203,10 +207,20 @@ async fn every_webhook_type_lands_in_its_view_or_tombstones() {
     }
     // Parents bring their children: the fixture invoice's and credit note's lines.
     for (collection, parent) in [
-        ("stripe_invoice_line_item", "in_1Pgc6tB7WZ01zgkWu9fdqL6I_hook"),
-        ("stripe_credit_note_line_item", "cn_1Pgc75B7WZ01zgkWJMPt5riP_hook"),
+        (
+            "stripe_invoice_line_item",
+            "in_1Pgc6tB7WZ01zgkWu9fdqL6I_hook",
+        ),
+        (
+            "stripe_credit_note_line_item",
+            "cn_1Pgc75B7WZ01zgkWJMPt5riP_hook",
+        ),
     ] {
-        let field = if collection.contains("invoice") { "invoice" } else { "credit_note" };
+        let field = if collection.contains("invoice") {
+            "invoice"
+        } else {
+            "credit_note"
+        };
         let n: i64 = app
             .db()
             .await
@@ -237,7 +251,11 @@ async fn an_event_whose_object_is_not_what_its_type_promises_is_ignored_and_reco
     let (status, answer) = app
         .deliver(APP, &event(1, "charge.dispute.created", &charge, now))
         .await;
-    assert_eq!((status, answer["action"].as_str()), (200, Some("ignored")), "{answer}");
+    assert_eq!(
+        (status, answer["action"].as_str()),
+        (200, Some("ignored")),
+        "{answer}"
+    );
     assert_eq!(app.count("entities").await, 0, "written nowhere");
     // The id-less invoice.upcoming is acknowledged too.
     let mut upcoming = fixture("invoice");
@@ -262,7 +280,10 @@ async fn an_event_whose_object_is_not_what_its_type_promises_is_ignored_and_reco
     let recorded = &events["events"][0];
     assert_eq!(recorded["outcome"], "ignored", "{events}");
     let reason = recorded["detail"]["reason"].as_str().unwrap();
-    assert!(reason.contains("dispute") && reason.contains("charge"), "{reason}");
+    assert!(
+        reason.contains("dispute") && reason.contains("charge"),
+        "{reason}"
+    );
     app.stop().await;
 }
 
@@ -294,7 +315,10 @@ async fn an_incremental_run_applies_every_resource_and_relists_balance_transacti
 
     // One object of each listed resource changes; a draft invoice is deleted.
     let mut changed = Vec::new();
-    for row in TABLE.iter().filter(|r| r.parent != Parent::Unlisted && !r.events.is_empty()) {
+    for row in TABLE
+        .iter()
+        .filter(|r| r.parent != Parent::Unlisted && !r.events.is_empty())
+    {
         let id = fake.ids(row.name)[0].clone();
         assert!(fake.update(row.name, &id, |o| o["metadata"] = json!({"touched": "yes"})));
         changed.push((row, id));
@@ -309,7 +333,9 @@ async fn an_incremental_run_applies_every_resource_and_relists_balance_transacti
         .find(|id| fake.get("balance_transaction", id).unwrap()["status"] == "pending")
         .expect("a pending balance transaction")
         .clone();
-    fake.update("balance_transaction", &pending, |b| b["status"] = json!("available"));
+    fake.update("balance_transaction", &pending, |b| {
+        b["status"] = json!("available")
+    });
     let mut fresh = fake.get("balance_transaction", &bts[0]).unwrap();
     fresh["id"] = json!("txn_brandnew0001");
     fresh["created"] = json!(now - 1800);
@@ -328,7 +354,10 @@ async fn an_incremental_run_applies_every_resource_and_relists_balance_transacti
         assert!(!deleted, "{} {id}", row.name);
         assert_eq!(payload["metadata"]["touched"], "yes", "{} {id}", row.name);
     }
-    assert!(app.row(APP, "stripe_invoice", &draft).await.unwrap().1, "tombstoned");
+    assert!(
+        app.row(APP, "stripe_invoice", &draft).await.unwrap().1,
+        "tombstoned"
+    );
     assert_eq!(
         app.row(APP, "stripe_balance_transaction", &pending)
             .await
@@ -379,7 +408,10 @@ async fn a_per_customer_run_resumes_after_a_crash_at_the_customer_it_had_reached
         .try_execute_task(&CancellationToken::new())
         .await
         .unwrap();
-    assert!(matches!(outcome, Some(TaskOutcome::Completed { .. })), "{outcome:?} {job}");
+    assert!(
+        matches!(outcome, Some(TaskOutcome::Completed { .. })),
+        "{outcome:?} {job}"
+    );
     let job = app
         .sync(
             json!({"app_key": APP, "mode": "full", "resource_types": ["tax_id"]}),
@@ -421,7 +453,10 @@ async fn a_per_customer_run_resumes_after_a_crash_at_the_customer_it_had_reached
         .try_execute_task(&CancellationToken::new())
         .await
         .unwrap();
-    assert!(matches!(outcome, Some(TaskOutcome::Completed { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Some(TaskOutcome::Completed { .. })),
+        "{outcome:?}"
+    );
     assert_eq!(
         app.live_ids(APP, "stripe_tax_id").await,
         fake_ids(app.fake(), "tax_id")
@@ -513,9 +548,128 @@ async fn a_discount_deleted_in_the_same_second_stays_deleted() {
     let (status, answer) = app
         .deliver(APP, &event(2, "customer.discount.updated", &updated, now))
         .await;
-    assert_eq!((status, answer["action"].as_str()), (200, Some("stale")), "{answer}");
+    assert_eq!(
+        (status, answer["action"].as_str()),
+        (200, Some("stale")),
+        "{answer}"
+    );
     let id = discount["id"].as_str().unwrap();
     assert!(app.row(APP, "stripe_discount", id).await.unwrap().1);
     assert_eq!(app.fake().requests(), 0);
+    app.stop().await;
+}
+
+/// The live lines of an invoice, through its view.
+async fn invoice_lines(app: &TestApp, invoice: &str) -> i64 {
+    app.db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM supasaasy.stripe_invoice_line_items WHERE invoice_id = $1",
+            &[&invoice],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_truncated_invoice_event_brings_every_line_and_lines_that_left_are_tombstoned() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::generate(&Counts::everything()))
+    })
+    .await;
+    let fake = app.fake();
+    let long = fake
+        .ids("invoice")
+        .into_iter()
+        .find(|id| fake.get("invoice", id).unwrap()["lines"]["has_more"] == json!(true))
+        .expect("a long invoice");
+    let all = fake.get("invoice", &long).unwrap()["lines"]["total_count"]
+        .as_i64()
+        .unwrap();
+
+    // The event embeds 10 lines of 40: the invoice is fetched, and its lines listed in full.
+    fake.update("invoice", &long, |i| {
+        i["metadata"] = json!({"note": "reminded"})
+    });
+    let event = fake.last_event().unwrap();
+    assert_eq!(event["data"]["object"]["lines"]["has_more"], true);
+    let (status, answer) = app.deliver(APP, &event).await;
+    assert_eq!(
+        (status, answer["action"].as_str()),
+        (200, Some("applied")),
+        "{answer}"
+    );
+    assert_eq!(invoice_lines(&app, &long).await, all);
+    assert!(fake.requests_to(&format!("/v1/invoices/{long}/lines")) >= 1);
+
+    // Five lines left: the event embeds the whole list now, and the others are tombstoned.
+    let kept: Vec<Value> = fake.get("invoice", &long).unwrap()["lines"]["data"]
+        .as_array()
+        .unwrap()[..5]
+        .to_vec();
+    fake.set_children("invoice", &long, kept);
+    let event = fake.last_event().unwrap();
+    assert_eq!(event["data"]["object"]["lines"]["has_more"], false);
+    let (status, answer) = app.deliver(APP, &event).await;
+    assert_eq!(
+        (status, answer["action"].as_str()),
+        (200, Some("applied")),
+        "{answer}"
+    );
+    assert_eq!(invoice_lines(&app, &long).await, 5);
+    let tombstoned: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM supasaasy.entities WHERE collection_key = 'stripe_invoice_line_item'
+                AND raw_payload ->> 'invoice' = $1 AND deleted_at IS NOT NULL",
+            &[&long],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tombstoned, all - 5);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_archived_object_stays_in_its_view_with_archived_at() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(StripeData::empty())
+    })
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    for (n, row) in TABLE.iter().filter(|r| r.archivable).enumerate() {
+        let mut object = fixture(row.object);
+        object["active"] = json!(false);
+        let t = row
+            .events
+            .iter()
+            .find(|t| t.ends_with(".updated"))
+            .expect("an update type");
+        let (status, answer) = app.deliver(APP, &event(100 + n, t, &object, now)).await;
+        assert_eq!(
+            (status, answer["action"].as_str()),
+            (200, Some("applied")),
+            "{t}"
+        );
+        let archived: bool = app
+            .db()
+            .await
+            .query_one(
+                &format!(
+                    "SELECT archived_at IS NOT NULL FROM {} WHERE external_id = $1",
+                    view_of(row.collection_key)
+                ),
+                &[&object["id"].as_str().unwrap()],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", row.name))
+            .get(0);
+        assert!(archived, "{}", row.name);
+    }
     app.stop().await;
 }

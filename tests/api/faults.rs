@@ -220,7 +220,7 @@ async fn a_request_budget_spaces_every_request_of_the_app() {
 async fn a_provider_rate_limit_below_the_traffic_is_waited_out() {
     // No budget on the daemon's side, and a provider that refuses more than 20 requests a second
     // (two at once): the four tasks and their ranges run into 429s and wait them out.
-    let app = spawn_app(Setup::stripe(StripeData::generate(&Counts {
+    let app = spawn_app(Setup::classic(StripeData::generate(&Counts {
         customers: 900,
         products: 3,
         prices_per_product: 2,

@@ -165,14 +165,28 @@ impl Default for Setup {
 }
 
 impl Setup {
-    /// One Stripe app `stripe_test` with this data.
+    /// One Stripe app `stripe_test` with this data, syncing every resource.
     pub fn stripe(data: StripeData) -> Setup {
         Setup {
             apps: vec![("stripe_test".into(), data)],
             ..Setup::default()
         }
     }
+
+    /// One Stripe app `stripe_test` syncing customers, products, prices, plans and subscriptions
+    /// only: for tests of the sync machinery that count tasks, pages or requests, which the
+    /// billing resources (and their per-customer lists) would only blur.
+    pub fn classic(data: StripeData) -> Setup {
+        Setup {
+            app_extra: CLASSIC.into(),
+            ..Setup::stripe(data)
+        }
+    }
 }
+
+/// `sync_resources` of [`Setup::classic`].
+pub const CLASSIC: &str =
+    "sync_resources = [\"customer\", \"product\", \"price\", \"plan\", \"subscription\"]\n";
 
 /// A running daemon (listener, and workers when asked) over a fresh database.
 pub struct TestApp {

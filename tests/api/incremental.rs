@@ -73,7 +73,7 @@ async fn assert_parity(app: &TestApp) {
 
 #[tokio::test]
 async fn incremental_sync_catches_updates_deletions_and_cancellations() {
-    let app = spawn_app(Setup::stripe(data())).await;
+    let app = spawn_app(Setup::classic(data())).await;
 
     // No cursor yet: the first incremental run is a full sync, and says so.
     let first = incremental(&app).await;
@@ -166,7 +166,7 @@ async fn incremental_sync_catches_updates_deletions_and_cancellations() {
 
 #[tokio::test]
 async fn a_cursor_older_than_the_events_retention_runs_a_full_sync() {
-    let app = spawn_app(Setup::stripe(data())).await;
+    let app = spawn_app(Setup::classic(data())).await;
     let first = app
         .sync(
             json!({"app_key": "stripe_test", "mode": "full", "immediate": true}),

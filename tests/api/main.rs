@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod bad_input;
+mod billing;
 mod binary;
 mod crash;
 mod faults;

@@ -204,7 +204,7 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
 async fn two_workers_never_run_the_same_task() {
     let app = spawn_app(Setup {
         workers: false,
-        ..Setup::stripe(customers(250))
+        ..Setup::classic(customers(250))
     })
     .await;
     let mut jobs_made = Vec::new();

@@ -29,7 +29,7 @@ fn counts(customers: usize, subscriptions: usize) -> Counts {
 
 #[tokio::test]
 async fn full_sync_mirrors_every_resource_exactly() {
-    let app = spawn_app(Setup::stripe(StripeData::generate(&counts(2500, 1200)))).await;
+    let app = spawn_app(Setup::classic(StripeData::generate(&counts(2500, 1200)))).await;
     // Two subscriptions with more items than Stripe embeds (10): the rest must be fetched.
     let subs = app.fake().ids("subscription");
     let template = app

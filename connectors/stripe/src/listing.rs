@@ -224,7 +224,9 @@ fn embedded_record(resource: &str, value: Value) -> Result<Option<Record>, Malfo
     object_record(row, value).map(Some)
 }
 
-/// The record of one child of `parent_id`, its parent field set when Stripe left it out.
+/// The record of one child of `parent_id`, its parent field set to it: Stripe leaves it out of some
+/// children, and the parent a child rides with is the one whose set it belongs to (so a child
+/// that left is found by that field).
 ///
 /// # Errors
 ///
@@ -237,7 +239,7 @@ pub(crate) fn child_record(
     let Some(map) = item.as_object_mut() else {
         return Err(Malformed("a child object is not a JSON object".into()));
     };
-    if !map.get(child.parent_field).is_some_and(Value::is_string) {
+    if map.get(child.parent_field).and_then(Value::as_str) != Some(parent_id) {
         map.insert(child.parent_field.to_owned(), Value::from(parent_id));
     }
     record(child.collection_key, item, false)
@@ -516,11 +518,15 @@ mod tests {
         let record = child_record(&notes, "cn_1", line).expect("record");
         assert_eq!(record.collection_key, "stripe_credit_note_line_item");
         assert_eq!(record.payload.value()["credit_note"], "cn_1");
-        // A child that names its parent keeps its own word.
+        // A child that names its parent is kept as sent; one naming another is named after the
+        // parent it rides with.
         let lines = row("invoice").child.expect("lines");
         let line = fixture("line_item");
-        let record = child_record(&lines, "in_other", line.clone()).expect("record");
+        let parent = line["invoice"].as_str().expect("invoice").to_owned();
+        let record = child_record(&lines, &parent, line.clone()).expect("record");
         assert_eq!(record.payload, line);
+        let record = child_record(&lines, "in_other", line).expect("record");
+        assert_eq!(record.payload.value()["invoice"], "in_other");
     }
 
     #[test]
