@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole thing on one machine: a throwaway Postgres (unless DATABASE_URL is set), a local fake
 # Stripe seeded with fixture-shaped data, and `supasaasy serve` with this repo's supasaasy.toml.
-# Triggers a full sync with curl, waits for the job, prints its status and a few mirrored rows,
-# and cleans up after itself.
+# Triggers a full sync with curl, waits for the job, prints its status and a few mirrored rows
+# (customers, subscriptions, invoices with their lines, charges, payment intents), and cleans up
+# after itself.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -42,6 +43,7 @@ fi
 
 echo "==> starting a fake Stripe"
 "$bin/examples/fake_stripe" --customers 250 --products 6 --subscriptions 180 --items 2 \
+    --invoices 300 --charges 300 --payment-intents 300 --refunds 30 \
     --api-key sk_test_quickstart >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
 STRIPE_BASE_URL=$(await_line "$work/fake.out" "STRIPE_BASE_URL=")
@@ -79,6 +81,20 @@ psql "$DATABASE_URL" -X -q -c \
     "SELECT external_id, customer_id, status, current_period_end FROM supasaasy.stripe_subscriptions ORDER BY created DESC LIMIT 5"
 psql "$DATABASE_URL" -X -q -c \
     "SELECT status, count(*) FROM supasaasy.stripe_subscriptions GROUP BY status ORDER BY 2 DESC"
+echo "==> a few rows of supasaasy.stripe_invoices, with their lines"
+psql "$DATABASE_URL" -X -q -c \
+    "SELECT i.external_id, i.customer_id, i.status, i.currency, i.amount_due, i.amount_paid,
+            count(l.external_id) AS lines
+       FROM supasaasy.stripe_invoices i
+       LEFT JOIN supasaasy.stripe_invoice_line_items l ON l.invoice_id = i.external_id
+      GROUP BY 1, 2, 3, 4, 5, 6, i.created ORDER BY i.created DESC LIMIT 5"
+echo "==> a few rows of supasaasy.stripe_charges and supasaasy.stripe_payment_intents"
+psql "$DATABASE_URL" -X -q -c \
+    "SELECT external_id, customer_id, status, amount, currency, payment_intent_id
+       FROM supasaasy.stripe_charges ORDER BY created DESC LIMIT 5"
+psql "$DATABASE_URL" -X -q -c \
+    "SELECT status, count(*), sum(amount) AS amount FROM supasaasy.stripe_payment_intents
+      GROUP BY status ORDER BY 2 DESC"
 
 kill -TERM "$serve"
 wait "$serve"

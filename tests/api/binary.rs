@@ -36,6 +36,7 @@ app_key = "stripe_prod"
 connector = "stripe"
 api_key_env = "STRIPE_API_KEY"
 base_url_env = "STRIPE_BASE_URL"
+sync_resources = ["customer", "product", "price", "plan", "subscription"]
 "#;
 
 #[test]

@@ -32,6 +32,7 @@ connector = "stripe"
 api_key_env = "STRIPE_API_KEY"
 webhook_secret_env = "STRIPE_WEBHOOK_SECRET"
 base_url_env = "STRIPE_BASE_URL"
+sync_resources = ["customer", "product", "price", "plan", "subscription"]
 "#;
 
 const WEBHOOK_SECRET: &str = "whsec_crash_test_secret_value";
