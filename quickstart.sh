@@ -55,6 +55,14 @@ serve=$!
 pids+=("$serve")
 addr=$(await_line "$work/serve.log" "supasaasy listening addr=")
 api="http://$addr"
+# Listening comes first; ready once the database is migrated.
+for _ in $(seq 1 300); do
+    curl -fsS "$api/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+echo "==> GET $api/readyz"
+curl -fsS "$api/readyz"
+echo
 
 echo "==> POST $api/sync"
 answer=$(curl -fsS -X POST "$api/sync" -H "Authorization: Bearer $ADMIN_API_KEY" \

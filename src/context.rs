@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use supasaasy_connector::{AppSettings, Connector};
+use tokio::sync::Semaphore;
 
 use crate::apply::group::GroupCommit;
 use crate::config::{AppConfig, Config};
@@ -26,7 +27,14 @@ pub struct Context {
     pub ops: Ops,
     /// The lanes that apply webhook deliveries in batches.
     pub webhooks: GroupCommit,
+    /// Listed pages this process holds at once, fetched and not yet written, across its tasks
+    /// and their walkers: bounds the memory a backfill takes whatever the concurrency.
+    pub pages: Arc<Semaphore>,
 }
+
+/// How many listed pages a process holds at once ([`Context::pages`]): enough requests in flight
+/// to keep a 100-a-second budget busy at 150 ms a request, with room for the writes.
+const PAGES_IN_FLIGHT: usize = 24;
 
 impl Context {
     /// Builds the pool, the operating parts and the connectors. Opens no connection yet; must be
@@ -51,6 +59,7 @@ impl Context {
             connectors: Arc::new(map),
             ops,
             webhooks,
+            pages: Arc::new(Semaphore::new(PAGES_IN_FLIGHT)),
         })
     }
 

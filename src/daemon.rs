@@ -35,6 +35,7 @@ pub async fn run(
         let _ = listener.await;
         return waited;
     }
+    tracing::info!(%addr, "supasaasy ready: the schema is in place, workers and schedules start");
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
     let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
     cancel.cancelled().await;

@@ -366,13 +366,14 @@ impl Run<'_> {
             ..ListOptions::default()
         };
         let fetch = |cursor: Option<String>, options: ListOptions| async move {
+            let slot = self.page_slot().await;
             let fetched_at = Utc::now();
             let call = || {
                 self.connector
                     .list_page(&self.task.resource_type, cursor.as_deref(), &options)
             };
             let page = with_retries(self.ctx, &self.task.app_key, self.cancel, call).await;
-            page.map(|p| (p, fetched_at))
+            page.map(|p| (p, fetched_at, slot))
         };
         let mut run_started_at = self.task.run_started_at;
         if let Some(outcome) = self.checkpoint().await? {
@@ -381,7 +382,7 @@ impl Run<'_> {
         let mut current = cursor;
         let mut next = fetch(current.clone(), options.clone()).await;
         loop {
-            let (mut page, fetched_at) = match next {
+            let (mut page, fetched_at, slot) = match next {
                 Ok(fetched) => fetched,
                 Err(CallError::Provider(ConnectorError::FilterRefused { message }))
                     if options.created_gte.is_some() =>
@@ -398,25 +399,34 @@ impl Run<'_> {
                     .retain(|r| r.created.is_none_or(|created| created >= from));
             }
             let started = *run_started_at.get_or_insert(fetched_at);
-            let write = self.page_write(
-                &page.records,
-                page.records.len(),
-                page.next_cursor.as_deref(),
-                fetched_at,
-                page.requests,
-            );
             let Some(cursor) = page.next_cursor.clone() else {
+                let write = self.page_write(
+                    &page.records,
+                    page.records.len(),
+                    None,
+                    fetched_at,
+                    page.requests,
+                );
                 // Events from a minute before the listing began on are what an incremental run
                 // reads next.
                 let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
                 return self.finish(&write, walk.full, started, events_from).await;
             };
             // The next page is fetched while this one is written; if the run stops here, the
-            // next owner fetches it again (with the page in hand, at most two pages twice).
-            let commit = async {
+            // next owner fetches it again (with the page in hand, at most two pages twice). The
+            // page goes with its commit, so it is not held while the next waits for the budget.
+            let commit = async move {
+                let write = self.page_write(
+                    &page.records,
+                    page.records.len(),
+                    page.next_cursor.as_deref(),
+                    fetched_at,
+                    page.requests,
+                );
                 let client = self.ctx.pool.get().await?;
                 entities::commit_page(&client, &write).await?;
                 self.written(page.records.len());
+                drop(slot);
                 Ok::<_, StoreError>(())
             };
             current = Some(cursor.clone());
@@ -534,6 +544,16 @@ impl Run<'_> {
         }
     }
 
+    /// A place for one listed page in memory ([`Context::pages`]), waited for.
+    async fn page_slot(&self) -> PageSlot {
+        self.ctx
+            .pages
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the page semaphore is never closed")
+    }
+
     fn written(&self, n: usize) {
         if n > 0 {
             let metrics = &self.ctx.ops.metrics;
@@ -541,6 +561,9 @@ impl Run<'_> {
         }
     }
 }
+
+/// A listed page's place in memory, held until its rows are written.
+type PageSlot = tokio::sync::OwnedSemaphorePermit;
 
 /// How a sequential listing walks and ends.
 struct Walk {

@@ -135,7 +135,12 @@ fn start_daemon(db_url: &str, fake: &FakeStripe, dir: &std::path::Path) -> Daemo
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(rest) = line.split("addr=").nth(1) {
+            // Ready once migrated: the daemon listens first, then says so.
+            if let Some(rest) = line
+                .split("addr=")
+                .nth(1)
+                .filter(|_| line.contains("supasaasy ready"))
+            {
                 let _ = tx.send(
                     rest.split_whitespace()
                         .next()

@@ -257,8 +257,32 @@ pub async fn write_page_rows(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
 ) -> Result<(), StoreError> {
-    run_page(client, &WRITE_PAGE_ROWS, page).await
+    // A pooled connection keeps a buffer as large as the largest statement it sent: a page of
+    // large objects (invoices with their lines) goes in a few statements, not one.
+    let mut records = page.records;
+    while !records.is_empty() {
+        let mut bytes = 0;
+        let n = records
+            .iter()
+            .take_while(|r| {
+                bytes += r.payload.len_hint();
+                bytes <= STATEMENT_BYTES
+            })
+            .count()
+            .max(1);
+        let (chunk, rest) = records.split_at(n);
+        let part = PageWrite {
+            records: chunk,
+            ..*page
+        };
+        run_page(client, &WRITE_PAGE_ROWS, &part).await?;
+        records = rest;
+    }
+    Ok(())
 }
+
+/// About the most payload bytes one side-by-side row write sends.
+const STATEMENT_BYTES: usize = 128 * 1024;
 
 async fn run_page(
     client: &impl deadpool_postgres::GenericClient,

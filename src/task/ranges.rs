@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{with_retries, CallError};
-use super::{Run, TaskOutcome, Walk, EVENTS_SETTLE_SECS};
+use super::{PageSlot, Run, TaskOutcome, Walk, EVENTS_SETTLE_SECS};
 use crate::store::entities;
 use crate::store::jobs;
 use crate::store::StoreError;
@@ -231,14 +231,15 @@ impl Run<'_> {
         options: ListOptions,
         after: Option<String>,
         stop: &CancellationToken,
-    ) -> Result<(Page, DateTime<Utc>), Failure> {
+    ) -> Result<(Page, DateTime<Utc>, PageSlot), Failure> {
+        let slot = self.page_slot().await;
         let fetched_at = Utc::now();
         let call = || {
             self.connector
                 .list_page(&self.task.resource_type, after.as_deref(), &options)
         };
         let page = with_retries(self.ctx, &self.task.app_key, stop, call).await;
-        page.map(|p| (p, fetched_at)).map_err(Failure::Call)
+        page.map(|p| (p, fetched_at, slot)).map_err(Failure::Call)
     }
 
     /// Walks range `i` page by page until it is done, the run stops, or a call fails. The next
@@ -257,7 +258,7 @@ impl Run<'_> {
             if shared.stop.is_cancelled() {
                 return Ok(Walked::Stopped);
             }
-            let (page, fetched_at) = next?;
+            let (page, fetched_at, slot) = next?;
             // The rows go in side by side with other walkers' pages; only the commits that move
             // the cursor past them take turns.
             {
@@ -286,6 +287,9 @@ impl Run<'_> {
                 fetched_at,
                 page.requests,
             );
+            // The rows are in: the page is not held while the next one waits for the budget.
+            drop(page);
+            drop(slot);
             if all_done {
                 let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
                 let outcome = self.finish(&write, true, started, events_from).await?;

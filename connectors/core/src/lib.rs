@@ -222,6 +222,19 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// About how many bytes the object's JSON takes: exact for raw text, a guess for a tree
+    /// (its top-level fields times a typical field's size).
+    #[must_use]
+    pub fn len_hint(&self) -> usize {
+        match self {
+            Payload::Raw(raw) => raw.get().len(),
+            Payload::Parsed(serde_json::Value::Object(map)) => 64 * map.len().max(1),
+            Payload::Parsed(_) => 64,
+        }
+    }
+}
+
 impl From<serde_json::Value> for Payload {
     fn from(value: serde_json::Value) -> Self {
         Payload::Parsed(value)

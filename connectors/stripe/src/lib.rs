@@ -118,43 +118,24 @@ impl StripeConnector {
         }
     }
 
-    /// The records of one listed object of a row with children or carried objects: the object,
-    /// its children (listed apart when the embedded list is truncated), then what it carries.
-    async fn parent_records(
+    /// Lists every child of a parent whose embedded list was truncated, as records.
+    async fn listed_children(
         &self,
-        row: &'static StripeResource,
+        row: &StripeResource,
         request: &str,
-        object: &serde_json::value::RawValue,
+        parent_id: &str,
         records: &mut Vec<Record>,
     ) -> Result<u32, ConnectorError> {
-        let object = listing::parsed(object).map_err(|err| self.malformed(request, err))?;
-        let carried =
-            listing::embedded_records(row, &object).map_err(|err| self.malformed(request, err))?;
-        let children = row
-            .child
-            .map(|child| (child, listing::embedded_children(&child, &object)));
-        let record =
-            listing::object_record(row, object).map_err(|err| self.malformed(request, err))?;
-        let mut requests = 0;
-        let parent_id = record.external_id.clone();
-        records.push(record);
-        if let Some((child, embedded)) = children {
-            let items = match embedded {
-                Embedded::Complete(items) => items,
-                Embedded::Truncated => {
-                    let (items, n) = self.child_list(row, &child, &parent_id).await?;
-                    requests += n;
-                    items
-                }
-            };
-            for item in items {
-                records.push(
-                    listing::child_record(&child, &parent_id, item)
-                        .map_err(|err| self.malformed(request, err))?,
-                );
-            }
+        let Some(child) = row.child else {
+            return Ok(0);
+        };
+        let (items, requests) = self.child_list(row, &child, parent_id).await?;
+        for item in items {
+            records.push(
+                listing::child_record(&child, parent_id, item)
+                    .map_err(|err| self.malformed(request, err))?,
+            );
         }
-        records.extend(carried);
         Ok(requests)
     }
 
@@ -358,12 +339,11 @@ impl Connector for StripeConnector {
 
         let mut records: Vec<Record> = Vec::with_capacity(list.data.len());
         for object in list.data {
-            if row.child.is_none() {
-                listing::raw_records(row, object, &mut records)
-                    .map_err(|err| self.malformed(&request, err))?;
-            } else {
+            let left = listing::raw_records(row, object, &mut records)
+                .map_err(|err| self.malformed(&request, err))?;
+            if let listing::Left::Children(parent_id) = left {
                 requests += self
-                    .parent_records(row, &request, &object, &mut records)
+                    .listed_children(row, &request, &parent_id, &mut records)
                     .await?;
             }
         }

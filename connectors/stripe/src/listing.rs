@@ -31,24 +31,59 @@ pub(crate) struct List {
 }
 
 /// The fields of a listed object a record needs, read without building the whole object: the
-/// id, the creation time, `active` (archivable resources) and the objects resources carry whole
-/// (a customer's `discount`; a test keeps this in step with the table).
+/// id, the creation time, `active` (archivable resources), the objects resources carry whole (a
+/// customer's `discount`), the embedded child lists (`items`, `lines`) and, for a child, the field
+/// naming its parent. A test keeps these in step with the table.
 #[derive(Debug, Deserialize)]
-struct Head {
+struct Head<'a> {
     id: Option<Value>,
     created: Option<Value>,
     active: Option<Value>,
-    discount: Option<Box<RawValue>>,
+    #[serde(borrow)]
+    discount: Option<&'a RawValue>,
+    #[serde(borrow)]
+    items: Option<&'a RawValue>,
+    #[serde(borrow)]
+    lines: Option<&'a RawValue>,
+    subscription: Option<Value>,
+    invoice: Option<Value>,
+    credit_note: Option<Value>,
 }
 
-/// The fields [`Head`] reads of an object carried whole.
+/// The fields [`Head`] reads of an object carried whole, of an embedded child list, and of a
+/// child naming its parent.
 #[cfg(test)]
-pub(crate) const HEAD_EMBEDDED_FIELDS: &[&str] = &["discount"];
+pub(crate) const HEAD_FIELDS: &[&str] = &[
+    "discount",
+    "items",
+    "lines",
+    "subscription",
+    "invoice",
+    "credit_note",
+];
 
-impl Head {
-    fn of(object: &RawValue) -> Result<Head, Malformed> {
+/// An embedded child list as the text Stripe sent: `{"data": [...], "has_more": bool, ...}`.
+#[derive(Debug, Deserialize)]
+struct RawChildren {
+    data: Option<Vec<Box<RawValue>>>,
+    has_more: Option<bool>,
+}
+
+impl<'a> Head<'a> {
+    fn of(object: &'a RawValue) -> Result<Head<'a>, Malformed> {
         serde_json::from_str(object.get())
             .map_err(|err| Malformed(format!("a listed object is not a JSON object: {err}")))
+    }
+
+    /// The parent a child names in `field`.
+    fn parent(&self, field: &str) -> Option<&str> {
+        match field {
+            "subscription" => self.subscription.as_ref(),
+            "invoice" => self.invoice.as_ref(),
+            "credit_note" => self.credit_note.as_ref(),
+            _ => None,
+        }
+        .and_then(Value::as_str)
     }
 
     fn id(&self) -> Result<&str, Malformed> {
@@ -59,9 +94,11 @@ impl Head {
             .ok_or_else(no_id)
     }
 
-    fn embedded(&self, field: &str) -> Option<&RawValue> {
+    fn embedded(&self, field: &str) -> Option<&'a RawValue> {
         match field {
-            "discount" => self.discount.as_deref(),
+            "discount" => self.discount,
+            "items" => self.items,
+            "lines" => self.lines,
             _ => None,
         }
     }
@@ -161,37 +198,93 @@ pub(crate) fn object_record(row: &StripeResource, object: Value) -> Result<Recor
     record(row.collection_key, object, archived)
 }
 
-/// The record of one listed object of `row`, kept as the text Stripe sent, and the records of the
-/// objects it carries whole: the same records as [`object_record`] and [`embedded_records`]
-/// give, without building the object.
+/// What a listed parent leaves to do after [`raw_records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Left {
+    /// Nothing: the object has no children, or all of them were embedded.
+    Nothing,
+    /// Its embedded child list was truncated: the children of this parent are to be listed apart.
+    Children(String),
+}
+
+/// The record of one listed object of `row`, kept as the text Stripe sent, then the records of
+/// its embedded children (when the list is complete) and of the objects it carries whole: the
+/// same records as [`object_record`], [`child_record`] and [`embedded_records`] give, without
+/// building the object.
 ///
 /// # Errors
 ///
-/// [`Malformed`] when the object is not a JSON object or it or an object it carries has no
-/// string `id`.
+/// [`Malformed`] when the object is not a JSON object or it, a child or an object it carries has
+/// no string `id`.
 pub(crate) fn raw_records(
     row: &StripeResource,
     object: Box<RawValue>,
     out: &mut Vec<Record>,
-) -> Result<(), Malformed> {
+) -> Result<Left, Malformed> {
     let head = Head::of(&object)?;
-    let record = Record {
-        collection_key: row.collection_key,
-        external_id: head.id()?.to_owned(),
-        created: head.created.as_ref().and_then(Value::as_i64),
-        archived: row.archivable && head.active == Some(Value::Bool(false)),
-        payload: Payload::Raw(object),
-    };
-    out.push(record);
+    let id = head.id()?.to_owned();
+    let created = head.created.as_ref().and_then(Value::as_i64);
+    let archived = row.archivable && head.active == Some(Value::Bool(false));
+    let mut after = Vec::new();
+    let mut left = Left::Nothing;
+    if let Some(child) = &row.child {
+        let list = match head.embedded(child.field) {
+            Some(raw) => serde_json::from_str::<RawChildren>(raw.get()).ok(),
+            None => None,
+        };
+        match list {
+            Some(RawChildren {
+                data: Some(data),
+                has_more: Some(false),
+            }) => {
+                for item in data {
+                    after.push(raw_child(child, &id, item)?);
+                }
+            }
+            _ => left = Left::Children(id.clone()),
+        }
+    }
     for embedded in row.embedded {
         let Some(raw) = head.embedded(embedded.field) else {
             continue;
         };
         if let Some(record) = embedded_record(embedded.resource, parsed(raw)?)? {
-            out.push(record);
+            after.push(record);
         }
     }
-    Ok(())
+    drop(head);
+    out.push(Record {
+        collection_key: row.collection_key,
+        external_id: id,
+        created,
+        archived,
+        payload: Payload::Raw(object),
+    });
+    out.append(&mut after);
+    Ok(left)
+}
+
+/// The record of one embedded child of `parent_id`, kept as the text Stripe sent when it names
+/// its parent already, else parsed and named after it (as [`child_record`] does).
+///
+/// # Errors
+///
+/// [`Malformed`] when the child is not a JSON object or has no string `id`.
+fn raw_child(child: &Child, parent_id: &str, item: Box<RawValue>) -> Result<Record, Malformed> {
+    let head = Head::of(&item)?;
+    if head.parent(child.parent_field) != Some(parent_id) {
+        return child_record(child, parent_id, parsed(&item)?);
+    }
+    let external_id = head.id()?.to_owned();
+    let created = head.created.as_ref().and_then(Value::as_i64);
+    drop(head);
+    Ok(Record {
+        collection_key: child.collection_key,
+        external_id,
+        created,
+        archived: false,
+        payload: Payload::Raw(item),
+    })
 }
 
 /// The records of the objects `object` of `row` carries whole (a customer's discount).
@@ -314,12 +407,27 @@ mod tests {
         serde_json::value::to_raw_value(object).expect("JSON")
     }
 
-    /// The records of a listed object, which must be the same kept raw as parsed.
+    /// The records of a listed object, which must be the same kept raw as parsed: the object,
+    /// its children when all are embedded, what it carries.
     fn listed(row: &'static StripeResource, object: Value) -> Result<Vec<Record>, Malformed> {
         let mut kept = Vec::new();
-        let kept = raw_records(row, raw(&object), &mut kept).map(|()| kept);
+        let kept = raw_records(row, raw(&object), &mut kept).map(|_| kept);
         let parsed = embedded_records(row, &object).and_then(|carried| {
+            let children = match &row.child {
+                Some(child) => match embedded_children(child, &object) {
+                    Embedded::Complete(items) => {
+                        let id = object_id(&object)?.to_owned();
+                        items
+                            .into_iter()
+                            .map(|i| child_record(child, &id, i))
+                            .collect::<Result<Vec<_>, _>>()?
+                    }
+                    Embedded::Truncated => Vec::new(),
+                },
+                None => Vec::new(),
+            };
             let mut all = vec![object_record(row, object)?];
+            all.extend(children);
             all.extend(carried);
             Ok(all)
         });
@@ -474,10 +582,19 @@ mod tests {
         let mut plain = fixture("customer");
         plain["discount"] = Value::Null;
         assert_eq!(listed(row("customer"), plain).expect("records").len(), 1);
-        // Every field the table carries whole is one the fast path reads.
+        // Every field the table carries whole, embeds children in, or names a parent in is one
+        // the fast path reads.
         for r in TABLE {
             for e in r.embedded {
-                assert!(HEAD_EMBEDDED_FIELDS.contains(&e.field), "{}", e.field);
+                assert!(HEAD_FIELDS.contains(&e.field), "{}", e.field);
+            }
+            if let Some(child) = &r.child {
+                assert!(HEAD_FIELDS.contains(&child.field), "{}", child.field);
+                assert!(
+                    HEAD_FIELDS.contains(&child.parent_field),
+                    "{}",
+                    child.parent_field
+                );
             }
         }
     }
@@ -505,6 +622,12 @@ mod tests {
         assert!(listed(row("customer"), json!({"id": ""})).is_err());
         let mut no_vec = Vec::new();
         assert!(raw_records(row("customer"), raw(&json!(["cus_1"])), &mut no_vec).is_err());
+        let mut lines = fixture("invoice");
+        lines["lines"]["data"][0]
+            .as_object_mut()
+            .expect("line")
+            .remove("id");
+        assert!(listed(row("invoice"), lines).is_err());
         let items = row("subscription").child.expect("items");
         assert!(child_record(&items, "sub_1", json!({"object": "subscription_item"})).is_err());
         assert!(child_record(&items, "sub_1", json!("si_1")).is_err());
@@ -527,6 +650,34 @@ mod tests {
         assert_eq!(record.payload, line);
         let record = child_record(&lines, "in_other", line).expect("record");
         assert_eq!(record.payload.value()["invoice"], "in_other");
+    }
+
+    #[test]
+    fn parents_kept_raw_bring_their_embedded_children_or_say_to_list_them() {
+        for name in ["subscription", "invoice", "credit_note"] {
+            let r = row(name);
+            let child = r.child.expect("child");
+            let parent = fixture(r.object);
+            let embedded = parent[child.field]["data"].as_array().expect("data").len();
+            let records = listed(r, parent.clone()).expect(name);
+            assert_eq!(records.len(), 1 + embedded, "{name}");
+            assert!(records[1..]
+                .iter()
+                .all(|c| c.collection_key == child.collection_key
+                    && c.payload.value()[child.parent_field] == parent["id"]));
+            let mut out = Vec::new();
+            let left = raw_records(r, raw(&parent), &mut out).expect(name);
+            assert_eq!(left, Left::Nothing);
+            let mut truncated = parent.clone();
+            truncated[child.field]["has_more"] = json!(true);
+            let mut out = Vec::new();
+            let left = raw_records(r, raw(&truncated), &mut out).expect(name);
+            assert_eq!(
+                left,
+                Left::Children(parent["id"].as_str().unwrap().to_owned())
+            );
+            assert_eq!(out.len(), 1, "{name}: the children come from their list");
+        }
     }
 
     #[test]
