@@ -259,26 +259,39 @@ pub async fn write_page_rows(
 ) -> Result<(), StoreError> {
     // A pooled connection keeps a buffer as large as the largest statement it sent: a page of
     // large objects (invoices with their lines) goes in a few statements, not one.
-    let mut records = page.records;
-    while !records.is_empty() {
-        let mut bytes = 0;
-        let n = records
-            .iter()
-            .take_while(|r| {
-                bytes += r.payload.len_hint();
-                bytes <= STATEMENT_BYTES
-            })
-            .count()
-            .max(1);
-        let (chunk, rest) = records.split_at(n);
+    for chunk in statement_chunks(page.records, STATEMENT_BYTES) {
         let part = PageWrite {
             records: chunk,
             ..*page
         };
         run_page(client, &WRITE_PAGE_ROWS, &part).await?;
-        records = rest;
     }
     Ok(())
+}
+
+/// `records` cut in runs of about `max_bytes` of payload (a record larger than that alone); at
+/// least one run, empty for no records, so an empty page still learns whether the lease is ours.
+fn statement_chunks(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
+    let mut chunks = Vec::new();
+    let mut rest = records;
+    loop {
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take_while(|r| {
+                bytes += r.payload.len_hint();
+                bytes <= max_bytes
+            })
+            .count()
+            .max(1)
+            .min(rest.len());
+        let (chunk, after) = rest.split_at(n);
+        chunks.push(chunk);
+        rest = after;
+        if rest.is_empty() {
+            return chunks;
+        }
+    }
 }
 
 /// About the most payload bytes one side-by-side row write sends.
@@ -365,4 +378,31 @@ pub async fn sweep_unseen(
         )
         .await?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bytes: usize) -> Record {
+        let text = format!("{{\"id\":\"x\",\"pad\":\"{}\"}}", "a".repeat(bytes));
+        Record {
+            collection_key: "stripe_invoice",
+            external_id: "x".into(),
+            payload: Payload::Raw(serde_json::value::RawValue::from_string(text).unwrap()),
+            created: None,
+            archived: false,
+        }
+    }
+
+    #[test]
+    fn pages_are_cut_by_payload_bytes_and_none_is_lost() {
+        let records: Vec<Record> = (0..10).map(|_| record(300)).collect();
+        let lens = |chunks: Vec<&[Record]>| chunks.iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(lens(statement_chunks(&records, 1000)), vec![3, 3, 3, 1]);
+        assert_eq!(lens(statement_chunks(&records, 100_000)), vec![10]);
+        // A record larger than the bound goes alone; an empty page is one empty statement.
+        assert_eq!(lens(statement_chunks(&records, 10)), vec![1; 10]);
+        assert_eq!(lens(statement_chunks(&[], 10)), vec![0]);
+    }
 }
