@@ -12,7 +12,6 @@ use supasaasy::worker::Worker;
 use supasaasy_stripe::resources::{Parent, StripeResource, TABLE};
 use supasaasy_testkit::fake_stripe::{fixture, Counts, StripeData};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::helpers::{fake_ids, spawn_app, Setup, TestApp};
 
@@ -287,29 +286,12 @@ async fn an_event_whose_object_is_not_what_its_type_promises_is_ignored_and_reco
     app.stop().await;
 }
 
-/// Moves everything synced so far back to `unix`, as if the sync ran then.
-async fn set_cursors(app: &TestApp, unix: i64) {
-    let db = app.db().await;
-    db.execute(
-        "UPDATE supasaasy.sync_state SET incremental_cursor = $1",
-        &[&unix.to_string()],
-    )
-    .await
-    .unwrap();
-    db.execute(
-        "UPDATE supasaasy.entities SET source_updated_at = LEAST(source_updated_at, to_timestamp($1))",
-        &[&(unix as f64)],
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn an_incremental_run_applies_every_resource_and_relists_balance_transactions() {
     let app = spawn_app(Setup::stripe(StripeData::generate(&Counts::everything()))).await;
     assert_eq!(full(&app, None).await["status"], "completed");
     let now = chrono::Utc::now().timestamp();
-    set_cursors(&app, now - 3600).await;
+    app.set_cursors(now - 3600).await;
     let fake = app.fake();
     fake.set_clock(Some(now - 1800));
 
@@ -372,20 +354,6 @@ async fn an_incremental_run_applies_every_resource_and_relists_balance_transacti
     app.stop().await;
 }
 
-/// A per-customer task's status, pages and cursor.
-async fn task_row(app: &TestApp, job: &str) -> (String, i32, Option<String>) {
-    let row = app
-        .db()
-        .await
-        .query_one(
-            "SELECT status, pages, cursor FROM supasaasy.sync_tasks WHERE job_id = $1",
-            &[&Uuid::parse_str(job).unwrap()],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1), row.get(2))
-}
-
 #[tokio::test]
 async fn a_per_customer_run_resumes_after_a_crash_at_the_customer_it_had_reached() {
     let app = spawn_app(Setup {
@@ -426,7 +394,7 @@ async fn a_per_customer_run_resumes_after_a_crash_at_the_customer_it_had_reached
     let running =
         tokio::spawn(async move { worker.try_execute_task(&CancellationToken::new()).await });
     tokio::time::timeout(Duration::from_secs(60), async {
-        while task_row(&app, &job).await.1 < 2 {
+        while app.task_row(&job).await.1 < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -435,7 +403,7 @@ async fn a_per_customer_run_resumes_after_a_crash_at_the_customer_it_had_reached
     // The worker dies mid-batch: no release, no more writes.
     running.abort();
     let _ = running.await;
-    let (status, _, cursor) = task_row(&app, &job).await;
+    let (status, _, _, cursor) = app.task_row(&job).await;
     assert_eq!(status, "processing");
     let reached = cursor.unwrap();
     assert!(reached.starts_with("parent:cus_"), "{reached}");

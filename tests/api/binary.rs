@@ -1,15 +1,12 @@
 //! The real binary: config errors, `serve` with a sync and a clean stop on SIGTERM, `sync --wait`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::{json, Value};
 use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
 
 use crate::helpers::{empty_database, fake_ids, fresh_database, ADMIN_KEY};
-
-const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
+use crate::process::{serve, BIN};
 
 fn config_file(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("supasaasy.toml");
@@ -149,32 +146,16 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     let db_url = fresh_database().await;
     let dir = temp_dir();
     let path = config_file(&dir, CONFIG);
-    let mut child = Command::new(BIN)
-        .args(["--config", path.to_str().unwrap(), "serve"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", path.to_str().unwrap(), "serve"])
         .env("DATABASE_URL", &db_url)
         .env("ADMIN_API_KEY", ADMIN_KEY)
         .env("STRIPE_API_KEY", fake.api_key())
         .env("STRIPE_BASE_URL", fake.base_url())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "info");
     // The daemon logs the address it bound (port 0 in the config).
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve logs its address");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let daemon = serve(cmd);
+    let addr = daemon.addr.clone();
     let http = reqwest::Client::new();
     let done: Value = http
         .post(format!("http://{addr}/sync"))
@@ -246,18 +227,9 @@ async fn serve_syncs_and_stops_cleanly_on_sigterm() {
     assert!(lines.windows(2).all(|w| w[0] != w[1]), "{progress}");
     assert!(lines.last().unwrap().contains("100%"), "{progress}");
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "serve exits 0 on SIGTERM");
-    let logs: Vec<String> = rx.try_iter().collect();
+    daemon.signal("-TERM");
+    let (code, logs) = daemon.wait().await;
+    assert_eq!(code, Some(0), "serve exits 0 on SIGTERM");
     assert!(
         !logs.iter().any(|l| l.contains(fake.api_key())),
         "the API key never reaches the log"

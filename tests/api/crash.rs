@@ -2,9 +2,7 @@
 //! with SIGTERM mid-sync and resumed; secrets (alert webhook URLs included) never reaching its log
 //! or job messages.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,8 +10,7 @@ use supasaasy_testkit::fake_alerts::{Answer, FakeAlerts};
 use supasaasy_testkit::fake_stripe::{stripe_signature, FakeStripe};
 
 use crate::helpers::{customers, fake_ids, fresh_database, ADMIN_KEY};
-
-const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
+use crate::process::{serve, Serve, BIN};
 
 /// Leases short enough that a takeover happens within seconds.
 const CONFIG: &str = r#"
@@ -37,19 +34,7 @@ sync_resources = ["customer", "product", "price", "plan", "subscription"]
 
 const WEBHOOK_SECRET: &str = "whsec_crash_test_secret_value";
 
-/// One `supasaasy serve` process and its log lines.
-struct Daemon {
-    child: Child,
-    addr: String,
-    logs: Receiver<String>,
-}
-
-fn spawn_daemon(
-    config: &std::path::Path,
-    db_url: &str,
-    fake: &FakeStripe,
-    api_key: &str,
-) -> Daemon {
+fn spawn_daemon(config: &std::path::Path, db_url: &str, fake: &FakeStripe, api_key: &str) -> Serve {
     spawn_daemon_with(config, db_url, fake, api_key, &[])
 }
 
@@ -60,61 +45,17 @@ fn spawn_daemon_with(
     fake: &FakeStripe,
     api_key: &str,
     env: &[(&str, &str)],
-) -> Daemon {
-    let mut child = Command::new(BIN)
-        .args(["--config", config.to_str().unwrap(), "serve"])
+) -> Serve {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", config.to_str().unwrap(), "serve"])
         .env("DATABASE_URL", db_url)
         .env("ADMIN_API_KEY", ADMIN_KEY)
         .env("STRIPE_API_KEY", api_key)
         .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("STRIPE_BASE_URL", fake.base_url())
         .env("RUST_LOG", "debug")
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve logs its address");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    Daemon {
-        child,
-        addr,
-        logs: rx,
-    }
-}
-
-impl Daemon {
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    async fn wait(mut self) -> (Option<i32>, Vec<String>) {
-        let status = tokio::task::spawn_blocking(move || {
-            let status = self.child.wait().unwrap();
-            (status, self.logs)
-        })
-        .await
-        .unwrap();
-        let logs: Vec<String> = status.1.try_iter().collect();
-        (status.0.code(), logs)
-    }
+        .envs(env.iter().copied());
+    serve(cmd)
 }
 
 fn temp_config(text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -151,7 +92,7 @@ where
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
-async fn start_sync(daemon: &Daemon) -> String {
+async fn start_sync(daemon: &Serve) -> String {
     let answer: Value = reqwest::Client::new()
         .post(format!("http://{}/sync", daemon.addr))
         .bearer_auth(ADMIN_KEY)

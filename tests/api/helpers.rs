@@ -357,6 +357,38 @@ impl TestApp {
         rows.iter().map(|r| r.get(0)).collect()
     }
 
+    /// Moves the clock of everything synced so far back to `unix` (as if the sync ran then),
+    /// instead of waiting for the events list's settling minute to pass.
+    pub async fn set_cursors(&self, unix: i64) {
+        let db = self.db().await;
+        db.execute(
+            "UPDATE supasaasy.sync_state SET incremental_cursor = $1",
+            &[&unix.to_string()],
+        )
+        .await
+        .unwrap();
+        db.execute(
+            "UPDATE supasaasy.entities SET source_updated_at = LEAST(source_updated_at, to_timestamp($1))",
+            &[&(unix as f64)],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The status, pages, entity count and cursor of a job's (only) task.
+    pub async fn task_row(&self, job: &str) -> (String, i32, i64, Option<String>) {
+        let row = self
+            .db()
+            .await
+            .query_one(
+                "SELECT status, pages, entity_count, cursor FROM supasaasy.sync_tasks WHERE job_id = $1",
+                &[&uuid::Uuid::parse_str(job).unwrap()],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2), row.get(3))
+    }
+
     /// Stops the listener and the workers and waits for them.
     pub async fn stop(mut self) {
         self.cancel.cancel();

@@ -32,24 +32,6 @@ async fn incremental(app: &TestApp) -> Value {
         .await
 }
 
-/// Moves the clock of everything synced so far back to `unix` (as if the sync ran then), instead
-/// of waiting for the events list's settling minute to pass.
-async fn set_cursors(app: &TestApp, unix: i64) {
-    let db = app.db().await;
-    db.execute(
-        "UPDATE supasaasy.sync_state SET incremental_cursor = $1",
-        &[&unix.to_string()],
-    )
-    .await
-    .unwrap();
-    db.execute(
-        "UPDATE supasaasy.entities SET source_updated_at = LEAST(source_updated_at, to_timestamp($1))",
-        &[&(unix as f64)],
-    )
-    .await
-    .unwrap();
-}
-
 async fn assert_parity(app: &TestApp) {
     for (resource, collection) in COLLECTIONS {
         let want = fake_ids(app.fake(), resource);
@@ -88,7 +70,7 @@ async fn incremental_sync_catches_updates_deletions_and_cancellations() {
 
     // Changes an hour ago (events settle for a minute before they are read).
     let now = chrono::Utc::now().timestamp();
-    set_cursors(&app, now - 3600).await;
+    app.set_cursors(now - 3600).await;
     let fake = app.fake();
     fake.set_clock(Some(now - 1800));
     let customers = fake.ids("customer");
@@ -179,7 +161,8 @@ async fn a_cursor_older_than_the_events_retention_runs_a_full_sync() {
     app.fake()
         .set_clock(Some(chrono::Utc::now().timestamp() - 31 * 86_400));
     app.fake().delete("customer", &gone);
-    set_cursors(&app, chrono::Utc::now().timestamp() - 30 * 86_400).await;
+    app.set_cursors(chrono::Utc::now().timestamp() - 30 * 86_400)
+        .await;
 
     let job = incremental(&app).await;
     assert_eq!(job["status"], "completed", "{job}");

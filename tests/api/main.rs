@@ -17,6 +17,7 @@ mod openapi;
 mod openapi_check;
 mod operating;
 mod outage;
+mod process;
 mod queue;
 mod ranges;
 mod schedules;

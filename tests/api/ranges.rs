@@ -9,7 +9,6 @@ use supasaasy::task::TaskOutcome;
 use supasaasy::worker::Worker;
 use supasaasy_testkit::fake_stripe::FakeStripe;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::helpers::{customers, fake_ids, nth_created, spawn_app, Setup, TestApp};
 
@@ -35,23 +34,9 @@ async fn full_customers(app: &TestApp) -> String {
         .to_string()
 }
 
-/// The task's status, pages, entity count and cursor.
-async fn task_row(app: &TestApp, job: &str) -> (String, i32, i64, Option<String>) {
-    let row = app
-        .db()
-        .await
-        .query_one(
-            "SELECT status, pages, entity_count, cursor FROM supasaasy.sync_tasks WHERE job_id = $1",
-            &[&Uuid::parse_str(job).unwrap()],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1), row.get(2), row.get(3))
-}
-
 async fn wait_for_pages(app: &TestApp, job: &str, at_least: i32) {
     tokio::time::timeout(Duration::from_secs(60), async {
-        while task_row(app, job).await.1 < at_least {
+        while app.task_row(job).await.1 < at_least {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -97,7 +82,7 @@ async fn a_split_full_sync_lists_every_customer_once_with_many_sharing_a_second(
     let all = fake_ids(app.fake(), "customer");
     assert_eq!(all.len(), 3200);
     assert_eq!(app.live_ids("stripe_test", "stripe_customer").await, all);
-    let (_, pages, entities, _) = task_row(&app, &job).await;
+    let (_, pages, entities, _) = app.task_row(&job).await;
     assert_eq!(entities, 3200, "no customer listed twice");
     // Each range ends with a partial (or empty) page: more pages than 32 full ones.
     assert!(pages > 32, "{pages} pages: the listing was split");
@@ -123,7 +108,7 @@ async fn a_released_split_sync_resumes_every_range_without_duplicates_or_gaps() 
     let outcome = running.await.unwrap().unwrap().unwrap();
     assert_eq!(outcome, TaskOutcome::Released);
 
-    let (status, pages, entities, cursor) = task_row(&app, &job).await;
+    let (status, pages, entities, cursor) = app.task_row(&job).await;
     assert_eq!(status, "pending");
     assert!(pages < 30, "released mid-run at page {pages}");
     let state = ranges(cursor.as_deref().expect("a cursor"));
@@ -136,7 +121,7 @@ async fn a_released_split_sync_resumes_every_range_without_duplicates_or_gaps() 
         app.live_ids("stripe_test", "stripe_customer").await,
         fake_ids(app.fake(), "customer")
     );
-    let (_, _, after, _) = task_row(&app, &job).await;
+    let (_, _, after, _) = app.task_row(&job).await;
     assert!(entities < 3000);
     assert_eq!(after, 3000, "no page counted twice");
     app.stop().await;
@@ -160,7 +145,7 @@ async fn a_killed_split_sync_resumes_from_its_committed_ranges() {
     wait_for_pages(&app, &job, 8).await;
     running.abort();
     let _ = running.await;
-    let (status, _, _, cursor) = task_row(&app, &job).await;
+    let (status, _, _, cursor) = app.task_row(&job).await;
     assert_eq!(status, "processing");
     assert!(cursor.unwrap().starts_with("ranges:"));
 
@@ -179,7 +164,7 @@ async fn a_killed_split_sync_resumes_from_its_committed_ranges() {
         app.live_ids("stripe_test", "stripe_customer").await,
         fake_ids(app.fake(), "customer")
     );
-    assert_eq!(task_row(&app, &job).await.2, 3500, "no page counted twice");
+    assert_eq!(app.task_row(&job).await.2, 3500, "no page counted twice");
     app.stop().await;
 }
 
@@ -206,7 +191,7 @@ async fn a_provider_failing_mid_split_leaves_a_resumable_state() {
         ),
         "{outcome:?}"
     );
-    let (status, _, _, cursor) = task_row(&app, &job).await;
+    let (status, _, _, cursor) = app.task_row(&job).await;
     assert_eq!(status, "pending");
     assert!(!ranges(cursor.as_deref().expect("a cursor")).is_empty());
 
@@ -227,7 +212,7 @@ async fn a_provider_failing_mid_split_leaves_a_resumable_state() {
         app.live_ids("stripe_test", "stripe_customer").await,
         fake_ids(app.fake(), "customer")
     );
-    assert_eq!(task_row(&app, &job).await.2, 2500, "no page counted twice");
+    assert_eq!(app.task_row(&job).await.2, 2500, "no page counted twice");
     app.stop().await;
 }
 
@@ -256,6 +241,6 @@ async fn a_split_sync_respects_sync_from() {
         .collect();
     want.sort();
     assert_eq!(app.live_ids("stripe_test", "stripe_customer").await, want);
-    assert_eq!(task_row(&app, &job).await.2, want.len() as i64);
+    assert_eq!(app.task_row(&job).await.2, want.len() as i64);
     app.stop().await;
 }

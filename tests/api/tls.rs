@@ -9,9 +9,8 @@ use supasaasy_testkit::certs::TestCa;
 use supasaasy_testkit::pg::TestPostgres;
 
 use crate::helpers::{customers, fake_ids, spawn_app, Setup, ADMIN_KEY};
+use crate::process::BIN;
 use crate::upgrades::the_error;
-
-const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
 
 /// A TLS-only server whose certificate, signed by `ca`, names `localhost` only.
 struct TlsServer {

@@ -2,9 +2,7 @@
 //! migrations off, against a schema newer than the binary (a rollback), as a role without DDL
 //! rights, and the command line's `sync` and `jobs` without provider secrets.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,8 +10,7 @@ use supasaasy_testkit::fake_stripe::FakeStripe;
 use supasaasy_testkit::pg::TestPostgres;
 
 use crate::helpers::{customers, empty_database, fake_ids, fresh_database, ADMIN_KEY};
-
-const BIN: &str = env!("CARGO_BIN_EXE_supasaasy");
+use crate::process::{serve, BIN};
 
 const CONFIG: &str = r#"
 [server]
@@ -43,7 +40,8 @@ fn config_file(text: &str) -> std::path::PathBuf {
 /// A `supasaasy` command with the test's environment.
 fn supasaasy(config: &std::path::Path, db_url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.arg("--config")
+    cmd.env("RUST_LOG", "info")
+        .arg("--config")
         .arg(config)
         .args(args)
         .env("DATABASE_URL", db_url)
@@ -51,68 +49,6 @@ fn supasaasy(config: &std::path::Path, db_url: &str, args: &[&str]) -> Command {
         .env("STRIPE_API_KEY", "sk_test_upgrades")
         .env("STRIPE_BASE_URL", "http://127.0.0.1:9");
     cmd
-}
-
-/// A running `serve` and its log lines.
-struct Serve {
-    child: Child,
-    addr: String,
-    logs: Receiver<String>,
-}
-
-fn serve(mut cmd: Command) -> Serve {
-    let mut child = cmd
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, logs) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = logs
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve logs its address");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    Serve { child, addr, logs }
-}
-
-impl Serve {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = reqwest::get(format!("http://{}{path}", self.addr))
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Waits for a log line holding `text`.
-    fn await_log(&self, text: &str) -> String {
-        loop {
-            let line = self
-                .logs
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    async fn stop(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        tokio::task::spawn_blocking(move || self.child.wait().unwrap().code())
-            .await
-            .unwrap()
-    }
 }
 
 /// The one line saying why a command stopped: its last line, the only one that is an error (a
