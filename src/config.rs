@@ -189,8 +189,8 @@ pub struct ScheduleConfig {
     pub app_key: String,
     /// The cron expression as written.
     pub cron: String,
-    /// The parsed schedule (seconds field added to a 5-field expression).
-    pub schedule: cron::Schedule,
+    /// When it fires, in its time zone.
+    pub schedule: cron_expr::Schedule,
     /// Sync mode of the jobs it enqueues.
     pub mode: SyncMode,
     /// Disabled schedules are kept but never fire.
@@ -473,8 +473,14 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
                 format!("no app has app_key {:?}", s.app_key),
             ));
         }
-        let schedule =
-            cron_expr::parse_cron(&s.cron).map_err(|m| ConfigError::new(key("cron"), m))?;
+        let schedule = cron_expr::parse_schedule(&s.cron, s.timezone.as_deref()).map_err(|m| {
+            let field = if m.starts_with("timezone") {
+                "timezone"
+            } else {
+                "cron"
+            };
+            ConfigError::new(key(field), m)
+        })?;
         let mode = match s.mode.as_deref() {
             None => SyncMode::Incremental,
             Some(m) => m
@@ -608,10 +614,11 @@ struct RawSchedule {
     cron: String,
     mode: Option<String>,
     enabled: Option<bool>,
+    timezone: Option<String>,
 }
 
 mod apps;
-mod cron_expr;
+pub mod cron_expr;
 mod effective;
 mod operating;
 mod overrides;

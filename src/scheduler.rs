@@ -76,7 +76,7 @@ pub async fn run(ctx: Context, cancel: CancellationToken) {
     let now = Utc::now();
     let mut next: Vec<Option<DateTime<Utc>>> = schedules
         .iter()
-        .map(|s| s.schedule.after(&now).next())
+        .map(|s| s.schedule.next_after(&now))
         .collect();
     let mut upkeep = tokio::time::interval(UPKEEP_EVERY);
     let mut share = tokio::time::interval(breaker::SHARE_EVERY);
@@ -104,7 +104,7 @@ pub async fn run(ctx: Context, cancel: CancellationToken) {
         if let Err(e) = fire(&ctx, schedules[i], at).await {
             tracing::warn!(app = %schedules[i].app_key, error = %e, "scheduled sync not enqueued");
         }
-        next[i] = schedules[i].schedule.after(&at).next();
+        next[i] = schedules[i].schedule.next_after(&at);
     }
 }
 

@@ -1,70 +1,64 @@
-//! Cron expressions of `[[sync_schedules]]`: standard 5-field cron, or 6 fields with seconds first,
-//! turned into the `cron` crate's schedules.
+//! Cron expressions of `[[sync_schedules]]`, read as operators read them: standard 5-field cron
+//! (or 6 fields, seconds first), days of the week 0-7 with Sunday 0 or 7, and Vixie cron's rule
+//! that when both the day of the month and the day of the week are restricted, either matching
+//! fires; evaluated in the schedule's time zone.
 
-use std::str::FromStr;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 
-/// Parses a standard 5-field cron expression, or a 6-field one with seconds first. Days of the
-/// week are numbered as in standard cron (0 and 7 are Sunday), not as the `cron` crate numbers
-/// them (1 is Sunday).
-pub(super) fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
-    let mut fields: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
-    match fields.len() {
-        5 => fields.insert(0, "0".into()),
-        6 => {}
-        _ => return Err(format!("{expr:?} must have 5 fields (or 6 with seconds)")),
+/// When a schedule fires: its expression, in its time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The parsed expression.
+    cron: Cron,
+    /// Where its times are read (UTC unless the schedule names one).
+    timezone: Tz,
+}
+
+impl Schedule {
+    /// The first firing strictly after `at`.
+    pub fn next_after(&self, at: &DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&self.timezone);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
-    fields[5] =
-        standard_days_of_week(&fields[5]).map_err(|e| format!("{expr:?}: day of week {e}"))?;
-    cron::Schedule::from_str(&fields.join(" ")).map_err(|e| {
-        format!(
-            "{expr:?} is not a cron expression: {}",
-            e.to_string().replace('\n', " ")
-        )
+
+    /// The time zone its times are read in.
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+}
+
+/// Parses a standard 5-field cron expression, or a 6-field one with seconds first, to be read in
+/// `timezone` (an IANA name; `None` is UTC).
+pub(super) fn parse_schedule(expr: &str, timezone: Option<&str>) -> Result<Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(format!("{expr:?} must have 5 fields (or 6 with seconds)"));
+    }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build();
+    let cron = parser
+        .parse(expr)
+        .map_err(|e| format!("{expr:?} is not a cron expression: {e}"))?;
+    Ok(Schedule {
+        cron,
+        timezone: parse_timezone(timezone)?,
     })
 }
 
-/// Rewrites a numeric day-of-week field (0-7, Sunday 0 or 7; lists, ranges, steps) as the `cron`
-/// crate's numbering (1-7, Sunday 1). Names (`MON-FRI`) and `*` pass through.
-fn standard_days_of_week(field: &str) -> Result<String, String> {
-    if field == "*" || field == "?" || field.chars().any(|c| c.is_ascii_alphabetic()) {
-        return Ok(field.to_string());
+/// An IANA time zone name (`Europe/Paris`), UTC when none.
+fn parse_timezone(name: Option<&str>) -> Result<Tz, String> {
+    match name {
+        None => Ok(Tz::UTC),
+        Some(name) => name
+            .parse()
+            .map_err(|_| format!("timezone {name:?} is not an IANA time zone name")),
     }
-    let number = |s: &str| -> Result<u32, String> {
-        s.parse::<u32>()
-            .ok()
-            .filter(|n| *n <= 7)
-            .ok_or_else(|| format!("{s:?} is not 0-7"))
-    };
-    let mut days = [false; 7];
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                number(s)
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or(format!("bad step in {part:?}"))?,
-            ),
-            None => (part, 1),
-        };
-        let (from, to) = match range {
-            "*" => (0, 6),
-            r => match r.split_once('-') {
-                Some((a, b)) => (number(a)?, number(b)?),
-                None if step > 1 => (number(r)?, 7),
-                None => (number(r)?, number(r)?),
-            },
-        };
-        if from > to {
-            return Err(format!("range {range:?} runs backwards"));
-        }
-        for d in (from..=to).step_by(step as usize) {
-            days[(d % 7) as usize] = true;
-        }
-    }
-    let list: Vec<String> = (0..7)
-        .filter(|d| days[*d])
-        .map(|d| (d + 1).to_string())
-        .collect();
-    Ok(list.join(","))
 }

@@ -64,6 +64,7 @@ impl Config {
             "sync_schedules": self.sync_schedules.iter().map(|s| json!({
                 "app_key": s.app_key,
                 "cron": s.cron,
+                "timezone": s.schedule.timezone().name(),
                 "mode": s.mode.as_str(),
                 "enabled": s.enabled,
             })).collect::<Vec<_>>(),

@@ -1,4 +1,4 @@
-use super::cron_expr::parse_cron;
+use super::cron_expr::parse_schedule;
 use super::*;
 
 const GOOD: &str = r#"
@@ -110,8 +110,8 @@ fn cron_days_of_week_follow_standard_cron() {
     // 2026-11-23 is a Monday.
     let monday: chrono::DateTime<chrono::Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
     let next_day = |expr: &str| {
-        let s = parse_cron(expr).unwrap();
-        s.after(&monday).next().unwrap().format("%a").to_string()
+        let s = parse_schedule(expr, None).unwrap();
+        s.next_after(&monday).unwrap().format("%a").to_string()
     };
     assert_eq!(next_day("0 0 * * 0"), "Sun");
     assert_eq!(next_day("0 0 * * 7"), "Sun");
@@ -121,8 +121,56 @@ fn cron_days_of_week_follow_standard_cron() {
     assert_eq!(next_day("0 0 * * */3"), "Wed");
     assert_eq!(next_day("0 0 * * SUN"), "Sun");
     assert_eq!(next_day("30 0 0 * * 2"), "Tue", "6 fields: seconds first");
-    assert!(parse_cron("0 0 * * 8").is_err());
-    assert!(parse_cron("0 0 * *").is_err());
+    assert!(parse_schedule("0 0 * * 8", None).is_err());
+    assert!(parse_schedule("0 0 * *", None).is_err());
+    assert!(
+        parse_schedule("0 0 0 * * * 2030", None).is_err(),
+        "no year field"
+    );
+}
+
+#[test]
+fn day_of_month_and_day_of_week_both_restricted_fire_on_either_as_in_vixie_cron() {
+    // 2026-12-01 is a Tuesday: "the 15th, and every Monday" fires on Monday the 7th first.
+    let at: chrono::DateTime<chrono::Utc> = "2026-12-01T12:00:00Z".parse().unwrap();
+    let s = parse_schedule("0 9 15 * MON", None).unwrap();
+    let fires: Vec<String> = std::iter::successors(s.next_after(&at), |t| s.next_after(t))
+        .take(4)
+        .map(|t| t.format("%a %d").to_string())
+        .collect();
+    assert_eq!(fires, ["Mon 07", "Mon 14", "Tue 15", "Mon 21"]);
+}
+
+#[test]
+fn a_schedule_fires_in_its_time_zone() {
+    let at: chrono::DateTime<chrono::Utc> = "2026-12-01T12:00:00Z".parse().unwrap();
+    // 09:00 in Paris is 08:00 UTC in winter; in New York 14:00 UTC.
+    let paris = parse_schedule("0 9 * * *", Some("Europe/Paris")).unwrap();
+    assert_eq!(
+        paris.next_after(&at).unwrap().to_rfc3339(),
+        "2026-12-02T08:00:00+00:00"
+    );
+    let ny = parse_schedule("0 9 * * *", Some("America/New_York")).unwrap();
+    assert_eq!(
+        ny.next_after(&at).unwrap().to_rfc3339(),
+        "2026-12-01T14:00:00+00:00"
+    );
+    // Across the spring change (Paris, 29 March 2026: 02:00 becomes 03:00), a time that does
+    // not exist that day is not skipped for good.
+    let spring: chrono::DateTime<chrono::Utc> = "2026-03-28T12:00:00Z".parse().unwrap();
+    let early = parse_schedule("30 2 * * *", Some("Europe/Paris")).unwrap();
+    assert!(early.next_after(&spring).is_some());
+    assert!(parse_schedule("0 9 * * *", Some("Mars/Olympus_Mons")).is_err());
+    let err = Config::parse(
+        &GOOD.replace(
+            "cron = \"0 */6 * * *\"",
+            "cron = \"0 */6 * * *\"\ntimezone = \"Nowhere/Else\"",
+        ),
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("sync_schedules[0].timezone"), "{err}");
 }
 
 #[test]
