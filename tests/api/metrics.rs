@@ -192,6 +192,22 @@ async fn metrics_follow_a_full_sync_and_webhooks() {
         None,
         "no webhook yet"
     );
+    // When each resource last completed, from the database; no webhook accepted yet.
+    let now = chrono::Utc::now().timestamp() as f64;
+    for resource in ["customer", "invoice", "payment_method"] {
+        let at = sum(
+            &samples,
+            "supasaasy_last_success_timestamp_seconds",
+            &[app_key, ("resource", resource)],
+        )
+        .unwrap_or_else(|| panic!("{resource}: {text}"));
+        assert!((now - 120.0..=now + 1.0).contains(&at), "{resource}: {at}");
+    }
+    assert_eq!(
+        sum(&samples, "supasaasy_last_webhook_timestamp_seconds", &[]),
+        None
+    );
+    assert!(text.contains("supasaasy_build_info{"), "{text}");
 
     // Webhooks: applied, then the same event again, then a forged one.
     let fake = app.fake();
@@ -221,6 +237,23 @@ async fn metrics_follow_a_full_sync_and_webhooks() {
             "{event_type} {outcome}: {text}"
         );
     }
+    // Read from the integration events, which are written just after the answer.
+    let at = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let samples = parse(&scrape(&app).await);
+            if let Some(at) = sum(
+                &samples,
+                "supasaasy_last_webhook_timestamp_seconds",
+                &[app_key],
+            ) {
+                return at;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the accepted webhook's time");
+    assert!(at >= now - 1.0, "{at}");
 
     // No secret of the harness shows.
     for secret in [
