@@ -425,7 +425,7 @@ async fn fetch_with_retry(
 ) -> Result<Change, ConnectorError> {
     let mut attempt = 0;
     loop {
-        match connector.fetch_object(resource, id).await {
+        match connector.fetch_object(resource, id, None).await {
             Err(e) if e.is_retryable() && attempt < 2 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;

@@ -450,8 +450,12 @@ impl Run<'_> {
             }
             let fetched_at = Utc::now();
             let fetch = || {
-                self.connector
-                    .list_events(&self.task.resource_type, cursor.as_deref(), &window)
+                self.connector.list_events(
+                    &self.task.resource_type,
+                    cursor.as_deref(),
+                    &window,
+                    None,
+                )
             };
             let page = match with_retries(self.ctx, &self.task.app_key, self.cancel, fetch).await {
                 Ok(page) => page,

@@ -63,7 +63,7 @@ impl Range {
         ListOptions {
             created_gte: Some(self.gte),
             created_lt: Some(self.lt),
-            parent: None,
+            ..ListOptions::default()
         }
     }
 }

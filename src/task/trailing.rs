@@ -104,7 +104,10 @@ impl Run<'_> {
 
     /// One object's state now, through the circuit breaker and in-place retries.
     async fn fetch_one(&self, id: &str) -> Result<Change, CallError> {
-        let call = || self.connector.fetch_object(&self.task.resource_type, id);
+        let call = || {
+            self.connector
+                .fetch_object(&self.task.resource_type, id, None)
+        };
         with_retries(self.ctx, &self.task.app_key, self.cancel, call).await
     }
 }

@@ -1,22 +1,45 @@
 //! A per-app request budget: at most `requests_per_second` requests start per second, spaced
-//! evenly, whichever task or webhook sends them.
+//! evenly, whichever task or webhook sends them, shared fairly between the accounts the requests
+//! are for.
 //!
-//! Each caller reserves the next free slot and sleeps until it, so waiting callers go in the order
-//! they asked and the budget is never exceeded, however many tasks share it. Used by connectors at
-//! their one HTTP choke point, before the request is sent.
+//! A caller names the account its request is for (`""` for the app's own). While the budget has
+//! room the request goes at once. Otherwise it waits in its account's queue, and each slot goes to
+//! the next account in turn that has a request waiting: a connected account with a million objects
+//! and twenty walkers gets no more of the budget than one with a hundred objects and one walker,
+//! while an account alone gets all of it. One dispatcher task per budget hands out the slots, and
+//! only while requests wait; the budget is never exceeded. Used by connectors at their one HTTP
+//! choke point, before the request is sent.
 
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// Spaces the requests of one app.
 #[derive(Debug)]
 pub struct RequestBudget {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     /// The time between two request starts.
     interval: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
     /// When the next request may start.
-    next: Mutex<Instant>,
+    next: Instant,
+    /// The requests waiting, by account, first come first.
+    queues: HashMap<String, VecDeque<oneshot::Sender<()>>>,
+    /// The accounts with requests waiting, in the order they get their next slot.
+    turns: VecDeque<String>,
+    /// A dispatcher is handing out slots.
+    dispatching: bool,
 }
 
 impl RequestBudget {
@@ -27,32 +50,108 @@ impl RequestBudget {
             return None;
         }
         Some(RequestBudget {
-            interval: Duration::from_secs_f64(1.0 / per_second),
-            next: Mutex::new(Instant::now()),
+            inner: Arc::new(Inner {
+                interval: Duration::from_secs_f64(1.0 / per_second),
+                state: Mutex::new(State {
+                    next: Instant::now(),
+                    queues: HashMap::new(),
+                    turns: VecDeque::new(),
+                    dispatching: false,
+                }),
+            }),
         })
     }
 
-    /// Waits for this request's slot and returns how long that took (zero when the budget had
-    /// room).
+    /// Waits for a slot for a request of the app's own account; see [`Self::acquire_for`].
     pub async fn acquire(&self) -> Duration {
-        let now = Instant::now();
-        let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
-            slot
+        self.acquire_for("").await
+    }
+
+    /// Waits for a slot for a request of `account` and returns how long that took (zero when the
+    /// budget had room). Must be called inside a Tokio runtime.
+    pub async fn acquire_for(&self, account: &str) -> Duration {
+        let asked = Instant::now();
+        let waiting = {
+            let mut state = self.inner.lock();
+            if state.turns.is_empty() && state.next <= asked {
+                state.next = asked + self.inner.interval;
+                return Duration::ZERO;
+            }
+            let (tx, rx) = oneshot::channel();
+            let State { queues, turns, .. } = &mut *state;
+            let queue = queues.entry(account.to_owned()).or_default();
+            if queue.is_empty() {
+                turns.push_back(account.to_owned());
+            }
+            queue.push_back(tx);
+            if !state.dispatching {
+                state.dispatching = true;
+                tokio::spawn(dispatch(self.inner.clone()));
+            }
+            rx
         };
-        if slot > now {
-            tokio::time::sleep_until(slot).await;
-        }
-        slot - now
+        // The dispatcher never drops a waiter unanswered while the budget lives.
+        let _ = waiting.await;
+        asked.elapsed()
     }
 
     /// [`acquire`](Self::acquire), telling `observer` of any wait as a rate-limit wait.
     pub async fn acquire_observed(&self, observer: &dyn crate::RequestObserver) {
-        let waited = self.acquire().await;
+        self.acquire_observed_for("", observer).await;
+    }
+
+    /// [`acquire_for`](Self::acquire_for), telling `observer` of any wait as a rate-limit wait.
+    pub async fn acquire_observed_for(&self, account: &str, observer: &dyn crate::RequestObserver) {
+        let waited = self.acquire_for(account).await;
         if !waited.is_zero() {
             observer.rate_limited(waited);
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Hands out slots, one per interval, to the accounts in turn, until no request waits.
+async fn dispatch(inner: Arc<Inner>) {
+    loop {
+        let slot = {
+            let mut state = inner.lock();
+            if state.turns.is_empty() {
+                state.dispatching = false;
+                return;
+            }
+            let slot = state.next.max(Instant::now());
+            state.next = slot + inner.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        let mut state = inner.lock();
+        // The slot goes to the next account in turn whose waiter is still there (a waiter whose
+        // task was dropped gives its turn away without using the slot).
+        while let Some(account) = state.turns.pop_front() {
+            let State { queues, turns, .. } = &mut *state;
+            let Some(queue) = queues.get_mut(&account) else {
+                continue;
+            };
+            let mut granted = false;
+            while let Some(waiter) = queue.pop_front() {
+                if waiter.send(()).is_ok() {
+                    granted = true;
+                    break;
+                }
+            }
+            if queue.is_empty() {
+                queues.remove(&account);
+            } else {
+                turns.push_back(account);
+            }
+            if granted {
+                break;
+            }
         }
     }
 }
@@ -69,21 +168,31 @@ mod tests {
         assert!(RequestBudget::per_second(25.0).is_some());
     }
 
+    /// Starts `n` requests of `account` at once; their start times after `start`.
+    fn burst(
+        budget: &Arc<RequestBudget>,
+        account: &'static str,
+        n: usize,
+        start: Instant,
+    ) -> Vec<tokio::task::JoinHandle<(&'static str, Duration)>> {
+        (0..n)
+            .map(|_| {
+                let budget = budget.clone();
+                tokio::spawn(async move {
+                    budget.acquire_for(account).await;
+                    (account, Instant::now() - start)
+                })
+            })
+            .collect()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn requests_are_spaced_by_the_budget() {
-        let budget = std::sync::Arc::new(RequestBudget::per_second(25.0).unwrap());
+        let budget = Arc::new(RequestBudget::per_second(25.0).unwrap());
         let start = Instant::now();
-        let mut handles = Vec::new();
-        for _ in 0..50 {
-            let budget = budget.clone();
-            handles.push(tokio::spawn(async move {
-                budget.acquire().await;
-                Instant::now()
-            }));
-        }
         let mut starts = Vec::new();
-        for h in handles {
-            starts.push(h.await.unwrap() - start);
+        for h in burst(&budget, "", 50, start) {
+            starts.push(h.await.unwrap().1);
         }
         starts.sort();
         assert_eq!(starts[0], Duration::ZERO, "the first goes at once");
@@ -92,5 +201,55 @@ mod tests {
         for pair in starts.windows(2) {
             assert_eq!(pair[1] - pair[0], Duration::from_millis(40));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accounts_take_turns_and_one_alone_gets_every_slot() {
+        let budget = Arc::new(RequestBudget::per_second(10.0).unwrap());
+        let start = Instant::now();
+        // A large account asks for 30 slots, then two small ones for 3 each.
+        let mut handles = burst(&budget, "acct_large", 30, start);
+        tokio::task::yield_now().await;
+        handles.extend(burst(&budget, "acct_a", 3, start));
+        handles.extend(burst(&budget, "acct_b", 3, start));
+        let mut grants = Vec::new();
+        for h in handles {
+            grants.push(h.await.unwrap());
+        }
+        grants.sort_by_key(|(_, at)| *at);
+        let small_done = grants
+            .iter()
+            .filter(|(a, _)| *a != "acct_large")
+            .map(|(_, at)| *at)
+            .max()
+            .unwrap();
+        // Six small requests in turns with the large one: all done by the eleventh slot or so,
+        // not after the large account's thirty.
+        assert!(small_done <= Duration::from_millis(1300), "{small_done:?}");
+        // Never more than the budget: 36 requests, the last 35 intervals after the first.
+        assert_eq!(grants.last().unwrap().1, Duration::from_millis(3500));
+        for pair in grants.windows(2) {
+            assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(100));
+        }
+        // Once the small ones are done the large one has every slot.
+        let tail: Vec<&str> = grants[12..].iter().map(|(a, _)| *a).collect();
+        assert!(tail.iter().all(|a| *a == "acct_large"), "{tail:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_waiter_gives_its_turn_away() {
+        let budget = Arc::new(RequestBudget::per_second(10.0).unwrap());
+        let start = Instant::now();
+        budget.acquire_for("x").await;
+        let dropped = burst(&budget, "gone", 1, start);
+        let kept = burst(&budget, "kept", 1, start);
+        tokio::task::yield_now().await;
+        dropped[0].abort();
+        let (_, at) = kept.into_iter().next().unwrap().await.unwrap();
+        assert_eq!(
+            at,
+            Duration::from_millis(100),
+            "the next slot, not the one after"
+        );
     }
 }

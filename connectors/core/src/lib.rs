@@ -169,6 +169,9 @@ impl fmt::Display for Secret {
 /// Options that shape a listing; the same for every page of one walk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListOptions {
+    /// The connected account whose objects are listed (Stripe Connect: sent as `Stripe-Account`);
+    /// `None` for the app's own.
+    pub account: Option<String>,
     /// The parent whose children are listed, for a resource listed per parent
     /// ([`Resource::per_parent`]).
     pub parent: Option<String>,
@@ -309,6 +312,14 @@ pub enum ConnectorError {
         /// What happened, for the operator.
         message: String,
     },
+    /// A connected account refused the request (Stripe Connect: access revoked, account gone):
+    /// that account's work fails, the app's other accounts go on, and the app's circuit is not
+    /// touched.
+    #[error("{message}")]
+    AccountRefused {
+        /// What happened, for the operator, naming the account.
+        message: String,
+    },
     /// The provider refused the `created` filters of a listing (a Stripe-compatible API that does
     /// not implement them): the caller may list the resource again without them.
     #[error("{message}")]
@@ -343,6 +354,7 @@ impl ConnectorError {
             | ConnectorError::RateLimited { message, .. }
             | ConnectorError::Rejected { message }
             | ConnectorError::Fatal { message }
+            | ConnectorError::AccountRefused { message }
             | ConnectorError::FilterRefused { message } => message,
         }
     }
@@ -367,6 +379,9 @@ impl ConnectorError {
                 message: f(message),
             },
             ConnectorError::FilterRefused { message } => ConnectorError::FilterRefused {
+                message: f(message),
+            },
+            ConnectorError::AccountRefused { message } => ConnectorError::AccountRefused {
                 message: f(message),
             },
         }
@@ -427,6 +442,14 @@ pub struct Event {
     /// Why an event of a mapped type is ignored (its object is not what its type promises), for
     /// the operator; `None` for a type the connector does not map.
     pub ignored_reason: Option<String>,
+    /// The connected account the event happened in (a Stripe Connect event's `account`); `None`
+    /// for the app's own.
+    pub account: Option<String>,
+    /// Whether the event happened in live mode, when the provider says.
+    pub livemode: Option<bool>,
+    /// The event says the app lost access to `account` (Stripe's
+    /// `account.application.deauthorized`): its tasks stop, its rows stay.
+    pub deauthorizes: bool,
 }
 
 /// The time window of an events listing: `created_gt < created <= created_lte`.
@@ -497,15 +520,22 @@ pub trait Connector: Send + Sync {
     /// [`WebhookError::Malformed`] when the body is not an event.
     fn parse_webhook(&self, body: &[u8]) -> Result<Event, WebhookError>;
 
-    /// Fetches one object's current state (the truth when two changes cannot be ordered). An object
-    /// the provider no longer has comes back as a deletion.
+    /// Fetches one object's current state (the truth when two changes cannot be ordered), in
+    /// `account` (a connected account; `None` for the app's own). An object the provider no longer
+    /// has comes back as a deletion.
     ///
     /// # Errors
     ///
     /// A [`ConnectorError`] saying whether to try again.
-    async fn fetch_object(&self, resource: &str, id: &str) -> Result<Change, ConnectorError>;
+    async fn fetch_object(
+        &self,
+        resource: &str,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<Change, ConnectorError>;
 
-    /// Fetches one page of the events that change `resource` within `window`, from `cursor`.
+    /// Fetches one page of the events that change `resource` within `window`, from `cursor`, in
+    /// `account` (a connected account; `None` for the app's own).
     ///
     /// # Errors
     ///
@@ -515,7 +545,18 @@ pub trait Connector: Send + Sync {
         resource: &str,
         cursor: Option<&str>,
         window: &EventWindow,
+        account: Option<&str>,
     ) -> Result<EventPage, ConnectorError>;
+
+    /// The id of the account the app's key belongs to (Stripe's `GET /v1/account`), which keys the
+    /// app's own rows beside its connected accounts'; empty for a provider without accounts.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConnectorError`] saying whether to try again.
+    async fn own_account(&self) -> Result<String, ConnectorError> {
+        Ok(String::new())
+    }
 }
 
 /// What the daemon needs to know of one provider, in one value: each connector crate exports one,

@@ -244,7 +244,13 @@ impl Connector for IntercomConnector {
     ///
     /// [`ConnectorError::Fatal`] for an unknown resource or an id outside `[A-Za-z0-9_.-]{1,255}`,
     /// otherwise classified as for listings.
-    async fn fetch_object(&self, resource: &str, id: &str) -> Result<Change, ConnectorError> {
+    /// Intercom has no accounts: `account` is not read.
+    async fn fetch_object(
+        &self,
+        resource: &str,
+        id: &str,
+        _account: Option<&str>,
+    ) -> Result<Change, ConnectorError> {
         let kind = self.kind_of(resource)?;
         listing::fetch(&self.http, kind, id).await
     }
@@ -265,6 +271,7 @@ impl Connector for IntercomConnector {
         resource: &str,
         cursor: Option<&str>,
         window: &EventWindow,
+        _account: Option<&str>,
     ) -> Result<EventPage, ConnectorError> {
         let kind = self.kind_of(resource)?;
         match kind {
@@ -361,7 +368,7 @@ mod tests {
         let message = fatal_message(err);
         assert!(message.contains("\"ticket\"") && message.contains("intercom_main"));
         let err = connector
-            .fetch_object("ticket", "1")
+            .fetch_object("ticket", "1", None)
             .await
             .expect_err("unknown");
         fatal_message(err);
@@ -376,7 +383,7 @@ mod tests {
         };
         for resource in ["company", "admin"] {
             let err = connector
-                .list_events(resource, None, &window)
+                .list_events(resource, None, &window, None)
                 .await
                 .expect_err("no search");
             assert!(
@@ -385,7 +392,7 @@ mod tests {
             );
         }
         let err = connector
-            .list_events("ticket", None, &window)
+            .list_events("ticket", None, &window, None)
             .await
             .expect_err("unknown");
         fatal_message(err);
@@ -405,7 +412,7 @@ mod tests {
             &"a".repeat(256),
         ] {
             let err = connector
-                .fetch_object("contact", id)
+                .fetch_object("contact", id, None)
                 .await
                 .expect_err("odd id");
             let message = fatal_message(err);

@@ -80,6 +80,9 @@ pub(crate) fn result_event(kind: Kind, object: Value) -> Result<Event, Malformed
         changes: vec![objects::upsert(kind, object)?],
         ignored: false,
         ignored_reason: None,
+        account: None,
+        livemode: None,
+        deauthorizes: false,
     })
 }
 

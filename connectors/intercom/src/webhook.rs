@@ -63,6 +63,9 @@ pub(crate) fn parse_notification(body: &[u8]) -> Result<Event, WebhookError> {
         changes: Vec::new(),
         ignored: true,
         ignored_reason: None,
+        account: None,
+        livemode: None,
+        deauthorizes: false,
     };
     if topic == "ping" {
         return Ok(ignored(None));
@@ -105,6 +108,9 @@ pub(crate) fn parse_notification(body: &[u8]) -> Result<Event, WebhookError> {
         changes: vec![change],
         ignored: false,
         ignored_reason: None,
+        account: None,
+        livemode: None,
+        deauthorizes: false,
     })
 }
 

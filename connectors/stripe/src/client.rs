@@ -118,8 +118,9 @@ impl StripeHttp {
         &self,
         path: &str,
         query: &[(&'static str, String)],
+        account: Option<&str>,
     ) -> Result<List, ConnectorError> {
-        match self.get_list_of(path, query).await {
+        match self.get_list_of(path, query, account).await {
             Ok(Ok(list)) => Ok(list),
             Ok(Err(missing)) | Err(missing) => Err(missing),
         }
@@ -136,10 +137,11 @@ impl StripeHttp {
         &self,
         path: &str,
         query: &[(&'static str, String)],
+        account: Option<&str>,
     ) -> Result<Result<List, ConnectorError>, ConnectorError> {
-        let request = format!("GET /v1/{path}");
+        let request = request_line(&format!("/v1/{path}"), account);
         let url = format!("{}/v1/{path}", self.base_url);
-        let result = match self.fetch(&request, &url, query).await {
+        let result = match self.fetch(&request, &url, query, account).await {
             Ok(Answer::Body(body)) => parse_list(&self.app_key, &request, &body).map(Ok),
             Ok(Answer::Missing(err)) => Ok(Err(self.redact(err))),
             Err(err) => Err(err),
@@ -147,7 +149,7 @@ impl StripeHttp {
         result.map_err(|err| self.redact(err))
     }
 
-    /// GETs one object at `/v1/{path}/{id}`; `None` when Stripe answers 404 `resource_missing`
+    /// GETs one object at `/v1/{path}/{id}` (`/v1/{path}` for an empty id); `None` when Stripe answers 404 `resource_missing`
     /// (the object is gone, or never was). `id` must already be safe as a path segment.
     ///
     /// # Errors
@@ -159,10 +161,17 @@ impl StripeHttp {
         path: &str,
         id: &str,
         query: &[(&'static str, String)],
+        account: Option<&str>,
     ) -> Result<Option<Value>, ConnectorError> {
-        let request = format!("GET /v1/{path}/{id}");
-        let url = format!("{}/v1/{path}/{id}", self.base_url);
-        let result = match self.fetch(&request, &url, query).await {
+        // An empty id asks for the singleton at `path` (`/v1/account`).
+        let path = if id.is_empty() {
+            format!("/v1/{path}")
+        } else {
+            format!("/v1/{path}/{id}")
+        };
+        let request = request_line(&path, account);
+        let url = format!("{}{path}", self.base_url);
+        let result = match self.fetch(&request, &url, query, account).await {
             Ok(Answer::Body(body)) => parse_object(&self.app_key, &request, &body).map(Some),
             Ok(Answer::Missing(_)) => Ok(None),
             Err(err) => Err(err),
@@ -176,12 +185,19 @@ impl StripeHttp {
         request: &str,
         url: &str,
         query: &[(&'static str, String)],
+        account: Option<&str>,
     ) -> Result<Answer, ConnectorError> {
         if let Some(budget) = &self.budget {
-            budget.acquire_observed(self.observer.as_ref()).await;
+            budget
+                .acquire_observed_for(account.unwrap_or_default(), self.observer.as_ref())
+                .await;
         }
         let sent = Instant::now();
-        let response = match self.client.get(url).query(query).send().await {
+        let mut get = self.client.get(url).query(query);
+        if let Some(account) = account {
+            get = get.header("stripe-account", account);
+        }
+        let response = match get.send().await {
             Ok(response) => response,
             Err(err) => {
                 self.observer.answered(None, sent.elapsed());
@@ -204,9 +220,25 @@ impl StripeHttp {
             "stripe answered"
         );
         if status.is_success() {
-            return Ok(Answer::Body(body.to_vec()));
+            return Ok(Answer::Body(body));
         }
         let err = classify(&self.app_key, request, status, &headers, &body);
+        // Stripe answers a connected account the platform may no longer reach with 403, or with
+        // 401 `account_invalid` ("does not have access to account ... Application access may
+        // have been revoked"); a bare 401 is the key's own problem.
+        let refused = status == StatusCode::FORBIDDEN
+            || (status == StatusCode::UNAUTHORIZED && contains(&body, b"account_invalid"));
+        if let (Some(account), true) = (account, refused) {
+            return Err(ConnectorError::AccountRefused {
+                message: format!(
+                    "Stripe refused connected account {account} to app {} ({}): access revoked or \
+                     the account gone; {}",
+                    self.app_key,
+                    status.as_u16(),
+                    err.message()
+                ),
+            });
+        }
         if status == StatusCode::BAD_REQUEST
             && query.iter().any(|(k, _)| k.starts_with("created["))
             && refuses_created(&body)
@@ -236,9 +268,22 @@ impl StripeHttp {
 /// A successful answer, or Stripe saying the object asked for does not exist.
 enum Answer {
     /// The body of a 2xx answer.
-    Body(Vec<u8>),
+    Body(bytes::Bytes),
     /// 404 `resource_missing`, classified as any other error for callers that expect a list.
     Missing(ConnectorError),
+}
+
+/// Whether `haystack` holds `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `GET {path}`, and the connected account when there is one, for messages.
+fn request_line(path: &str, account: Option<&str>) -> String {
+    match account {
+        Some(account) => format!("GET {path} (account {account})"),
+        None => format!("GET {path}"),
+    }
 }
 
 /// Reads a successful answer as a list page; anything else is treated as a garbled answer, worth
@@ -686,7 +731,10 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         drop(listener);
         let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
-        let err = http.get_list("customers", &[]).await.expect_err("refused");
+        let err = http
+            .get_list("customers", &[], None)
+            .await
+            .expect_err("refused");
         assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
         assert!(message(&err).contains(APP));
     }
@@ -703,7 +751,10 @@ mod tests {
         let mut settings = settings(&format!("http://{addr}"));
         settings.request_timeout = Duration::from_millis(200);
         let http = StripeHttp::new(settings).expect("client");
-        let err = http.get_list("customers", &[]).await.expect_err("timeout");
+        let err = http
+            .get_list("customers", &[], None)
+            .await
+            .expect_err("timeout");
         assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
         assert!(message(&err).contains("timed out"), "{err:?}");
         hold.abort();
@@ -722,7 +773,10 @@ mod tests {
             // Dropping the socket here ends the body 90 bytes short.
         });
         let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
-        let err = http.get_list("customers", &[]).await.expect_err("cut");
+        let err = http
+            .get_list("customers", &[], None)
+            .await
+            .expect_err("cut");
         assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
         server.await.expect("server task");
     }
@@ -749,6 +803,76 @@ mod tests {
         (format!("http://{addr}"), server)
     }
 
+    /// Like [`answer_once`], handing back the whole request (headers included).
+    async fn answer_once_whole(
+        status: u16,
+        body: &'static str,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0u8; 8192];
+            let n = socket.read(&mut request).await.unwrap_or(0);
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+            String::from_utf8_lossy(&request[..n]).to_ascii_lowercase()
+        });
+        (format!("http://{addr}"), server)
+    }
+
+    #[tokio::test]
+    async fn a_connected_account_is_asked_with_its_header_and_its_refusal_names_it() {
+        let (base, server) =
+            answer_once_whole(200, r#"{"object": "list", "data": [], "has_more": false}"#).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        http.get_list("customers", &[], Some("acct_1TENANT"))
+            .await
+            .expect("list");
+        let request = server.await.expect("server");
+        assert!(
+            request.contains("\r\nstripe-account: acct_1tenant\r\n"),
+            "{request}"
+        );
+
+        let (base, server) =
+            answer_once_whole(200, r#"{"object": "list", "data": [], "has_more": false}"#).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        http.get_list("customers", &[], None).await.expect("list");
+        assert!(!server.await.expect("server").contains("stripe-account"));
+
+        let refused = r#"{"error": {"type": "invalid_request_error", "code": "account_invalid", "message": "The provided key does not have access to account 'acct_1GONE' (or that account does not exist)."}}"#;
+        for status in [401, 403] {
+            let (base, server) = answer_once_whole(status, refused).await;
+            let http = StripeHttp::new(settings(&base)).expect("client");
+            let err = http
+                .get_list("customers", &[], Some("acct_1GONE"))
+                .await
+                .expect_err("refused");
+            assert!(
+                matches!(err, ConnectorError::AccountRefused { .. }),
+                "{status}: {err:?}"
+            );
+            assert!(message(&err).contains("acct_1GONE"), "{err:?}");
+            server.await.expect("server");
+        }
+        // The platform's own 403 is the app's problem, as before.
+        let (base, server) = answer_once_whole(403, refused).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
+        let err = http
+            .get_list("customers", &[], None)
+            .await
+            .expect_err("403");
+        assert!(
+            !matches!(err, ConnectorError::AccountRefused { .. }),
+            "{err:?}"
+        );
+        server.await.expect("server");
+    }
+
     #[tokio::test]
     async fn a_list_refusing_the_created_filter_says_so() {
         let created = vec![("created[gte]", "1".to_owned())];
@@ -759,7 +883,10 @@ mod tests {
         ] {
             let (base, server) = answer_once(400, body).await;
             let http = StripeHttp::new(settings(&base)).expect("client");
-            let err = http.get_list("products", &created).await.expect_err("400");
+            let err = http
+                .get_list("products", &created, None)
+                .await
+                .expect_err("400");
             assert!(
                 matches!(err, ConnectorError::FilterRefused { .. }),
                 "{err:?}"
@@ -777,7 +904,10 @@ mod tests {
         ] {
             let (base, server) = answer_once(400, body).await;
             let http = StripeHttp::new(settings(&base)).expect("client");
-            let err = http.get_list("products", &query).await.expect_err("400");
+            let err = http
+                .get_list("products", &query, None)
+                .await
+                .expect_err("400");
             assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
             server.await.expect("server");
         }
@@ -788,7 +918,7 @@ mod tests {
         let (base, server) = answer_once(200, r#"{"id": "cus_1", "object": "customer"}"#).await;
         let http = StripeHttp::new(settings(&base)).expect("client");
         let err = http
-            .get_list("customers", &[])
+            .get_list("customers", &[], None)
             .await
             .expect_err("not a list");
         assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
@@ -817,7 +947,7 @@ mod tests {
             let (base, server) = answer_once(status, r#"{"id": "cus_1"}"#).await;
             let settings = settings(&base).with_observer(recorder.clone());
             let http = StripeHttp::new(settings).expect("client");
-            let _ = http.get_object("customers", "cus_1", &[]).await;
+            let _ = http.get_object("customers", "cus_1", &[], None).await;
             server.await.expect("server");
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -825,7 +955,9 @@ mod tests {
         drop(listener);
         let settings = settings(&format!("http://{addr}")).with_observer(recorder.clone());
         let http = StripeHttp::new(settings).expect("client");
-        http.get_list("customers", &[]).await.expect_err("refused");
+        http.get_list("customers", &[], None)
+            .await
+            .expect_err("refused");
         assert_eq!(
             *recorder.0.lock().expect("lock"),
             vec![Some(200), Some(429), None]
@@ -837,7 +969,7 @@ mod tests {
         let (base, server) = answer_once(200, r#"{"id": "cus_1", "object": "customer"}"#).await;
         let http = StripeHttp::new(settings(&base)).expect("client");
         let object = http
-            .get_object("customers", "cus_1", &[])
+            .get_object("customers", "cus_1", &[], None)
             .await
             .expect("object");
         assert_eq!(
@@ -856,7 +988,7 @@ mod tests {
         let (base, server) = answer_once(404, missing).await;
         let http = StripeHttp::new(settings(&base)).expect("client");
         assert_eq!(
-            http.get_object("customers", "cus_9", &[])
+            http.get_object("customers", "cus_9", &[], None)
                 .await
                 .expect("gone"),
             None
@@ -866,7 +998,10 @@ mod tests {
         // The same answer to a list request is an error like any other 404.
         let (base, server) = answer_once(404, missing).await;
         let http = StripeHttp::new(settings(&base)).expect("client");
-        let err = http.get_list("customers", &[]).await.expect_err("404");
+        let err = http
+            .get_list("customers", &[], None)
+            .await
+            .expect_err("404");
         assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
         server.await.expect("server");
     }
@@ -884,7 +1019,7 @@ mod tests {
             let (base, server) = answer_once(status, body).await;
             let http = StripeHttp::new(settings(&base)).expect("client");
             let err = http
-                .get_object("customers", "cus_1", &[])
+                .get_object("customers", "cus_1", &[], None)
                 .await
                 .expect_err("error");
             assert_eq!(

@@ -15,13 +15,27 @@
 //!   carries whole (a customer's discount);
 //! - a parent's change carries its children as a [`ChildSet`] only when the embedded list is
 //!   complete; when Stripe truncated it, `children` is `None` and the parent must be fetched again
-//!   (`fetch_object`) for its full set.
+//!   (`fetch_object`) for its full set;
+//! - a Connect event names its connected account (top-level `account`, an `acct_` id or the event
+//!   is [`Malformed`]); `account.application.deauthorized` is not ignored: it says the platform
+//!   lost that account.
 
 use serde_json::Value;
 use supasaasy_connector::{Change, ChildSet, Event, EventWindow};
 
 use crate::listing::{self, Embedded, Malformed, PAGE_LIMIT};
 use crate::resources::{Child, StripeResource};
+
+/// The Connect event that says a connected account took the platform's access away.
+pub(crate) const DEAUTHORIZED: &str = "account.application.deauthorized";
+
+/// A Stripe account id (`acct_1032D82eZvKYlo2C`).
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.len() > 5
+        && id.len() <= 255
+        && id.starts_with("acct_")
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
 
 /// The query of one page of `/v1/events`: the window, the resource's types, the cursor.
 pub(crate) fn events_query(
@@ -64,13 +78,28 @@ pub(crate) fn parse_event(mut event: Value) -> Result<Event, Malformed> {
         Some(object @ Value::Object(_)) => object.take(),
         _ => return Err(Malformed("the event has no \"data.object\"".into())),
     };
+    // A Connect event names the connected account it happened in; anything but an account id
+    // there is not an event to trust.
+    let account = match event.get("account") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(account)) if is_account_id(account) => Some(account.clone()),
+        Some(_) => {
+            return Err(Malformed(
+                "the event's \"account\" is not an account id".into(),
+            ))
+        }
+    };
+    let deauthorizes = event_type == DEAUTHORIZED && account.is_some();
     let mut parsed = Event {
         id,
         event_type,
         created,
         changes: Vec::new(),
-        ignored: true,
+        ignored: !deauthorizes,
         ignored_reason: None,
+        account,
+        livemode: event.get("livemode").and_then(Value::as_bool),
+        deauthorizes,
     };
     let Some(row) = StripeResource::of_event(&parsed.event_type) else {
         return Ok(parsed);
@@ -193,6 +222,45 @@ mod tests {
         assert!(!event.ignored, "{}", event.event_type);
         assert_eq!(event.changes.len(), 1, "{}", event.event_type);
         &event.changes[0]
+    }
+
+    #[test]
+    fn a_connect_event_names_its_account_and_mode() {
+        let mut value = event("customer.updated", fixture("customer"));
+        value["account"] = json!("acct_1TENANT");
+        value["livemode"] = json!(true);
+        let parsed = parse_event(value).expect("event");
+        assert_eq!(parsed.account.as_deref(), Some("acct_1TENANT"));
+        assert_eq!(parsed.livemode, Some(true));
+        assert!(!parsed.deauthorizes && !parsed.ignored);
+        assert_eq!(parsed.changes[0].record.external_id, "cus_QXg1o8vcGmoR32");
+
+        let own = parse_event(event("customer.updated", fixture("customer"))).expect("event");
+        assert_eq!((own.account, own.livemode), (None, Some(false)));
+
+        for bad in [
+            json!(42),
+            json!("cus_1"),
+            json!("acct_"),
+            json!("acct_1/../x"),
+        ] {
+            let mut value = event("customer.updated", fixture("customer"));
+            value["account"] = bad.clone();
+            assert!(parse_event(value).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_deauthorization_is_not_ignored_and_changes_no_row() {
+        let application = json!({"id": "ca_1", "object": "application", "name": "Platform"});
+        let mut value = event(DEAUTHORIZED, application.clone());
+        value["account"] = json!("acct_1GONE");
+        let parsed = parse_event(value).expect("event");
+        assert!(parsed.deauthorizes && !parsed.ignored);
+        assert!(parsed.changes.is_empty());
+        // Without an account it says nothing to act on.
+        let parsed = parse_event(event(DEAUTHORIZED, application)).expect("event");
+        assert!(!parsed.deauthorizes && parsed.ignored);
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl StripeConnector {
         row: &StripeResource,
         child: &Child,
         parent_id: &str,
+        account: Option<&str>,
     ) -> Result<(Vec<Value>, u32), ConnectorError> {
         let mut items = Vec::new();
         let mut requests = 0;
@@ -96,7 +97,7 @@ impl StripeConnector {
         loop {
             let (path, query) = listing::child_query(row, child, parent_id, cursor.as_deref());
             let request = format!("GET /v1/{path}");
-            let list = self.http.get_list(&path, &query).await?;
+            let list = self.http.get_list(&path, &query, account).await?;
             requests += 1;
             let next = list
                 .next_cursor()
@@ -125,11 +126,12 @@ impl StripeConnector {
         request: &str,
         parent_id: &str,
         records: &mut Vec<Record>,
+        account: Option<&str>,
     ) -> Result<u32, ConnectorError> {
         let Some(child) = row.child else {
             return Ok(0);
         };
-        let (items, requests) = self.child_list(row, &child, parent_id).await?;
+        let (items, requests) = self.child_list(row, &child, parent_id, account).await?;
         for item in items {
             records.push(
                 listing::child_record(&child, parent_id, item)
@@ -140,7 +142,12 @@ impl StripeConnector {
     }
 
     /// Fetches one object and turns it into a change; see [`Connector::fetch_object`].
-    async fn fetch_change(&self, resource: &str, id: &str) -> Result<Change, ConnectorError> {
+    async fn fetch_change(
+        &self,
+        resource: &str,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<Change, ConnectorError> {
         let row = self.row(resource)?;
         let Some(path) = row.retrieve else {
             return Err(ConnectorError::Fatal {
@@ -161,7 +168,7 @@ impl StripeConnector {
         }
         let request = format!("GET /v1/{path}/{id}");
         let query = listing::fetch_query(row);
-        let Some(object) = self.http.get_object(path, id, &query).await? else {
+        let Some(object) = self.http.get_object(path, id, &query, account).await? else {
             let stub = json!({"id": id, "object": row.object, "deleted": true});
             return self.first_change(&request, row, stub, true);
         };
@@ -175,7 +182,7 @@ impl StripeConnector {
         });
         let mut change = self.first_change(&request, row, object, deleted)?;
         if let Some(child) = truncated {
-            let (items, _) = self.child_list(row, &child, id).await?;
+            let (items, _) = self.child_list(row, &child, id, account).await?;
             let children = events::child_set(&child, id, items)
                 .map_err(|err| self.malformed(&request, err))?;
             change.children = Some(children);
@@ -204,6 +211,7 @@ impl StripeConnector {
         resource: &str,
         cursor: Option<&str>,
         window: &EventWindow,
+        account: Option<&str>,
     ) -> Result<EventPage, ConnectorError> {
         let row = self.row(resource)?;
         if row.events.is_empty() {
@@ -216,7 +224,7 @@ impl StripeConnector {
         }
         let request = "GET /v1/events";
         let query = events::events_query(row.events, cursor, window);
-        let list = self.http.get_list("events", &query).await?;
+        let list = self.http.get_list("events", &query, account).await?;
         let next_cursor = list
             .next_cursor()
             .map_err(|err| self.malformed(request, err))?;
@@ -321,7 +329,8 @@ impl Connector for StripeConnector {
         let path = row.list_path(parent);
         let request = format!("GET /v1/{path} ({resource})");
         let query = listing::list_query(row, cursor, options);
-        let list = match self.http.get_list_of(&path, &query).await? {
+        let account = options.account.as_deref();
+        let list = match self.http.get_list_of(&path, &query, account).await? {
             Ok(list) => list,
             // A customer the mirror still holds but Stripe no longer has: nothing under it.
             Err(_) if parent.is_some() => {
@@ -343,7 +352,7 @@ impl Connector for StripeConnector {
                 .map_err(|err| self.malformed(&request, err))?;
             if let listing::Left::Children(parent_id) = left {
                 requests += self
-                    .listed_children(row, &request, &parent_id, &mut records)
+                    .listed_children(row, &request, &parent_id, &mut records, account)
                     .await?;
             }
         }
@@ -408,8 +417,13 @@ impl Connector for StripeConnector {
     ///
     /// [`ConnectorError::Fatal`] for an unknown resource or an id that is not a Stripe id
     /// (letters, digits and `_`), otherwise classified as for listings.
-    async fn fetch_object(&self, resource: &str, id: &str) -> Result<Change, ConnectorError> {
-        self.fetch_change(resource, id).await
+    async fn fetch_object(
+        &self,
+        resource: &str,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<Change, ConnectorError> {
+        self.fetch_change(resource, id, account).await
     }
 
     /// Lists one page (up to 100, newest first) of `/v1/events` with the explicit types that
@@ -426,8 +440,28 @@ impl Connector for StripeConnector {
         resource: &str,
         cursor: Option<&str>,
         window: &EventWindow,
+        account: Option<&str>,
     ) -> Result<EventPage, ConnectorError> {
-        self.events_page(resource, cursor, window).await
+        self.events_page(resource, cursor, window, account).await
+    }
+
+    /// GETs `/v1/account`: the id of the account the key belongs to (the platform, for a Connect
+    /// app).
+    ///
+    /// # Errors
+    ///
+    /// Classified as for listings; an answer without an `acct_` id is malformed.
+    async fn own_account(&self) -> Result<String, ConnectorError> {
+        let request = "GET /v1/account";
+        let object = self.http.get_object("account", "", &[], None).await?;
+        match object
+            .as_ref()
+            .and_then(|o| o.get("id"))
+            .and_then(Value::as_str)
+        {
+            Some(id) if events::is_account_id(id) => Ok(id.to_owned()),
+            _ => Err(self.malformed(request, Malformed("no account id".into()))),
+        }
     }
 }
 
@@ -536,12 +570,12 @@ mod tests {
     async fn fetch_object_refuses_unknown_resources_and_odd_ids() {
         let connector = connector();
         let err = connector
-            .fetch_object("widget", "wd_1")
+            .fetch_object("widget", "wd_1", None)
             .await
             .expect_err("unknown resource");
         assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
         let err = connector
-            .fetch_object("discount", "di_1")
+            .fetch_object("discount", "di_1", None)
             .await
             .expect_err("discounts cannot be fetched");
         assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
@@ -553,7 +587,7 @@ mod tests {
             "cus_%2F",
             "cus_é",
         ] {
-            match connector.fetch_object("customer", id).await {
+            match connector.fetch_object("customer", id, None).await {
                 Err(ConnectorError::Fatal { message }) => {
                     assert!(message.contains("not a Stripe object id"), "{message}");
                 }
@@ -571,7 +605,7 @@ mod tests {
             created_lte: 1,
         };
         let err = connector()
-            .list_events("widget", None, &window)
+            .list_events("widget", None, &window, None)
             .await
             .expect_err("unknown resource");
         match err {

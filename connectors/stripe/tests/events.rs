@@ -78,7 +78,7 @@ async fn walk_events(
     let mut cursor: Option<String> = None;
     loop {
         let page = connector
-            .list_events(resource, cursor.as_deref(), window)
+            .list_events(resource, cursor.as_deref(), window, None)
             .await
             .unwrap_or_else(|err| panic!("{resource} events page {}: {err}", pages + 1));
         pages += 1;
@@ -125,7 +125,7 @@ async fn fetch_object_returns_each_resource_as_served() {
     ] {
         let id = stripe.ids(resource)[1].clone();
         let change = connector
-            .fetch_object(resource, &id)
+            .fetch_object(resource, &id, None)
             .await
             .unwrap_or_else(|err| panic!("{resource}: {err}"));
         assert_eq!(change.resource, resource);
@@ -152,7 +152,7 @@ async fn fetch_object_reports_gone_objects_as_deletions() {
     let customer = stripe.ids("customer")[0].clone();
     assert!(stripe.delete("customer", &customer));
     let change = connector
-        .fetch_object("customer", &customer)
+        .fetch_object("customer", &customer, None)
         .await
         .expect("deleted customer");
     assert!(change.deleted);
@@ -162,7 +162,7 @@ async fn fetch_object_reports_gone_objects_as_deletions() {
     let product = stripe.ids("product")[0].clone();
     assert!(stripe.delete("product", &product));
     let change = connector
-        .fetch_object("product", &product)
+        .fetch_object("product", &product, None)
         .await
         .expect("404");
     assert!(change.deleted);
@@ -174,7 +174,7 @@ async fn fetch_object_reports_gone_objects_as_deletions() {
     );
 
     let never = connector
-        .fetch_object("price", "price_neverexisted")
+        .fetch_object("price", "price_neverexisted", None)
         .await
         .expect("404");
     assert!(never.deleted);
@@ -190,7 +190,7 @@ async fn fetch_object_brings_every_item_of_a_subscription() {
     let connector = connector(&stripe);
 
     let few = connector
-        .fetch_object("subscription", "sub_few")
+        .fetch_object("subscription", "sub_few", None)
         .await
         .expect("few");
     let children = few.children.expect("complete items");
@@ -200,7 +200,7 @@ async fn fetch_object_brings_every_item_of_a_subscription() {
     assert_eq!(stripe.requests_to("/v1/subscription_items"), 0);
 
     let many = connector
-        .fetch_object("subscription", "sub_many")
+        .fetch_object("subscription", "sub_many", None)
         .await
         .expect("many");
     // Stripe embeds ten and says there are more; the rest come from /v1/subscription_items.
@@ -237,21 +237,21 @@ async fn fetch_object_errors_are_classified() {
 
     stripe.fail_next(1, 503);
     let err = connector
-        .fetch_object("customer", &id)
+        .fetch_object("customer", &id, None)
         .await
         .expect_err("503");
     assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
 
     stripe.fail_next(1, 429);
     let err = connector
-        .fetch_object("customer", &id)
+        .fetch_object("customer", &id, None)
         .await
         .expect_err("429");
     assert!(matches!(err, ConnectorError::RateLimited { .. }), "{err:?}");
 
     let wrong_key = "sk_test_wrong_key_00000000";
     let err = connector_with_key(&stripe, wrong_key)
-        .fetch_object("customer", &id)
+        .fetch_object("customer", &id, None)
         .await
         .expect_err("401");
     match err {
@@ -260,7 +260,7 @@ async fn fetch_object_errors_are_classified() {
     }
 
     let change = connector
-        .fetch_object("customer", &id)
+        .fetch_object("customer", &id, None)
         .await
         .expect("recovers");
     assert!(!change.deleted);
@@ -394,7 +394,7 @@ async fn truncated_items_in_an_event_leave_children_to_a_fetch() {
     );
 
     let fetched = connector
-        .fetch_object(change.resource, &change.record.external_id)
+        .fetch_object(change.resource, &change.record.external_id, None)
         .await
         .expect("fetch");
     assert_eq!(fetched.children.map(|c| c.records.len()), Some(30));
@@ -406,14 +406,14 @@ async fn events_errors_are_classified() {
     let connector = connector(&stripe);
     stripe.fail_next(1, 500);
     let err = connector
-        .list_events("customer", None, &window())
+        .list_events("customer", None, &window(), None)
         .await
         .expect_err("500");
     assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
 
     // A cursor Stripe never handed out is a client error.
     let err = connector
-        .list_events("customer", Some("evt_unknown"), &window())
+        .list_events("customer", Some("evt_unknown"), &window(), None)
         .await
         .expect_err("400");
     assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");

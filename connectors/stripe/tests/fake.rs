@@ -547,7 +547,7 @@ async fn fetch_object_returns_every_resource() {
         assert!(!ids.is_empty(), "{}", row.name);
         if row.retrieve.is_none() {
             let err = connector
-                .fetch_object(row.name, &ids[0])
+                .fetch_object(row.name, &ids[0], None)
                 .await
                 .expect_err(row.name);
             assert!(
@@ -559,7 +559,7 @@ async fn fetch_object_returns_every_resource() {
         }
         for id in &ids {
             let change = connector
-                .fetch_object(row.name, id)
+                .fetch_object(row.name, id, None)
                 .await
                 .unwrap_or_else(|err| panic!("{} {id}: {err}", row.name));
             assert_eq!(change.resource, row.name);

@@ -162,7 +162,10 @@ async fn fetches_each_kind_and_tombstones_what_is_gone() {
         ("admin", "intercom_admin"),
     ] {
         let id = intercom.ids(resource)[1].clone();
-        let change = connector.fetch_object(resource, &id).await.expect(resource);
+        let change = connector
+            .fetch_object(resource, &id, None)
+            .await
+            .expect(resource);
         assert_eq!(change.resource, resource);
         assert_eq!(change.record.collection_key, collection_key);
         assert_eq!(change.record.external_id, id);
@@ -173,14 +176,17 @@ async fn fetches_each_kind_and_tombstones_what_is_gone() {
         assert!(!change.deleted && change.children.is_none());
 
         assert!(intercom.delete(resource, &id));
-        let gone = connector.fetch_object(resource, &id).await.expect(resource);
+        let gone = connector
+            .fetch_object(resource, &id, None)
+            .await
+            .expect(resource);
         assert!(gone.deleted, "{resource}");
         assert_eq!(gone.record.payload, json!({"id": id, "deleted": true}));
     }
 
     let id = intercom.ids("conversation")[0].clone();
     let change = connector
-        .fetch_object("conversation", &id)
+        .fetch_object("conversation", &id, None)
         .await
         .expect("conversation");
     let parts = change.children.expect("the complete part set");
@@ -194,7 +200,7 @@ async fn fetches_each_kind_and_tombstones_what_is_gone() {
 
     assert!(intercom.delete("conversation", &id));
     let gone = connector
-        .fetch_object("conversation", &id)
+        .fetch_object("conversation", &id, None)
         .await
         .expect("conversation");
     assert!(gone.deleted);

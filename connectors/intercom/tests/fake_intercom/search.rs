@@ -117,7 +117,7 @@ async fn conversations_are_found_to_the_second_and_fetched_whole() {
         let change = &event.changes[0];
         assert_eq!(change.children, None, "the daemon fetches the parts");
         let whole = connector
-            .fetch_object("conversation", &change.record.external_id)
+            .fetch_object("conversation", &change.record.external_id, None)
             .await
             .expect("fetch");
         assert_eq!(whole.children.expect("parts").records.len(), 2);

@@ -128,7 +128,7 @@ pub async fn events(
     let mut cursor: Option<String> = None;
     loop {
         let page = connector
-            .list_events(resource, cursor.as_deref(), &window)
+            .list_events(resource, cursor.as_deref(), &window, None)
             .await
             .unwrap_or_else(|err| panic!("{resource} events page {}: {err}", pages + 1));
         pages += 1;
