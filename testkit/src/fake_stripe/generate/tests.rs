@@ -314,3 +314,42 @@ fn generates_the_benchmarks_data_quickly() {
         eprintln!("{counts:?}: generated in {took:?}");
     }
 }
+
+#[test]
+fn seeds_give_accounts_their_own_ids() {
+    let counts = Counts::everything();
+    let at = 1_700_000_000;
+    let plain = StripeData::generate_at(&counts, at);
+    let zero = StripeData::generate_seeded_at(&counts, 0, at);
+    let one = StripeData::generate_seeded_at(&counts, 1, at);
+    let again = StripeData::generate_seeded_at(&counts, 1, at);
+    let two = StripeData::generate_seeded_at(&counts, 2, at);
+    let mut seen_one = HashSet::new();
+    for kind in super::super::kinds::Kind::all() {
+        let name = kind.name();
+        assert_eq!(
+            plain.ids(name),
+            zero.ids(name),
+            "seed 0 is generate: {name}"
+        );
+        assert_eq!(one.ids(name), again.ids(name), "a seed repeats: {name}");
+        assert_eq!(one.count(name), plain.count(name), "{name}");
+        seen_one.extend(one.ids(name));
+    }
+    for kind in super::super::kinds::Kind::all() {
+        for id in two
+            .ids(kind.name())
+            .into_iter()
+            .chain(plain.ids(kind.name()))
+        {
+            assert!(!seen_one.contains(&id), "{} {id} in two seeds", kind.name());
+        }
+    }
+    assert!(plain.get("coupon", "SUMMER5").is_some());
+    let tagged = |c: &String| c.starts_with("SUMMER5") && c.len() == "SUMMER5".len() + 4;
+    assert!(
+        one.ids("coupon").iter().any(tagged),
+        "{:?}",
+        one.ids("coupon")
+    );
+}
