@@ -315,6 +315,35 @@ fn generates_the_benchmarks_data_quickly() {
     }
 }
 
+/// The benchmark's Connect platform: 50 connected accounts of 2,000 customers and one of
+/// 100,000, each from its own seed. Run it with `--release --ignored` to compare with the
+/// 100,000 customers of one account above: it should take about twice as long, no more.
+#[test]
+#[ignore]
+fn generates_a_platforms_accounts_quickly() {
+    let small = Counts {
+        customers: 2_000,
+        ..Counts::default()
+    };
+    let large = Counts {
+        customers: 100_000,
+        ..Counts::default()
+    };
+    let began = std::time::Instant::now();
+    let mut data = StripeData::generate_at(&small, 1_700_000_000);
+    for seed in 1..=50 {
+        let account = StripeData::generate_seeded_at(&small, seed, 1_700_000_000);
+        data = data.with_connected_account(&format!("acct_bench{seed:011}"), account);
+    }
+    let account = StripeData::generate_seeded_at(&large, 51, 1_700_000_000);
+    data = data.with_connected_account("acct_benchlarge00000", account);
+    eprintln!(
+        "51 accounts, 202,000 customers: generated in {:?}",
+        began.elapsed()
+    );
+    assert_eq!(data.connected_account_ids().len(), 51);
+}
+
 #[test]
 fn seeds_give_accounts_their_own_ids() {
     let counts = Counts::everything();
