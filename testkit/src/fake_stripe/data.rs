@@ -1,5 +1,5 @@
-//! [`StripeData`]: the objects and API key a [`FakeStripe`](super::FakeStripe) starts with, and the
-//! raw Stripe fixtures they are cloned from.
+//! [`StripeData`]: the objects, API key and connected accounts a
+//! [`FakeStripe`](super::FakeStripe) starts with, and the raw Stripe fixtures they are cloned from.
 //!
 //! The fixtures are Stripe's own OpenAPI examples (`data/stripe_fixtures3.json`, current API shape:
 //! `current_period_start/end` on subscription items), embedded in the binary.
@@ -13,6 +13,9 @@ use super::store::{unix_now, Store};
 
 /// The API key a fake accepts unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "sk_test_fake";
+
+/// The platform's account id unless told otherwise: `acct_` and 16 characters, as Stripe's.
+pub const DEFAULT_ACCOUNT_ID: &str = "acct_fakeplatform0001";
 
 static FIXTURES: &str = include_str!("../../data/stripe_fixtures3.json");
 
@@ -37,7 +40,9 @@ pub(crate) fn fixture_ref(resource: &str) -> Option<&'static Value> {
     all.get("resources").and_then(|r| r.get(resource))
 }
 
-/// The state a fake Stripe serves: its objects and the API key it accepts.
+/// The state a fake Stripe serves: the platform's objects, its account id, the API key it
+/// accepts, and the connected accounts it reaches with `Stripe-Account`, each with objects of its
+/// own.
 ///
 /// Build one with [`StripeData::generate`] or [`StripeData::empty`] and [`StripeData::upsert`].
 /// Resource names are those of the connector's table (`customer`, `invoice`, `tax_id`...) and
@@ -46,8 +51,12 @@ pub(crate) fn fixture_ref(resource: &str) -> Option<&'static Value> {
 pub struct StripeData {
     /// The key clients must present.
     pub(crate) api_key: String,
+    /// The platform's `acct_` id, for `/v1/account` and `Stripe-Account`.
+    pub(crate) account_id: String,
     /// The objects, already indexed the way the server reads them.
     pub(crate) store: Store,
+    /// Connected accounts and their objects, in the order they were added (oldest first).
+    pub(crate) connected: Vec<(String, Store)>,
 }
 
 impl Default for StripeData {
@@ -57,12 +66,64 @@ impl Default for StripeData {
 }
 
 impl StripeData {
-    /// No objects, the default API key.
+    /// No objects, the default API key and account id, no connected accounts.
     pub fn empty() -> Self {
         StripeData {
             api_key: DEFAULT_API_KEY.to_owned(),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             store: Store::default(),
+            connected: Vec::new(),
         }
+    }
+
+    /// The same data, as the platform account `id` ([`DEFAULT_ACCOUNT_ID`] otherwise).
+    ///
+    /// # Panics
+    ///
+    /// When a connected account already has that id.
+    pub fn with_account_id(mut self, id: &str) -> Self {
+        assert!(
+            !self.connected.iter().any(|(c, _)| c == id),
+            "{id} is already a connected account"
+        );
+        self.account_id = id.to_owned();
+        self
+    }
+
+    /// The platform's account id.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// The same data, with `account_id` connected to the platform, serving `data`'s objects to
+    /// requests that carry `Stripe-Account: {account_id}`. `data`'s API key and account id are
+    /// ignored: the platform's key reaches the account, and `account_id` names it. Accounts are
+    /// created an hour apart, in the order they are added, before the fake starts.
+    ///
+    /// # Panics
+    ///
+    /// When `account_id` is the platform's or already connected, or `data` has connected
+    /// accounts of its own (Stripe has no nested platforms).
+    pub fn with_connected_account(mut self, account_id: &str, data: StripeData) -> Self {
+        assert!(
+            account_id != self.account_id,
+            "{account_id} is the platform"
+        );
+        assert!(
+            !self.connected.iter().any(|(c, _)| c == account_id),
+            "{account_id} is already connected"
+        );
+        assert!(
+            data.connected.is_empty(),
+            "connected account {account_id} cannot have connected accounts of its own"
+        );
+        self.connected.push((account_id.to_owned(), data.store));
+        self
+    }
+
+    /// The connected accounts' ids, in the order they were added.
+    pub fn connected_account_ids(&self) -> Vec<String> {
+        self.connected.iter().map(|(id, _)| id.clone()).collect()
     }
 
     /// The same data, accepting another API key.

@@ -83,6 +83,35 @@ impl ApiError {
         }
     }
 
+    /// A 403 for a `Stripe-Account` the platform's key cannot reach (never connected, or
+    /// disconnected), in Stripe's words; `masked_key` is the key as Stripe echoes it.
+    pub fn no_access(masked_key: &str, account: &str) -> Self {
+        ApiError {
+            status: 403,
+            kind: "invalid_request_error",
+            code: Some("account_invalid"),
+            param: None,
+            message: format!(
+                "The provided key '{masked_key}' does not have access to account '{account}' \
+                 (or that account does not exist). Application access may have been revoked."
+            ),
+        }
+    }
+
+    /// A 403 for a connected account asking for accounts (`/v1/accounts`): only the platform
+    /// reaches connected accounts. The message is the one Stripe gives a connected account's key.
+    pub fn not_a_platform() -> Self {
+        ApiError {
+            status: 403,
+            kind: "invalid_request_error",
+            code: None,
+            param: None,
+            message: "You cannot access the connected accounts of your Platform's connected \
+                      accounts."
+                .to_owned(),
+        }
+    }
+
     /// A 404 for a route the fake does not serve.
     pub fn unrecognized(method: &str, path: &str) -> Self {
         ApiError {

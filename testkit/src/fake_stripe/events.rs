@@ -111,9 +111,12 @@ struct Recorded {
     json: Bytes,
 }
 
-/// Every event the fake has recorded.
+/// Every event one account of the fake has recorded.
 #[derive(Default)]
 pub(crate) struct EventLog {
+    /// The connected account whose log this is: its events carry `"account": id`. `None` for
+    /// the platform's.
+    account: Option<String>,
     /// Newest first, like a store table.
     rows: BTreeMap<SortKey, Recorded>,
     /// Event id to its place, for cursors and retrieves.
@@ -133,7 +136,46 @@ impl std::fmt::Debug for EventLog {
     }
 }
 
+/// A new event of type `kind` with `data.object` (and `data.previous_attributes` when given),
+/// stamped `now`; `account` names the connected account it happened in.
+pub(crate) fn new_event(
+    kind: &str,
+    object: Value,
+    previous: Option<Map<String, Value>>,
+    account: Option<&str>,
+    now: i64,
+) -> Value {
+    let mut data = Map::new();
+    data.insert("object".into(), object);
+    if let Some(previous) = previous {
+        data.insert("previous_attributes".into(), Value::Object(previous));
+    }
+    let mut event = json!({
+        "id": next_event_id(),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": now,
+        "type": kind,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "data": data,
+    });
+    if let (Some(account), Some(map)) = (account, event.as_object_mut()) {
+        map.insert("account".into(), Value::from(account));
+    }
+    event
+}
+
 impl EventLog {
+    /// The log of a connected account, whose events carry `"account": id`.
+    pub fn of_account(id: &str) -> Self {
+        EventLog {
+            account: Some(id.to_owned()),
+            ..EventLog::default()
+        }
+    }
+
     /// Records the events of a mutation: for each subject, what became of it since `before`.
     pub fn record_since(&mut self, before: Before, store: &Store, now: i64) {
         for (row, id, old) in before.0 {
@@ -144,29 +186,14 @@ impl EventLog {
                 previous,
             }) = classify(Kind::Row(row), old, new)
             {
-                let mut data = Map::new();
-                data.insert("object".into(), object);
-                if let Some(previous) = previous {
-                    data.insert("previous_attributes".into(), Value::Object(previous));
-                }
-                let event = json!({
-                    "id": next_event_id(),
-                    "object": "event",
-                    "api_version": API_VERSION,
-                    "created": now,
-                    "type": kind,
-                    "livemode": false,
-                    "pending_webhooks": 1,
-                    "request": {"id": null, "idempotency_key": null},
-                    "data": data,
-                });
+                let event = new_event(kind, object, previous, self.account.as_deref(), now);
                 self.push(event, now);
             }
         }
     }
 
-    /// Adds a raw event as given, with an `id` and a `created` (from `now`) if it has none;
-    /// returns its id.
+    /// Adds a raw event as given, with an `id`, a `created` (from `now`) and, in a connected
+    /// account's log, an `account` if it has none; returns its id.
     ///
     /// # Panics
     ///
@@ -189,6 +216,10 @@ impl EventLog {
             !self.keys.contains_key(&id),
             "event {id} is already recorded"
         );
+        if let Some(account) = &self.account {
+            map.entry("account")
+                .or_insert_with(|| Value::from(account.as_str()));
+        }
         let created = map.entry("created").or_insert_with(|| Value::from(now));
         let created = created
             .as_i64()
@@ -346,7 +377,7 @@ fn classify(kind: Kind, before: Option<Value>, after: Option<Value>) -> Option<C
 }
 
 /// The old values of the top-level keys that changed (`null` for keys that were absent).
-fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
+pub(crate) fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
     let empty = Map::new();
     let old = before.as_object().unwrap_or(&empty);
     let new = after.as_object().unwrap_or(&empty);

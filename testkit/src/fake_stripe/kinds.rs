@@ -3,8 +3,8 @@
 //! children, what each kind's fixture says about its objects, and which kind a request path names
 //! ([`Route`]).
 //!
-//! Nothing here names a Stripe resource but [`STUBS_WHEN_DELETED`]: a new row of the table is a new
-//! kind with its list (top-level or per customer), its retrieve and its child list, and its
+//! Nothing here names a Stripe resource but [`STUBS_WHEN_DELETED`] and the routes outside the table
+//! (events and Connect's accounts): a new row of the table is a new kind with its list (top-level or per customer), its retrieve and its child list, and its
 //! fixture decides which filters its list takes and whether its objects carry `created`.
 
 use std::sync::OnceLock;
@@ -175,6 +175,10 @@ impl Kind {
 pub(crate) enum Route<'a> {
     /// `events`, or `events/{id}`.
     Events(Option<&'a str>),
+    /// `account`: the account the request reached.
+    Account,
+    /// `accounts`, or `accounts/{id}`: the platform's connected accounts.
+    Accounts(Option<&'a str>),
     /// The top-level list of `TABLE[i]`, at `/v1/{path}`.
     List(usize),
     /// One object, at `/v1/{retrieve}/{id}` (a child at `/v1/{child path}/{id}`).
@@ -194,6 +198,14 @@ impl<'a> Route<'a> {
         }
         if let Some(id) = id_after(rest, "events") {
             return Some(Route::Events(Some(id)));
+        }
+        match rest {
+            "account" => return Some(Route::Account),
+            "accounts" => return Some(Route::Accounts(None)),
+            _ => {}
+        }
+        if let Some(id) = id_after(rest, "accounts") {
+            return Some(Route::Accounts(Some(id)));
         }
         for (i, row) in TABLE.iter().enumerate() {
             if let Some(route) = Self::of_row(i, row, rest) {
@@ -298,6 +310,10 @@ mod tests {
         let cases = [
             ("events", Some(Route::Events(None))),
             ("events/evt_1", Some(Route::Events(Some("evt_1")))),
+            ("account", Some(Route::Account)),
+            ("accounts", Some(Route::Accounts(None))),
+            ("accounts/acct_1", Some(Route::Accounts(Some("acct_1")))),
+            ("accounts/acct_1/external_accounts", None),
             ("customers", Some(Route::List(row("customer")))),
             (
                 "customers/cus_1",

@@ -20,17 +20,45 @@
 //! stamped with the fake's clock, real time unless pinned ([`FakeStripe::set_clock`]). The initial
 //! data records none. [`stripe_signature`] signs a body the way Stripe signs webhook deliveries.
 //!
+//! The fake is a Stripe Connect platform ([`StripeData::with_account_id`], default
+//! [`DEFAULT_ACCOUNT_ID`]) with connected accounts
+//! ([`StripeData::with_connected_account`], [`FakeStripe::connect`]), each with objects and an
+//! event log of its own, so the same id can live in two of them
+//! ([`StripeData::generate_seeded`] gives each account its own ids). A request carrying
+//! `Stripe-Account: acct_X` is served wholly from that account: lists, retrieves, child and
+//! per-customer lists, `/v1/events`; one naming an account the platform does not reach (never
+//! connected, or disconnected) answers 403 `{"error": {"type": "invalid_request_error", "code":
+//! "account_invalid", "message": "The provided key 'sk_test_****...' does not have access to
+//! account 'acct_X' (or that account does not exist). Application access may have been
+//! revoked."}}`. `GET /v1/account` answers the account object (the `account` fixture with its
+//! `id`) of the account reached; `GET /v1/accounts` (newest first, `limit`, cursors, `created`
+//! filters) and `/v1/accounts/{id}` the platform's connected accounts, and only to the platform:
+//! with a connected account's `Stripe-Account` they answer 403 "You cannot access the connected
+//! accounts of your Platform's connected accounts.". [`FakeStripe::in_account`] is the handle on
+//! one connected account ([`FakeAccount`]: the platform methods' `upsert`, `update`, `delete`,
+//! `set_children`, `ids`, `get`, `events`...); its events carry `"account": "acct_X"` and are
+//! listed only with its `Stripe-Account`. [`FakeStripe::disconnect`] revokes an account quietly,
+//! [`FakeStripe::deauthorize`] with `account.application.deauthorized` on the platform's log,
+//! and [`FakeStripe::update_account`] records `account.updated` there.
+//! [`FakeStripe::requests_for_account`] counts the requests that named an account.
+//!
 //! ```no_run
 //! # async fn demo() {
+//! use serde_json::json;
 //! use supasaasy_testkit::fake_stripe::{Counts, FakeStripe, StripeData};
 //!
-//! let stripe = FakeStripe::start(StripeData::generate(&Counts::default())).await;
+//! let connected = StripeData::generate_seeded(&Counts::default(), 1);
+//! let data = StripeData::generate(&Counts::default()).with_connected_account("acct_1A", connected);
+//! let stripe = FakeStripe::start(data).await;
 //! // point the client at stripe.base_url() with stripe.api_key()
 //! stripe.fail_next(1, 429);
+//! stripe.in_account("acct_1A").upsert("coupon", json!({"id": "SUMMER", "object": "coupon"}));
 //! # }
 //! ```
 
+mod account;
 pub(crate) mod clock;
+mod connect;
 mod data;
 mod error;
 mod events;
@@ -50,18 +78,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use data::{fixture, StripeData, DEFAULT_API_KEY};
+pub use account::FakeAccount;
+pub use data::{fixture, StripeData, DEFAULT_ACCOUNT_ID, DEFAULT_API_KEY};
 pub use events::{API_VERSION, RETENTION_SECS};
 pub use generate::Counts;
 pub use webhook::stripe_signature;
 
 use crate::http_server::Server;
-use data::parent_row;
-use events::Subjects;
-use kinds::Kind;
+use events::{new_event, previous_attributes};
 pub(crate) use server::lock;
-use server::Shared;
-use store::Store;
+use server::{read, write, Shared};
 pub(crate) use store::{to_bytes, unix_now};
 
 /// A running fake Stripe. Stops when dropped or with [`FakeStripe::shutdown`].
@@ -100,7 +126,7 @@ impl FakeStripe {
     ///
     /// When the address cannot be bound or the server thread cannot start.
     pub async fn start_on(addr: SocketAddr, data: StripeData) -> std::io::Result<FakeStripe> {
-        let shared = Arc::new(Shared::new(data.store, data.api_key));
+        let shared = Arc::new(Shared::new(data));
         let server = Server::spawn("fake-stripe", addr, shared.clone(), server::handle).await?;
         Ok(FakeStripe { shared, server })
     }
@@ -125,100 +151,45 @@ impl FakeStripe {
         self.server.shutdown().await;
     }
 
-    /// Inserts or replaces an object, live, and records its event, of a type its row lists:
-    /// created (the row's `….created` type, else its first) or updated (its first `….updated`
-    /// type, else its first that does not mean gone); a subscription whose `status` becomes
-    /// `canceled` records `customer.subscription.deleted`. A child records its parent's update.
-    /// A resource without events (balance transactions) records nothing.
-    ///
-    /// A missing `created` is set to the fake's clock (on resources whose objects carry one). A
-    /// replaced object keeps its place among objects created in the same second. A new parent
-    /// takes its children from its child field (`items.data`, `lines.data`) when present; an
-    /// existing one keeps its children (change them with [`FakeStripe::set_children`] or by
-    /// upserting children, which name their parent in `subscription` or `invoice`). An object
-    /// listed per customer (`tax_id`, `payment_method`) goes to the list of the customer its
-    /// `customer` names (`null`: detached, in no list).
+    /// The platform's handle: what the methods below change and read.
+    fn platform(&self) -> FakeAccount<'_> {
+        FakeAccount::new(&self.shared.clock, self.shared.platform.clone())
+    }
+
+    /// Inserts or replaces an object of the platform, live, and records its event: see
+    /// [`FakeAccount::upsert`].
     ///
     /// # Panics
     ///
-    /// On an unknown resource, an object without a string `id`, a child whose parent does not
-    /// exist (or that names none: use [`FakeStripe::set_children`]), or an object listed per
-    /// customer whose `customer` is not a live customer.
+    /// As [`FakeAccount::upsert`].
     pub fn upsert(&self, resource: &str, object: Value) {
-        let kind = Kind::named(resource);
-        let now = self.shared.clock.now();
-        let mut store = lock(&self.shared.store);
-        let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
-        let subjects = Subjects::default()
-            .touch(&store, kind, id)
-            .parent(kind, parent_named(kind, &object));
-        self.tracked(&mut store, subjects, |s| s.upsert(kind, object, now));
+        self.platform().upsert(resource, object);
     }
 
-    /// Applies `f` to the object as served and stores the result; returns whether it existed.
-    /// Records the event [`FakeStripe::upsert`] would (`previous_attributes` holds the old values
-    /// of the top-level keys `f` changed; a changed `id` records the old object's deletion and the
-    /// new one's creation). A parent's children are not changed this way. `f` runs under the
-    /// store's lock: it must not call back into the fake.
+    /// Edits an object of the platform as served; returns whether it existed: see
+    /// [`FakeAccount::update`].
     ///
     /// # Panics
     ///
-    /// As [`FakeStripe::upsert`], for the object `f` leaves.
+    /// As [`FakeAccount::update`].
     pub fn update(&self, resource: &str, id: &str, f: impl FnOnce(&mut Value)) -> bool {
-        let kind = Kind::named(resource);
-        let now = self.shared.clock.now();
-        let mut store = lock(&self.shared.store);
-        let Some(mut object) = store.get(kind, id) else {
-            return false;
-        };
-        f(&mut object);
-        let new_id = object.get("id").and_then(Value::as_str).unwrap_or(id);
-        let subjects = Subjects::default()
-            .touch(&store, kind, id)
-            .touch(&store, kind, new_id)
-            .parent(kind, parent_named(kind, &object));
-        self.tracked(&mut store, subjects, |s| s.replace(kind, id, object, now));
-        true
+        self.platform().update(resource, id, f)
     }
 
-    /// Removes an object from lists and retrieves; returns whether it was there. A deleted
-    /// customer still retrieves, as `{"id", "object": "customer", "deleted": true}`, and its
-    /// per-customer lists answer 404; a deleted parent takes its children with it. Nothing
-    /// cascades otherwise (a deleted customer's subscriptions stay as they are).
-    ///
-    /// Records the row's first `deleted_by` type with the object's last state (a customer's with
-    /// `"deleted": true`), or nothing when the row has none (Stripe cancels subscriptions, it
-    /// does not delete them); a child records its parent's update.
+    /// Removes an object of the platform; returns whether it was there: see
+    /// [`FakeAccount::delete`].
     pub fn delete(&self, resource: &str, id: &str) -> bool {
-        let kind = Kind::named(resource);
-        let mut store = lock(&self.shared.store);
-        let subjects = Subjects::default().touch(&store, kind, id);
-        self.tracked(&mut store, subjects, |s| s.delete(kind, id))
+        self.platform().delete(resource, id)
     }
 
-    /// Replaces the children of a parent (`set_children("invoice", "in_1", lines)`), stored as
-    /// given but for the parent field, which is set on children that carry one (a subscription
-    /// item's `subscription`, an invoice line's `invoice`; a credit note line has none). Records
-    /// the parent's update (also for any parent a child is taken from).
+    /// Replaces the children of a parent of the platform: see [`FakeAccount::set_children`].
     ///
     /// # Panics
     ///
-    /// When the resource has no children, the parent does not exist or a child has no string
-    /// `id`.
+    /// As [`FakeAccount::set_children`].
     pub fn set_children(&self, parent_resource: &str, parent_id: &str, children: Vec<Value>) {
-        let row = parent_row(parent_resource);
-        let kind = Kind::Child(row);
-        let mut store = lock(&self.shared.store);
-        let subjects = children
-            .iter()
-            .filter_map(|child| child.get("id").and_then(Value::as_str))
-            .fold(
-                Subjects::default().parent(kind, Some(parent_id)),
-                |subjects, id| subjects.touch(&store, kind, id),
-            );
-        self.tracked(&mut store, subjects, |s| {
-            s.set_children(row, parent_id, children)
-        });
+        self.platform()
+            .set_children(parent_resource, parent_id, children);
     }
 
     /// Replaces a subscription's items: `set_children("subscription", ...)`.
@@ -227,51 +198,127 @@ impl FakeStripe {
     ///
     /// When the subscription does not exist or an item has no string `id`.
     pub fn set_subscription_items(&self, subscription_id: &str, items: Vec<Value>) {
-        self.set_children("subscription", subscription_id, items);
+        self.platform()
+            .set_subscription_items(subscription_id, items);
     }
 
-    /// Runs `change` and records an event for each subject, under the store's lock throughout so
-    /// the log keeps the order of the changes.
-    fn tracked<R>(
-        &self,
-        store: &mut Store,
-        subjects: Subjects,
-        change: impl FnOnce(&mut Store) -> R,
-    ) -> R {
-        let before = subjects.snapshot(store);
-        let out = change(store);
-        let now = self.shared.clock.now();
-        lock(&self.shared.events).record_since(before, store, now);
-        out
-    }
-
-    /// Adds a raw event to the log as given (it is served as is), with an `id` and a `created`
-    /// (the fake's clock) if it has none; returns its id.
+    /// Adds a raw event to the platform's log: see [`FakeAccount::push_event`].
     ///
     /// # Panics
     ///
-    /// When the event is not an object, its `id` is not a string or is already in the log, or its
-    /// `created` is not an integer.
+    /// As [`FakeAccount::push_event`].
     pub fn push_event(&self, event: Value) -> String {
-        let now = self.shared.clock.now();
-        lock(&self.shared.events).push(event, now)
+        self.platform().push_event(event)
     }
 
-    /// Every recorded event, oldest first (by `created`, then recording order): the reverse of
-    /// `GET /v1/events`, but with events past retention too.
+    /// Every event of the platform's log, oldest first: see [`FakeAccount::events`].
     pub fn events(&self) -> Vec<Value> {
-        lock(&self.shared.events).all()
+        self.platform().events()
     }
 
-    /// One recorded event, past retention or not.
+    /// One event of the platform's log, past retention or not.
     pub fn event(&self, id: &str) -> Option<Value> {
-        lock(&self.shared.events).get(id)
+        self.platform().event(id)
     }
 
-    /// The event recorded most recently (the newest by `created` too, unless the clock was set
-    /// back or a back-dated event pushed).
+    /// The event recorded most recently in the platform's log.
     pub fn last_event(&self) -> Option<Value> {
-        lock(&self.shared.events).last()
+        self.platform().last_event()
+    }
+
+    /// The platform's account id (`acct_...`): [`StripeData::with_account_id`], else
+    /// [`DEFAULT_ACCOUNT_ID`].
+    pub fn platform_account_id(&self) -> &str {
+        &self.shared.platform.id
+    }
+
+    /// The handle on one account: a connected one (also once disconnected: its objects and
+    /// events stay readable and editable, though no request reaches them), or the platform by its
+    /// own id. Changes through it record events in that account's log, each with
+    /// `"account": account_id` for a connected account.
+    ///
+    /// # Panics
+    ///
+    /// When `account_id` is neither the platform nor an account ever connected.
+    pub fn in_account(&self, account_id: &str) -> FakeAccount<'_> {
+        let account = read(&self.shared.accounts).known(account_id).cloned();
+        let account =
+            account.unwrap_or_else(|| panic!("{account_id} was never connected to the platform"));
+        FakeAccount::new(&self.shared.clock, account)
+    }
+
+    /// Connects `account_id` while serving, with `data`'s objects (its API key and account id are
+    /// ignored). Records no event. Its account object is created at the fake's clock (or a
+    /// second after the newest account); an account disconnected before comes back with its
+    /// account object and `data`'s objects, its event log started afresh.
+    ///
+    /// # Panics
+    ///
+    /// When `account_id` is the platform's or connected already, or `data` has connected
+    /// accounts of its own.
+    pub fn connect(&self, account_id: &str, data: StripeData) {
+        assert!(
+            data.connected.is_empty(),
+            "connected account {account_id} cannot have connected accounts of its own"
+        );
+        let now = self.shared.clock.now();
+        write(&self.shared.accounts).connect(account_id, data.store, now);
+    }
+
+    /// Disconnects an account: from now on its requests answer 403 `account_invalid` and it
+    /// leaves `/v1/accounts` (its id still works as a cursor there). Records no event (see
+    /// [`FakeStripe::deauthorize`]). Returns whether it was connected.
+    pub fn disconnect(&self, account_id: &str) -> bool {
+        write(&self.shared.accounts).disconnect(account_id)
+    }
+
+    /// Disconnects an account as its owner revoking the platform's access does, and records on
+    /// the platform's log the event Stripe sends then: `account.application.deauthorized`, with
+    /// `"account": account_id` and the `application` fixture as `data.object`. Returns the event.
+    ///
+    /// # Panics
+    ///
+    /// When the account is not connected.
+    pub fn deauthorize(&self, account_id: &str) -> Value {
+        assert!(
+            self.disconnect(account_id),
+            "{account_id} is not connected to the platform"
+        );
+        let now = self.shared.clock.now();
+        let application = fixture("application");
+        let event = new_event(
+            "account.application.deauthorized",
+            application,
+            None,
+            Some(account_id),
+            now,
+        );
+        self.platform().push_event(event.clone());
+        event
+    }
+
+    /// Applies `f` to the account object of a connected account (or of the platform, by its own
+    /// id), as `/v1/accounts/{id}` and `/v1/account` serve it, and records `account.updated` on
+    /// the platform's log: `data.object` the account after, `previous_attributes` the old values
+    /// of the top-level keys `f` changed, and `"account": account_id` (none for the platform's
+    /// own). A changed `created` moves the account in `/v1/accounts`. `f` runs under the accounts'
+    /// lock: it must not call back into the fake.
+    ///
+    /// # Panics
+    ///
+    /// When the account is neither connected nor the platform, or `f` changes its `id`.
+    pub fn update_account(&self, account_id: &str, f: impl FnOnce(&mut Value)) {
+        let (before, after) = write(&self.shared.accounts).update(account_id, f);
+        let previous = previous_attributes(&before, &after);
+        let account = (account_id != self.platform_account_id()).then_some(account_id);
+        let now = self.shared.clock.now();
+        let event = new_event("account.updated", after, Some(previous), account, now);
+        self.platform().push_event(event);
+    }
+
+    /// The connected accounts' ids, newest first (as `/v1/accounts` lists them).
+    pub fn account_ids(&self) -> Vec<String> {
+        read(&self.shared.accounts).ids()
     }
 
     /// The fake's clock, in Unix seconds.
@@ -291,20 +338,19 @@ impl FakeStripe {
         self.shared.clock.advance(secs);
     }
 
-    /// Live ids of a resource, newest first (children: grouped by parent, newest parent first,
-    /// each parent's in its order).
+    /// Live ids of a resource of the platform, newest first: see [`FakeAccount::ids`].
     pub fn ids(&self, resource: &str) -> Vec<String> {
-        lock(&self.shared.store).ids(Kind::named(resource))
+        self.platform().ids(resource)
     }
 
-    /// One live object as a retrieve would serve it (`None` once deleted).
+    /// One live object of the platform as a retrieve would serve it (`None` once deleted).
     pub fn get(&self, resource: &str, id: &str) -> Option<Value> {
-        lock(&self.shared.store).get(Kind::named(resource), id)
+        self.platform().get(resource, id)
     }
 
-    /// How many live objects a resource has.
+    /// How many live objects a resource of the platform has.
     pub fn count(&self, resource: &str) -> usize {
-        lock(&self.shared.store).count(Kind::named(resource))
+        self.platform().count(resource)
     }
 
     /// Requests received so far, whatever their answer.
@@ -321,9 +367,19 @@ impl FakeStripe {
             .sum()
     }
 
+    /// Requests received that carried `Stripe-Account: {account_id}`, whatever their answer
+    /// (a 403 for an account the platform does not reach counts too).
+    pub fn requests_for_account(&self, account_id: &str) -> u64 {
+        lock(&self.shared.by_account)
+            .get(account_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Forgets the request counts.
     pub fn reset_requests(&self) {
         lock(&self.shared.by_path).clear();
+        lock(&self.shared.by_account).clear();
         self.shared.requests.store(0, Ordering::Relaxed);
     }
 
@@ -358,10 +414,4 @@ impl FakeStripe {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.shared.latency_micros.store(micros, Ordering::Relaxed);
     }
-}
-
-/// The parent a child names in its parent field (for its event), when `kind` is a child kind.
-fn parent_named(kind: Kind, object: &Value) -> Option<&str> {
-    let field = kind.child()?.parent_field;
-    object.get(field).and_then(Value::as_str)
 }

@@ -1,13 +1,16 @@
-//! The HTTP side of the fake: accept loop, authentication, injected faults, routing.
+//! The HTTP side of the fake: accept loop, authentication, injected faults, the account a request
+//! reaches, routing.
 //!
 //! Each request is counted, delayed by the configured latency (a tokio sleep, so other requests
-//! proceed), then either answered with an injected fault or authenticated and routed. The store's
-//! lock is held only while a page is gathered, never while bytes are written to the socket.
+//! proceed), then either answered with an injected fault or authenticated, sent to the account its
+//! `Stripe-Account` header names (the platform without one; see [`super::connect`]) and routed.
+//! Faults, the rate limit and latency are the fake's, shared by every account. A store's lock is
+//! held only while a page is gathered, never while bytes are written to the socket.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,13 +19,18 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 
+use super::account::Account;
 use super::clock::Clock;
+use super::connect::Accounts;
+use super::data::StripeData;
 use super::error::ApiError;
-use super::events::{EventLog, EventParams};
+use super::events::EventParams;
 use super::kinds::Route;
 use super::list::{render_page, render_row};
 use super::query::{decode, is_created, parse_query, ListParams, Scope};
-use super::store::Store;
+
+/// The header a platform names one of its connected accounts with.
+const STRIPE_ACCOUNT: &str = "stripe-account";
 
 /// Faults queued by `fail_next`.
 #[derive(Debug, Default)]
@@ -34,17 +42,23 @@ pub(crate) struct Faults {
 /// State shared by the server and the [`FakeStripe`](super::FakeStripe) handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub store: Mutex<Store>,
-    /// The events mutations recorded. Locked after `store`, never before.
-    pub events: Mutex<EventLog>,
+    /// The platform's objects and events (also in `accounts`), so that requests without
+    /// `Stripe-Account` take no lock of the registry.
+    pub platform: Arc<Account>,
+    /// The platform and its connected accounts. Never locked while an account's store is.
+    pub accounts: RwLock<Accounts>,
     /// Stamps events and fills a missing `created` on upsert.
     pub clock: Clock,
     /// The accepted key, and the `Authorization` values that present it.
     pub api_key: String,
     accepted: [String; 3],
+    /// The key as Stripe echoes it in a refusal.
+    masked_key: String,
     pub requests: AtomicU64,
     /// Requests per path (query excluded), for `requests_to`.
     pub by_path: Mutex<HashMap<String, u64>>,
+    /// Requests per `Stripe-Account` value, for `requests_for_account`.
+    pub by_account: Mutex<HashMap<String, u64>>,
     pub faults: Mutex<Faults>,
     pub latency_micros: AtomicU64,
     /// Stripe's rate limit, when set: requests beyond it are answered 429.
@@ -97,21 +111,41 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Read-locks a lock, carrying on if a panicking test poisoned it.
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Write-locks a lock, carrying on if a panicking test poisoned it.
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Shared {
-    pub fn new(store: Store, api_key: String) -> Self {
+    pub fn new(data: StripeData) -> Self {
+        let StripeData {
+            api_key,
+            account_id,
+            store,
+            connected,
+        } = data;
         let accepted = [
             format!("Bearer {api_key}"),
             format!("Basic {}", base64(format!("{api_key}:").as_bytes())),
             format!("Basic {}", base64(api_key.as_bytes())),
         ];
+        let clock = Clock::new();
+        let accounts = Accounts::new(&account_id, store, connected, clock.now());
         Shared {
-            store: Mutex::new(store),
-            events: Mutex::new(EventLog::default()),
-            clock: Clock::new(),
+            platform: accounts.platform().clone(),
+            accounts: RwLock::new(accounts),
+            clock,
+            masked_key: mask(&api_key),
             api_key,
             accepted,
             requests: AtomicU64::new(0),
             by_path: Mutex::new(HashMap::new()),
+            by_account: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             latency_micros: AtomicU64::new(0),
             rate_limit: Mutex::new(None),
@@ -129,9 +163,30 @@ impl Shared {
         over
     }
 
-    fn count(&self, path: &str) -> u64 {
+    fn count(&self, path: &str, account: Option<&str>) -> u64 {
         *lock(&self.by_path).entry(path.to_owned()).or_default() += 1;
+        if let Some(account) = account {
+            let mut by_account = lock(&self.by_account);
+            match by_account.get_mut(account) {
+                Some(n) => *n += 1,
+                None => {
+                    by_account.insert(account.to_owned(), 1);
+                }
+            }
+        }
         self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The account a request reaches: the platform without `Stripe-Account`, else the account it
+    /// names, if the platform reaches it.
+    fn reach(&self, account: Option<&str>) -> Result<Arc<Account>, ApiError> {
+        let Some(id) = account else {
+            return Ok(self.platform.clone());
+        };
+        read(&self.accounts)
+            .reach(id)
+            .cloned()
+            .ok_or_else(|| ApiError::no_access(&self.masked_key, id))
     }
 
     fn take_fault(&self) -> Option<u16> {
@@ -171,7 +226,9 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let number = shared.count(req.uri().path());
+    let account =
+        (req.headers().get(STRIPE_ACCOUNT)).map(|v| v.to_str().unwrap_or("(unreadable)").trim());
+    let number = shared.count(req.uri().path(), account);
     let over_limit = shared.over_limit();
     let latency = shared.latency_micros.load(Ordering::Relaxed);
     if latency > 0 {
@@ -184,9 +241,12 @@ pub(crate) async fn handle(
     };
     let result = match fault {
         Some(status) => Err(ApiError::injected(status)),
-        None => shared
-            .authorize(req.headers())
-            .and_then(|()| route(&shared, req.method(), req.uri().path(), req.uri().query())),
+        None => (shared.authorize(req.headers()))
+            .and_then(|()| shared.reach(account))
+            .and_then(|reached| {
+                let (method, uri) = (req.method(), req.uri());
+                route(&shared, &reached, method, uri.path(), uri.query())
+            }),
     };
     let mut response = match result {
         Ok(body) => json_response(StatusCode::OK, body),
@@ -216,9 +276,10 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     response
 }
 
-/// Answers one authenticated request.
+/// Answers one authenticated request, from the account it reached.
 fn route(
     shared: &Shared,
+    account: &Account,
     method: &Method,
     path: &str,
     query: Option<&str>,
@@ -230,16 +291,33 @@ fn route(
     let rest = path.strip_prefix("/v1/").ok_or_else(unrecognized)?;
     let route = Route::parse(rest).ok_or_else(unrecognized)?;
     let pairs = parse_query(query.unwrap_or_default());
-    let lists = !matches!(route, Route::Retrieve(..) | Route::Events(Some(_)));
+    let lists = matches!(
+        route,
+        Route::List(_)
+            | Route::OfCustomer(..)
+            | Route::Children(..)
+            | Route::Events(None)
+            | Route::Accounts(None)
+    );
     if lists
         && shared.refuse_created.load(Ordering::Relaxed)
         && pairs.iter().any(|(k, _)| is_created(k))
     {
         return Err(ApiError::unexpected("created"));
     }
-    let store = || lock(&shared.store);
+    let store = || lock(&account.store);
     match route {
-        Route::Events(id) => events(shared, id, &pairs),
+        Route::Account => Ok(render_row(&read(&shared.accounts).account(account))),
+        Route::Accounts(_) if account.id != shared.platform.id => Err(ApiError::not_a_platform()),
+        Route::Accounts(Some(id)) => {
+            let row = read(&shared.accounts).retrieve(&decode(id, false), &shared.masked_key)?;
+            Ok(render_row(&row))
+        }
+        Route::Accounts(None) => {
+            let page = read(&shared.accounts).list(&pairs)?;
+            Ok(render_page(path, &page))
+        }
+        Route::Events(id) => events(shared, account, id, &pairs),
         Route::Retrieve(kind, id) => {
             let row = store().retrieve(kind, &decode(id, false))?;
             Ok(render_row(&row))
@@ -266,21 +344,22 @@ fn route(
     }
 }
 
-/// Answers `GET /v1/events` and `GET /v1/events/{id}`.
+/// Answers `GET /v1/events` and `GET /v1/events/{id}` from one account's log.
 fn events(
     shared: &Shared,
+    account: &Account,
     id: Option<&str>,
     pairs: &[(String, String)],
 ) -> Result<Bytes, ApiError> {
     let now = shared.clock.now();
     match id {
         Some(id) => {
-            let row = lock(&shared.events).retrieve(&decode(id, false), now)?;
+            let row = lock(&account.events).retrieve(&decode(id, false), now)?;
             Ok(render_row(&row))
         }
         None => {
             let params = EventParams::parse(pairs)?;
-            let page = lock(&shared.events).list(params, now)?;
+            let page = lock(&account.events).list(params, now)?;
             Ok(render_page("/v1/events", &page))
         }
     }

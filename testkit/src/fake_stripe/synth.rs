@@ -25,8 +25,8 @@ impl Rng {
     }
 }
 
-/// A bijection on u64 (splitmix64's finaliser).
-fn mix(mut z: u64) -> u64 {
+/// A bijection on u64 (splitmix64's finaliser); 0 maps to 0.
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::super::data::fixture;
 use super::super::store::{to_bytes, Attrs, Stored};
-use super::super::synth::{stripe_id, Field, Template};
+use super::super::synth::{Field, Template};
 use super::{row, set, spread, Counts, Gen, DAY, MONTH, YEAR};
 
 const INVOICE_OWN: &[&str] = &[
@@ -54,7 +54,7 @@ fn invoice_status(i: usize) -> &'static str {
 /// Invoices of customers of the data, each with its lines on prices of the data.
 pub(super) fn invoices(gen: &mut Gen, counts: &Counts) {
     let n = counts.invoices;
-    let mut rng = Gen::stream(0x1);
+    let mut rng = gen.stream(0x1);
     let mut invoice = fixture("invoice");
     set(
         &mut invoice,
@@ -76,7 +76,7 @@ pub(super) fn invoices(gen: &mut Gen, counts: &Counts) {
     let mut line_no = 0u64;
     let mut pending: Vec<(String, Bytes)> = Vec::new();
     for i in 0..n {
-        let id = stripe_id("in_", 24, 0x1f, i as u64);
+        let id = gen.ids.make("in_", 24, 0x1f, i as u64);
         let created = spread(&mut rng, i, n, gen.now - YEAR, YEAR);
         let customer = gen
             .refs
@@ -103,7 +103,7 @@ pub(super) fn invoices(gen: &mut Gen, counts: &Counts) {
             let quantity = 1 + rng.below(3) as i64;
             let amount = unit * quantity;
             total += amount;
-            let line_id = stripe_id("il_", 24, 0x11, line_no);
+            let line_id = gen.ids.make("il_", 24, 0x11, line_no);
             line_no += 1;
             let json = line_template.render(&[
                 Field::Str(&line_id),
@@ -195,7 +195,7 @@ const CHARGE_OWN: &[&str] = &[
 pub(super) fn payments(gen: &mut Gen, counts: &Counts) {
     let (n_intents, n_charges) = (counts.payment_intents, counts.charges);
     let n = n_intents.max(n_charges);
-    let mut rng = Gen::stream(0x2);
+    let mut rng = gen.stream(0x2);
     let mut intent = fixture("payment_intent");
     set(
         &mut intent,
@@ -211,8 +211,9 @@ pub(super) fn payments(gen: &mut Gen, counts: &Counts) {
     );
     let charge_template = Template::new(charge, CHARGE_OWN);
     let refunded = refunded_charges(counts);
-    let intent_id = |k: usize| stripe_id("pi_", 24, 0x91, k as u64);
-    let charge_id = |k: usize| stripe_id("ch_", 24, 0xc4, k as u64);
+    let ids = gen.ids;
+    let intent_id = |k: usize| ids.make("pi_", 24, 0x91, k as u64);
+    let charge_id = |k: usize| ids.make("ch_", 24, 0xc4, k as u64);
     for k in 0..n {
         let created = spread(&mut rng, k, n, gen.now - YEAR, YEAR);
         let customer = gen
@@ -230,7 +231,7 @@ pub(super) fn payments(gen: &mut Gen, counts: &Counts) {
                 "requires_payment_method"
             };
             let latest = paired.then(|| charge_id(k));
-            let secret = format!("{id}_secret_{}", stripe_id("", 25, 0x5e, k as u64));
+            let secret = format!("{id}_secret_{}", ids.make("", 25, 0x5e, k as u64));
             let json = intent_template.render(&[
                 Field::Str(&id),
                 Field::Int(created),
@@ -313,7 +314,7 @@ const REFUND_OWN: &[&str] = &["id", "created", "charge", "payment_intent", "amou
 /// Refunds of half a charge each, a day after it (or now, if sooner).
 pub(super) fn refunds(gen: &mut Gen, counts: &Counts) {
     let n = counts.refunds;
-    let mut rng = Gen::stream(0x3);
+    let mut rng = gen.stream(0x3);
     let mut refund = fixture("refund");
     set(
         &mut refund,
@@ -321,7 +322,7 @@ pub(super) fn refunds(gen: &mut Gen, counts: &Counts) {
     );
     let template = Template::new(refund, REFUND_OWN);
     for r in 0..n {
-        let id = stripe_id("re_", 24, 0x4e, r as u64);
+        let id = gen.ids.make("re_", 24, 0x4e, r as u64);
         let k = refunded_charge(r, counts);
         let charge = gen.refs.nth("charge", k).map(str::to_owned);
         let (created, amount) = match (&charge, gen.refs.charges.get(k)) {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::super::data::fixture;
 use super::super::store::{to_bytes, Attrs, Stored};
-use super::super::synth::{int_or_null, stripe_id, Field, Template};
+use super::super::synth::{int_or_null, Field, Template};
 use super::{row, set, spaced, spread, Counts, Gen, DAY, MONTH, YEAR};
 
 /// The billing period containing `at`, for a subscription anchored at `anchor`.
@@ -62,7 +62,7 @@ pub(super) fn customers(gen: &mut Gen, counts: &Counts) {
     let mut next_discount = 0;
     gen.refs.customers.reserve(n);
     for i in 0..n {
-        let id = stripe_id("cus_", 14, 0xc0, i as u64);
+        let id = gen.ids.make("cus_", 14, 0xc0, i as u64);
         let created = spread(&mut gen.rng, i, n, gen.now - YEAR, YEAR);
         let email = format!("customer{}@example.com", i + 1);
         let name = format!(
@@ -105,7 +105,7 @@ pub(super) fn customers(gen: &mut Gen, counts: &Counts) {
 /// The `k`th customer discount, on a coupon of the data, stored as a discount; its bytes.
 fn discount_of(gen: &mut Gen, customer: &str, start: i64, k: usize) -> Bytes {
     let mut discount = fixture("discount");
-    let id = stripe_id("di_", 24, 0xd1, k as u64);
+    let id = gen.ids.make("di_", 24, 0xd1, k as u64);
     set(
         &mut discount,
         json!({"id": id, "customer": customer, "start": start, "end": null,
@@ -127,10 +127,10 @@ fn discount_of(gen: &mut Gen, customer: &str, start: i64, k: usize) -> Bytes {
 
 /// Products, their prices and plan twins.
 pub(super) fn catalog(gen: &mut Gen, counts: &Counts) {
-    let (rng, now) = (&mut gen.rng, gen.now);
+    let (rng, now, ids) = (&mut gen.rng, gen.now, gen.ids);
     let (n_products, per) = (counts.products, counts.prices_per_product);
     let n_prices = n_products * per;
-    let price_id = |j: usize| stripe_id("price_", 24, 0x9e, j as u64);
+    let price_id = |j: usize| ids.make("price_", 24, 0x9e, j as u64);
     let mut product = fixture("product");
     set(
         &mut product,
@@ -144,7 +144,7 @@ pub(super) fn catalog(gen: &mut Gen, counts: &Counts) {
     let mut plan = fixture("plan");
     set(&mut plan, json!({"transform_usage": null, "metadata": {}}));
     for p in 0..n_products {
-        let id = stripe_id("prod_", 14, 0x7d, p as u64);
+        let id = ids.make("prod_", 14, 0x7d, p as u64);
         let created = spread(rng, p, n_products, now - YEAR, MONTH);
         set(
             &mut product,
@@ -228,9 +228,12 @@ pub(super) fn subscriptions(gen: &mut Gen, counts: &Counts) {
     let Gen {
         store,
         rng,
+        ids,
         now,
         refs,
+        ..
     } = gen;
+    let ids = *ids;
     let (now, prices) = (*now, &refs.prices);
     if refs.customers.is_empty() {
         return;
@@ -262,7 +265,7 @@ pub(super) fn subscriptions(gen: &mut Gen, counts: &Counts) {
     let per_sub = counts.items_per_subscription.min(prices.len());
     let mut item_no = 0u64;
     for i in 0..n {
-        let id = stripe_id("sub_", 24, 0x5b, i as u64);
+        let id = ids.make("sub_", 24, 0x5b, i as u64);
         let created = spread(rng, i, n, now - YEAR, YEAR);
         // A customer that already existed when the subscription started.
         let customer = refs.customer_at(rng, created, now).unwrap_or_default();
@@ -325,7 +328,7 @@ pub(super) fn subscriptions(gen: &mut Gen, counts: &Counts) {
         store.insert(row("subscription"), created, stored);
         for j in 0..per_sub {
             let price = &prices[(first + j) % prices.len()];
-            let item_id = stripe_id("si_", 14, 0x51, item_no);
+            let item_id = ids.make("si_", 14, 0x51, item_no);
             item_no += 1;
             let json = item_template.render(&[
                 Field::Str(&item_id),

@@ -7,8 +7,10 @@
 //! invoice's, charge's and payment intent's customer exists, every item's and line's price is a
 //! price of the data, a charge and its payment intent name each other, and whatever else points
 //! at a charge, an invoice or a customer points at one of the data (see `others`). A seeded PRNG
-//! makes two runs with the same counts and clock produce the same objects; each family of
-//! resources draws from its own stream, so adding invoices changes no customer.
+//! makes two runs with the same counts, clock and seed produce the same objects; each family of
+//! resources draws from its own stream, so adding invoices changes no customer. Another seed
+//! ([`StripeData::generate_seeded`]) gives other ids and times, so the connected accounts of a
+//! platform can each have their own; seed 0 is what [`StripeData::generate`] makes.
 //!
 //! For speed, the kinds there are many of (customers, subscriptions and their items, invoices and
 //! their lines, payment intents, charges, refunds) serialise the fields their objects share once
@@ -26,7 +28,7 @@ use serde_json::Value;
 use super::data::StripeData;
 use super::kinds::Kind;
 use super::store::{unix_now, Store};
-use super::synth::Rng;
+use super::synth::{mix, stripe_id, Rng};
 
 const DAY: i64 = 86_400;
 const YEAR: i64 = 365 * DAY;
@@ -160,11 +162,39 @@ impl Refs {
     }
 }
 
+/// How one generation makes ids: [`stripe_id`] with every salt mixed with the seed's, so two
+/// seeds give unrelated ids and seed 0 gives the ids the fake always made.
+#[derive(Debug, Clone, Copy)]
+struct Ids(u64);
+
+impl Ids {
+    /// The `n`th id of a kind (its `salt`), `prefix` and `len` characters after it.
+    fn make(self, prefix: &str, len: usize, salt: u64, n: u64) -> String {
+        stripe_id(prefix, len, salt ^ self.0, n)
+    }
+
+    /// A suffix for human-chosen ids (coupon codes): empty for seed 0, else four characters of
+    /// the seed, so `SUMMER25` of one seed is `SUMMER25K7QD` of another.
+    fn tag(self) -> String {
+        const ALNUM: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        if self.0 == 0 {
+            return String::new();
+        }
+        (0..4)
+            .map(|i| ALNUM[(self.0 >> (8 * i) & 0xff) as usize % ALNUM.len()] as char)
+            .collect()
+    }
+}
+
 /// The state of one generation.
 struct Gen<'a> {
     store: &'a mut Store,
     /// The stream the catalogue, customers and subscriptions draw from.
     rng: Rng,
+    /// The seed every stream derives from.
+    seed: u64,
+    /// How ids are made.
+    ids: Ids,
     /// The clock the data is generated at.
     now: i64,
     refs: Refs,
@@ -172,8 +202,8 @@ struct Gen<'a> {
 
 impl Gen<'_> {
     /// A stream of its own for one family of resources.
-    fn stream(salt: u64) -> Rng {
-        Rng(SEED ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    fn stream(&self, salt: u64) -> Rng {
+        Rng(self.seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 }
 
@@ -209,10 +239,29 @@ impl StripeData {
     /// Generates consistent data with `counts`, timed as if the clock read `now` (Unix seconds):
     /// the same counts and `now` always give the same objects.
     pub fn generate_at(counts: &Counts, now: i64) -> StripeData {
+        Self::generate_seeded_at(counts, 0, now)
+    }
+
+    /// As [`StripeData::generate`], from another seed: other ids (coupon codes take a suffix,
+    /// `SUMMER25K7QD`), other times and choices, the same counts. Seed 0 is
+    /// [`StripeData::generate`]; two accounts generated from different seeds share no id, from
+    /// the same seed they share them all.
+    pub fn generate_seeded(counts: &Counts, seed: u64) -> StripeData {
+        Self::generate_seeded_at(counts, seed, unix_now())
+    }
+
+    /// As [`StripeData::generate_at`], from another seed (see
+    /// [`StripeData::generate_seeded`]).
+    pub fn generate_seeded_at(counts: &Counts, seed: u64, now: i64) -> StripeData {
         let mut data = StripeData::empty();
+        // `mix` is a bijection fixing 0: seed 0 keeps the original streams and ids, and distinct
+        // seeds stay distinct.
+        let salt = mix(seed);
         let mut gen = Gen {
             store: &mut data.store,
-            rng: Rng(SEED),
+            rng: Rng(SEED ^ salt),
+            seed: SEED ^ salt,
+            ids: Ids(salt),
             now,
             refs: Refs::default(),
         };

@@ -16,8 +16,7 @@ use serde_json::{json, Map, Value};
 use supasaasy_stripe::resources::{Parent, StripeResource, TABLE};
 
 use super::super::data::{fixture, fixture_ref};
-use super::super::synth::stripe_id;
-use super::{row, set, spaced, spread, Gen, YEAR};
+use super::{row, set, spaced, spread, Gen, Ids, YEAR};
 
 /// Top-level resources made by their own generators, with counts of their own.
 const MADE_ELSEWHERE: &[&str] = &[
@@ -42,14 +41,15 @@ const COUPON_WORDS: [&str; 8] = [
 
 /// Coupons with human codes (`SUMMER25`), first: discounts and promotion codes name them.
 pub(super) fn coupons(gen: &mut Gen, n: usize) {
-    let mut rng = Gen::stream(0x10);
+    let mut rng = gen.stream(0x10);
     let base = fixture("coupon");
+    let tag = gen.ids.tag();
     for k in 0..n {
         let word = COUPON_WORDS[k % COUPON_WORDS.len()];
         let percent = 5 * (1 + (k * 3) % 10);
         let id = match k / COUPON_WORDS.len() {
-            0 => format!("{word}{percent}"),
-            round => format!("{word}{percent}V{round}"),
+            0 => format!("{word}{percent}{tag}"),
+            round => format!("{word}{percent}V{round}{tag}"),
         };
         let created = spread(&mut rng, k, n, gen.now - YEAR, YEAR);
         let mut coupon = base.clone();
@@ -74,10 +74,10 @@ pub(super) fn remaining(gen: &mut Gen, n: usize) {
         let Some(base) = fixture_ref(resource.object) else {
             continue;
         };
-        let mut rng = Gen::stream(0x100 + i as u64);
+        let mut rng = gen.stream(0x100 + i as u64);
         let shape = IdShape::of(base);
         for k in 0..n {
-            let id = shape.id(0x600 + i as u64, k);
+            let id = shape.id(gen.ids, 0x600 + i as u64, k);
             let created = spread(&mut rng, k, n, gen.now - YEAR, YEAR);
             let mut object = fresh(base, &id, created);
             point(gen, &mut object, k);
@@ -107,7 +107,7 @@ pub(super) fn per_customer(gen: &mut Gen, n: usize) {
         for k in 0..holders {
             let (customer, since) =
                 gen.refs.customers[spaced(k, holders, gen.refs.customers.len())].clone();
-            let id = shape.id(0x700 + i as u64, k);
+            let id = shape.id(gen.ids, 0x700 + i as u64, k);
             let mut object = fresh(base, &id, (since + 60).min(gen.now));
             set(&mut object, json!({"customer": customer.as_str()}));
             if let Some(owner) = object.get_mut("owner").and_then(Value::as_object_mut) {
@@ -135,8 +135,8 @@ impl IdShape {
         }
     }
 
-    fn id(&self, salt: u64, k: usize) -> String {
-        stripe_id(&self.prefix, self.len, salt, k as u64)
+    fn id(&self, ids: Ids, salt: u64, k: usize) -> String {
+        ids.make(&self.prefix, self.len, salt, k as u64)
     }
 }
 
@@ -254,7 +254,8 @@ fn children(gen: &Gen, resource: &StripeResource, parent: &Value, k: usize) -> V
     (0..CHILDREN_EACH)
         .map(|c| {
             let mut item = base.clone();
-            let id = shape.id(0x800 + row(resource.name) as u64, k * CHILDREN_EACH + c);
+            let salt = 0x800 + row(resource.name) as u64;
+            let id = shape.id(gen.ids, salt, k * CHILDREN_EACH + c);
             set(&mut item, json!({"id": id}));
             if let (Some(map), Some(line)) = (item.as_object_mut(), &invoice_line) {
                 if map.contains_key("invoice_line_item") {

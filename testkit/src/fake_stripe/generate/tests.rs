@@ -314,3 +314,71 @@ fn generates_the_benchmarks_data_quickly() {
         eprintln!("{counts:?}: generated in {took:?}");
     }
 }
+
+/// The benchmark's Connect platform: 50 connected accounts of 2,000 customers and one of
+/// 100,000, each from its own seed. Run it with `--release --ignored` to compare with the
+/// 100,000 customers of one account above: it should take about twice as long, no more.
+#[test]
+#[ignore]
+fn generates_a_platforms_accounts_quickly() {
+    let small = Counts {
+        customers: 2_000,
+        ..Counts::default()
+    };
+    let large = Counts {
+        customers: 100_000,
+        ..Counts::default()
+    };
+    let began = std::time::Instant::now();
+    let mut data = StripeData::generate_at(&small, 1_700_000_000);
+    for seed in 1..=50 {
+        let account = StripeData::generate_seeded_at(&small, seed, 1_700_000_000);
+        data = data.with_connected_account(&format!("acct_bench{seed:011}"), account);
+    }
+    let account = StripeData::generate_seeded_at(&large, 51, 1_700_000_000);
+    data = data.with_connected_account("acct_benchlarge00000", account);
+    eprintln!(
+        "51 accounts, 202,000 customers: generated in {:?}",
+        began.elapsed()
+    );
+    assert_eq!(data.connected_account_ids().len(), 51);
+}
+
+#[test]
+fn seeds_give_accounts_their_own_ids() {
+    let counts = Counts::everything();
+    let at = 1_700_000_000;
+    let plain = StripeData::generate_at(&counts, at);
+    let zero = StripeData::generate_seeded_at(&counts, 0, at);
+    let one = StripeData::generate_seeded_at(&counts, 1, at);
+    let again = StripeData::generate_seeded_at(&counts, 1, at);
+    let two = StripeData::generate_seeded_at(&counts, 2, at);
+    let mut seen_one = HashSet::new();
+    for kind in super::super::kinds::Kind::all() {
+        let name = kind.name();
+        assert_eq!(
+            plain.ids(name),
+            zero.ids(name),
+            "seed 0 is generate: {name}"
+        );
+        assert_eq!(one.ids(name), again.ids(name), "a seed repeats: {name}");
+        assert_eq!(one.count(name), plain.count(name), "{name}");
+        seen_one.extend(one.ids(name));
+    }
+    for kind in super::super::kinds::Kind::all() {
+        for id in two
+            .ids(kind.name())
+            .into_iter()
+            .chain(plain.ids(kind.name()))
+        {
+            assert!(!seen_one.contains(&id), "{} {id} in two seeds", kind.name());
+        }
+    }
+    assert!(plain.get("coupon", "SUMMER5").is_some());
+    let tagged = |c: &String| c.starts_with("SUMMER5") && c.len() == "SUMMER5".len() + 4;
+    assert!(
+        one.ids("coupon").iter().any(tagged),
+        "{:?}",
+        one.ids("coupon")
+    );
+}
