@@ -25,8 +25,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Pool;
 use serde_json::Value;
-use supasaasy_connector::{find_resource, Change, Connector, ConnectorError, Event, Record};
+use supasaasy_connector::{
+    find_resource, Change, Connector, ConnectorError, Event, Record, Resource,
+};
 
+use crate::store::accounts;
 use crate::store::changes::{self, ChangedRows, Departures, ObjectKey};
 use crate::store::events::{self, SeenEvent};
 use crate::store::StoreError;
@@ -76,11 +79,43 @@ impl From<tokio_postgres::Error> for ApplyError {
     }
 }
 
+/// Whose rows an event's changes are, and which account to ask when an object must be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    /// The id of the account the app's key belongs to (`''` when unknown, or for a provider
+    /// without accounts).
+    pub own: &'a str,
+    /// The connected account the event happened in (Stripe Connect); `None` for the app's own.
+    pub connected: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    /// The app's own account.
+    pub fn own(own: &'a str) -> Scope<'a> {
+        Scope {
+            own,
+            connected: None,
+        }
+    }
+
+    /// The account a change of `resource` is written in, and the account to fetch it from. The
+    /// connected accounts themselves are the app's own rows, fetched by the app.
+    fn of(&self, resource: Option<Resource>) -> (&'a str, Option<&'a str>) {
+        match self.connected {
+            Some(_) if resource.is_some_and(|r| r.connected_accounts) => (self.own, None),
+            Some(account) => (account, Some(account)),
+            None => (self.own, None),
+        }
+    }
+}
+
 /// One event to apply, with what applying it needs.
 #[derive(Clone, Copy)]
 pub struct Item<'a> {
     /// The app it was delivered to.
     pub app_key: &'a str,
+    /// Whose rows its changes are.
+    pub scope: Scope<'a>,
     /// The app's connector (its API version, and fetching an object's true state).
     pub connector: &'a dyn Connector,
     /// The event.
@@ -225,8 +260,16 @@ pub async fn apply_events(
     let mut staged: Vec<Staged> = Vec::new();
     let mut stale = Vec::new();
     let mut failed = Vec::new();
+    let mut deauthorized = Vec::new();
     for &i in &to_apply {
-        let outcome = decide(items[i], &mut current, &mut staged).await;
+        let event = items[i].event;
+        let outcome = match (&event.account, event.deauthorizes) {
+            (Some(account), true) => {
+                deauthorized.push((items[i].app_key, account.as_str(), event.created));
+                Ok(Action::Applied)
+            }
+            _ => decide(items[i], &mut current, &mut staged).await,
+        };
         let (app_key, id) = (items[i].app_key, items[i].event.id.as_str());
         match &outcome {
             Ok(Action::Applied) => {}
@@ -239,6 +282,7 @@ pub async fn apply_events(
         biased;
         write_staged(tx, &staged),
         events::settle(tx, &stale, &failed),
+        accounts::deauthorize(tx, &deauthorized),
     )?;
 
     for (i, f) in repeat_of {
@@ -260,8 +304,12 @@ fn same_event(a: &Item<'_>, b: &Item<'_>) -> bool {
 }
 
 fn key<'a>(item: &Item<'a>, change: &'a Change) -> ObjectKey<'a> {
+    let (account, _) = item
+        .scope
+        .of(find_resource(item.connector, change.resource));
     (
         item.app_key,
+        account,
         change.record.collection_key,
         &change.record.external_id,
     )
@@ -304,9 +352,9 @@ async fn decide<'a>(
         };
         let (change, version) = if must_fetch {
             let fetched_at = Utc::now();
-            match fetch_with_retry(item.connector, change.resource, &change.record.external_id)
-                .await
-            {
+            let (_, account) = item.scope.of(resource);
+            let id = &change.record.external_id;
+            match fetch_with_retry(item.connector, change.resource, id, account).await {
                 Ok(truth) => (Cow::Owned(truth), fetched_at),
                 Err(e) => {
                     staged.truncate(staged_before);
@@ -380,11 +428,18 @@ async fn write_staged(
             for (n, record) in rows_of(s).into_iter().enumerate() {
                 // The object may be a tombstone; its children are as the event lists them.
                 let deleted = n == 0 && s.change.deleted;
-                rows.push(s.item.app_key, api_version, s.version, record, deleted);
+                rows.push(
+                    (s.item.app_key, s.account()),
+                    api_version,
+                    s.version,
+                    record,
+                    deleted,
+                );
             }
             if let Some(children) = &s.change.children {
                 departures.push(Departures {
                     app_key: s.item.app_key,
+                    account_id: s.account(),
                     collection_key: children.collection_key,
                     parent_field: children.parent_field,
                     parent_id: &s.change.record.external_id,
@@ -413,7 +468,20 @@ fn rows_of<'s>(s: &'s Staged<'_>) -> Vec<&'s Record> {
 }
 
 fn row_key<'s>(s: &Staged<'s>, record: &'s Record) -> ObjectKey<'s> {
-    (s.item.app_key, record.collection_key, &record.external_id)
+    (
+        s.item.app_key,
+        s.account(),
+        record.collection_key,
+        &record.external_id,
+    )
+}
+
+impl<'a> Staged<'a> {
+    /// The account the change's rows are written in.
+    fn account(&self) -> &'a str {
+        let resource = find_resource(self.item.connector, self.change.resource);
+        self.item.scope.of(resource).0
+    }
 }
 
 /// Fetches an object, retrying briefly; a webhook answers an error (and the provider delivers again)
@@ -422,10 +490,11 @@ async fn fetch_with_retry(
     connector: &dyn Connector,
     resource: &str,
     id: &str,
+    account: Option<&str>,
 ) -> Result<Change, ConnectorError> {
     let mut attempt = 0;
     loop {
-        match connector.fetch_object(resource, id, None).await {
+        match connector.fetch_object(resource, id, account).await {
             Err(e) if e.is_retryable() && attempt < 2 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;

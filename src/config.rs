@@ -147,6 +147,38 @@ pub struct AppConfig {
     /// How far before its last run an incremental run of a resource without events (balance
     /// transactions) lists again.
     pub trailing_window: chrono::Duration,
+    /// Stripe Connect (`[apps.connect]`), when enabled.
+    pub connect: Option<ConnectConfig>,
+}
+
+/// `[apps.connect]` of an app that enabled it.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// Which connected accounts are mirrored.
+    pub accounts: ConnectAccounts,
+    /// The Connect endpoint's signing secret, when Connect webhooks are configured.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// Which connected accounts an app mirrors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectAccounts {
+    /// Every account the platform lists.
+    All,
+    /// These, sorted.
+    Only(Vec<String>),
+}
+
+impl ConnectAccounts {
+    /// Whether `account` is mirrored.
+    pub fn includes(&self, account: &str) -> bool {
+        match self {
+            ConnectAccounts::All => true,
+            ConnectAccounts::Only(list) => {
+                list.binary_search_by(|a| a.as_str().cmp(account)).is_ok()
+            }
+        }
+    }
 }
 
 /// Sync mode of a job.

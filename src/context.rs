@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::apply::group::GroupCommit;
 use crate::config::{AppConfig, Config};
+use crate::connect::OwnAccounts;
 use crate::db;
 use crate::ops::Ops;
 
@@ -30,6 +31,8 @@ pub struct Context {
     /// Listed pages this process holds at once, fetched and not yet written, across its tasks
     /// and their walkers: bounds the memory a backfill takes whatever the concurrency.
     pub pages: Arc<Semaphore>,
+    /// The account each Connect app's own rows belong to, read once ([`crate::connect`]).
+    pub own_accounts: OwnAccounts,
 }
 
 /// How many listed pages a process holds at once ([`Context::pages`]): enough requests in flight
@@ -53,6 +56,13 @@ impl Context {
                 .with_context(|| format!("building the connector of app {}", app.app_key))?;
             map.insert(app.app_key.clone(), connector);
         }
+        let own_accounts = OwnAccounts::new(
+            config
+                .apps
+                .iter()
+                .filter(|a| a.connect.is_some())
+                .map(|a| a.app_key.as_str()),
+        );
         Ok(Context {
             config: Arc::new(config),
             pool,
@@ -60,6 +70,7 @@ impl Context {
             ops,
             webhooks,
             pages: Arc::new(Semaphore::new(PAGES_IN_FLIGHT)),
+            own_accounts,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod context;
 pub mod daemon;
 pub mod db;

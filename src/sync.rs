@@ -74,8 +74,10 @@ pub fn plan(
                     known: all.iter().map(|r| r.name).collect::<Vec<_>>().join(", "),
                 });
             }
+            // A Connect app's job lists its connected accounts first: their tasks hang off it.
+            let connect = app.connect.is_some();
             all.iter()
-                .filter(|r| list.iter().any(|n| n == r.name))
+                .filter(|r| list.iter().any(|n| n == r.name) || (connect && r.connected_accounts))
                 .map(|r| r.name.to_string())
                 .collect()
         }

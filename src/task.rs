@@ -15,10 +15,12 @@ use supasaasy_connector::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::apply::{self, Action, Item};
+use crate::apply::{self, Action, Item, Scope};
 use crate::config::{AlertKind, AppConfig, SyncMode};
+use crate::connect::{self, OwnAccountError};
 use crate::context::Context;
 use crate::ops::alerts::Alert;
+use crate::store::accounts::{self, Listed};
 use crate::store::entities::{self, PageWrite, Sweep};
 use crate::store::jobs::{self, ClaimedTask, TaskEnd};
 use crate::store::StoreError;
@@ -70,7 +72,7 @@ pub enum TaskOutcome {
 
 /// Runs a claimed task until it ends, is released at `cancel`, or loses its lease.
 pub async fn run(ctx: &Context, task: ClaimedTask, cancel: &CancellationToken) -> TaskOutcome {
-    let span = tracing::info_span!("task", app = %task.app_key, resource = %task.resource_type, job = %task.job_id);
+    let span = tracing::info_span!("task", app = %task.app_key, resource = %task.resource_type, account = %task.account_id, job = %task.job_id);
     run_logged(ctx, task, cancel).instrument(span).await
 }
 
@@ -136,6 +138,31 @@ async fn run_inner(
     if task.attempts > max_attempts {
         return fail(ctx, task, format!("gave up after {max_attempts} attempts")).await;
     }
+    let connected_account = Some(task.account_id.as_str()).filter(|a| !a.is_empty());
+    if let Some(account) = connected_account {
+        if app.connect.is_none() {
+            return fail(
+                ctx,
+                task,
+                format!("app {} has no Stripe Connect", app.app_key),
+            )
+            .await;
+        }
+        if let Some(outcome) = skip_if_deauthorized(ctx, task, account).await? {
+            return Ok(outcome);
+        }
+    }
+    let own = match connect::own_account(ctx, &task.app_key).await {
+        Ok(own) => own,
+        Err(OwnAccountError::Store(e)) => return Err(e),
+        Err(OwnAccountError::Provider(e)) => {
+            let error = format!("the app's own account is not known yet: {e}");
+            let client = ctx.pool.get().await?;
+            let delay = ctx.config.worker.retry_base.as_secs_f64() * 20.0;
+            jobs::release_task(&**client, task, delay, Some(&error), true).await?;
+            return Ok(TaskOutcome::Retrying { error });
+        }
+    };
     let heartbeat = Heartbeat::start(ctx, task, ctx.config.worker.lease);
     let run = Run {
         ctx,
@@ -145,6 +172,9 @@ async fn run_inner(
         resource,
         cancel,
         lost: &heartbeat.lost,
+        own: &own,
+        account: connected_account.unwrap_or(&own),
+        connected_account,
     };
     // A resource the provider lets one client walk at a time (one open scroll per account) runs
     // under a lock held for the whole run, across every daemon sharing the database.
@@ -193,7 +223,7 @@ async fn plan(
         Incremental::Trailing { .. } => true,
     };
     let client = ctx.pool.get().await?;
-    let start = jobs::incremental_cursor(&**client, &task.app_key, &task.resource_type).await?;
+    let start = jobs::incremental_cursor(&**client, task).await?;
     let planned = |start: Option<DateTime<Utc>>, end: DateTime<Utc>| {
         let start = start.unwrap_or(DateTime::UNIX_EPOCH).min(end);
         if trailing {
@@ -258,9 +288,20 @@ struct Run<'a> {
     cancel: &'a CancellationToken,
     /// Fires when the heartbeat finds the lease lost.
     lost: &'a CancellationToken,
+    /// The account the app's key belongs to (`''` without Stripe Connect).
+    own: &'a str,
+    /// The account whose rows the run writes: the connected account's, or the app's own.
+    account: &'a str,
+    /// The connected account the run's requests are made in (Stripe Connect), if any.
+    connected_account: Option<&'a str>,
 }
 
 impl Run<'_> {
+    /// The connected account to list in, as listing options carry it.
+    fn connected(&self) -> Option<String> {
+        self.connected_account.map(str::to_owned)
+    }
+
     /// Between pages: stop when the lease is lost; release the task when the daemon is stopping.
     async fn checkpoint(&self) -> Result<Option<TaskOutcome>, StoreError> {
         if self.lost.is_cancelled() {
@@ -279,6 +320,16 @@ impl Run<'_> {
     /// and the error may pass, else the task fails.
     async fn provider_failed(&self, e: CallError) -> Result<TaskOutcome, StoreError> {
         let e = match e {
+            CallError::Provider(e @ ConnectorError::AccountRefused { .. }) => {
+                if let Some(account) = self.connected_account {
+                    if let Some(outcome) =
+                        skip_if_deauthorized(self.ctx, self.task, account).await?
+                    {
+                        return Ok(outcome);
+                    }
+                }
+                e
+            }
             CallError::Provider(e) => e,
             CallError::CircuitOpen(wait) => {
                 let client = self.ctx.pool.get().await?;
@@ -312,6 +363,7 @@ impl Run<'_> {
             lease_id: self.task.lease_id,
             job_id: self.task.job_id,
             app_key: &self.task.app_key,
+            account_id: self.account,
             api_version: self.connector.api_version(),
             records,
             count,
@@ -362,6 +414,7 @@ impl Run<'_> {
     ) -> Result<TaskOutcome, StoreError> {
         let from = walk.from.map(|t| t.timestamp());
         let mut options = ListOptions {
+            account: self.connected(),
             created_gte: from,
             ..ListOptions::default()
         };
@@ -454,7 +507,7 @@ impl Run<'_> {
                     &self.task.resource_type,
                     cursor.as_deref(),
                     &window,
-                    None,
+                    self.connected_account,
                 )
             };
             let page = match with_retries(self.ctx, &self.task.app_key, self.cancel, fetch).await {
@@ -468,6 +521,10 @@ impl Run<'_> {
                 .iter()
                 .map(|event| Item {
                     app_key: &self.task.app_key,
+                    scope: Scope {
+                        own: self.own,
+                        connected: self.connected_account,
+                    },
                     connector: self.connector,
                     event,
                     source: "events_api",
@@ -515,11 +572,14 @@ impl Run<'_> {
         entities::commit_page(&tx, write).await?;
         if full && self.resource.sweep {
             let keys: Vec<&str> = self.resource.collection_keys().collect();
-            let sweep = sweep_of(self.app, self.task, &keys, started);
+            let sweep = sweep_of(self.app, self.account, self.task, &keys, started);
             let swept = entities::sweep_unseen(&*tx, &sweep).await?;
             if swept > 0 {
                 tracing::info!(swept, "tombstoned rows the full run did not see");
             }
+        }
+        if self.resource.connected_accounts {
+            self.add_account_tasks(&*tx, started).await?;
         }
         let version = self.connector.api_version();
         jobs::record_complete_run(&*tx, self.task, full, started, events_until, version).await?;
@@ -530,6 +590,41 @@ impl Run<'_> {
         Ok(TaskOutcome::Completed {
             job_status: end.job_status,
         })
+    }
+
+    /// After a complete listing of the connected accounts: the job's other resources, once per
+    /// listed account the app mirrors that has not taken its access away.
+    async fn add_account_tasks(
+        &self,
+        tx: &impl tokio_postgres::GenericClient,
+        started: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(connect) = &self.app.connect else {
+            return Ok(());
+        };
+        let listed = Listed {
+            app_key: &self.task.app_key,
+            own: self.account,
+            collection_key: self.resource.collection_key,
+            job_id: self.task.job_id,
+            run_started_at: started,
+        };
+        let mut ids = accounts::listed_authorized(tx, &listed).await?;
+        ids.retain(|id| connect.accounts.includes(id));
+        let exclude: Vec<&str> = self
+            .connector
+            .resources()
+            .iter()
+            .filter(|r| r.connected_accounts)
+            .map(|r| r.name)
+            .collect();
+        let added = jobs::add_account_tasks(tx, self.task, &exclude, &ids).await?;
+        tracing::info!(
+            accounts = ids.len(),
+            tasks = added,
+            "connected accounts to sync"
+        );
+        Ok(())
     }
 
     /// Tells the operator of each event of a mapped type that was ignored, and why (as a webhook
@@ -579,17 +674,43 @@ struct Walk {
 
 fn sweep_of<'a>(
     app: &'a AppConfig,
+    account_id: &'a str,
     task: &ClaimedTask,
     keys: &'a [&'a str],
     run_started_at: DateTime<Utc>,
 ) -> Sweep<'a> {
     Sweep {
         app_key: &app.app_key,
+        account_id,
         collection_keys: keys,
         job_id: task.job_id,
         run_started_at,
         created_from: app.sync_from,
     }
+}
+
+/// Ends `task` unrun when its connected account took the app's access away.
+async fn skip_if_deauthorized(
+    ctx: &Context,
+    task: &ClaimedTask,
+    account: &str,
+) -> Result<Option<TaskOutcome>, StoreError> {
+    let mut client = ctx.pool.get().await?;
+    let Some(at) = accounts::deauthorized_at(&**client, &task.app_key, account).await? else {
+        return Ok(None);
+    };
+    let note = format!(
+        "account {account} took the app's access away at {}: not synced, its rows are kept",
+        at.to_rfc3339()
+    );
+    let tx = client.transaction().await?;
+    let end = jobs::skip_task(&*tx, task, &note).await?;
+    tx.commit().await?;
+    tracing::info!(%note, "task skipped");
+    job_ended(ctx, &end);
+    Ok(Some(TaskOutcome::Completed {
+        job_status: end.job_status,
+    }))
 }
 
 async fn fail(ctx: &Context, task: &ClaimedTask, error: String) -> Result<TaskOutcome, StoreError> {

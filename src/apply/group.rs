@@ -18,7 +18,7 @@ use deadpool_postgres::Pool;
 use supasaasy_connector::{Connector, Event};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{apply_in_transaction, Action, ApplyError, Item, Outcome};
+use super::{apply_in_transaction, Action, ApplyError, Item, Outcome, Scope};
 use crate::store::StoreError;
 
 /// Deliveries waiting for a lane before submitters wait for room.
@@ -31,6 +31,8 @@ const CONFLICT_RETRIES: usize = 3;
 /// One delivery waiting to be applied.
 struct Delivery {
     app_key: String,
+    own: String,
+    connected: Option<String>,
     connector: Arc<dyn Connector>,
     event: Event,
     reply: oneshot::Sender<Result<Action, ApplyError>>,
@@ -61,7 +63,7 @@ impl GroupCommit {
     }
 
     /// Applies a webhook's event of `app_key` together with whatever else is being delivered, and
-    /// answers once its batch is committed.
+    /// answers once its batch is committed. `scope` says whose rows its changes are.
     ///
     /// # Errors
     ///
@@ -69,12 +71,15 @@ impl GroupCommit {
     pub async fn apply(
         &self,
         app_key: &str,
+        scope: Scope<'_>,
         connector: Arc<dyn Connector>,
         event: Event,
     ) -> Result<Action, ApplyError> {
         let (reply, answer) = oneshot::channel();
         let delivery = Delivery {
             app_key: app_key.to_string(),
+            own: scope.own.to_owned(),
+            connected: scope.connected.map(str::to_owned),
             connector,
             event,
             reply,
@@ -146,6 +151,10 @@ async fn apply_batch(pool: &Pool, batch: Vec<Delivery>) {
 fn item(d: &Delivery) -> Item<'_> {
     Item {
         app_key: &d.app_key,
+        scope: Scope {
+            own: &d.own,
+            connected: d.connected.as_deref(),
+        },
         connector: d.connector.as_ref(),
         event: &d.event,
         source: "webhook",

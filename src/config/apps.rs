@@ -1,11 +1,13 @@
-//! One `[[apps]]` entry: its connector, key, secrets, base URL, resources, window and request
-//! budget, checked into an [`AppConfig`].
+//! One `[[apps]]` entry: its connector, key, secrets, base URL, resources, window, request
+//! budget and Stripe Connect, checked into an [`AppConfig`].
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use supasaasy_connector::Secret;
 
-use super::{AppConfig, ConfigError, Env};
+use supasaasy_connector::Provider;
+
+use super::{AppConfig, ConfigError, ConnectAccounts, ConnectConfig, Env};
 use crate::providers;
 
 /// The default of `trailing_window_hours`: a week, the longest Stripe usually keeps a balance
@@ -28,8 +30,14 @@ pub(super) fn validate_app(i: usize, a: RawApp, env: &Env) -> Result<AppConfig, 
     let connector =
         providers::named(&a.connector).map_err(|e| ConfigError::new(key("connector"), e))?;
     let all = connector.resources;
+    let connect = validate_connect(&key, a.connect, connector, env)?;
     let sync_resources = match a.sync_resources {
-        None => all.iter().map(|r| r.name.to_string()).collect(),
+        // The connected accounts are listed by a Connect app only, and always.
+        None => all
+            .iter()
+            .filter(|r| !r.connected_accounts || connect.is_some())
+            .map(|r| r.name.to_string())
+            .collect(),
         Some(list) => {
             for name in &list {
                 if !all.iter().any(|r| r.name == name) {
@@ -43,9 +51,22 @@ pub(super) fn validate_app(i: usize, a: RawApp, env: &Env) -> Result<AppConfig, 
                     ));
                 }
             }
+            if let Some(r) = all.iter().find(|r| {
+                r.connected_accounts && connect.is_none() && list.contains(&r.name.to_string())
+            }) {
+                return Err(ConfigError::new(
+                    key("sync_resources"),
+                    format!(
+                        "{:?} lists Connect's accounts: set [apps.connect] enabled = true",
+                        r.name
+                    ),
+                ));
+            }
             // Keep the connector's order, drop repeats.
             all.iter()
-                .filter(|r| list.iter().any(|n| n == r.name))
+                .filter(|r| {
+                    list.iter().any(|n| n == r.name) || (r.connected_accounts && connect.is_some())
+                })
                 .map(|r| r.name.to_string())
                 .collect()
         }
@@ -119,7 +140,68 @@ pub(super) fn validate_app(i: usize, a: RawApp, env: &Env) -> Result<AppConfig, 
         base_url: base_url.trim_end_matches('/').to_string(),
         sync_resources,
         sync_from,
+        connect,
     })
+}
+
+/// `[apps.connect]`: `None` unless enabled.
+fn validate_connect(
+    key: &dyn Fn(&str) -> String,
+    raw: Option<RawConnect>,
+    connector: &Provider,
+    env: &Env,
+) -> Result<Option<ConnectConfig>, ConfigError> {
+    let Some(raw) = raw.filter(|c| c.enabled) else {
+        return Ok(None);
+    };
+    if !connector.resources.iter().any(|r| r.connected_accounts) {
+        return Err(ConfigError::new(
+            key("connect.enabled"),
+            format!(
+                "{} has no connected accounts (Connect is Stripe's)",
+                connector.name
+            ),
+        ));
+    }
+    let accounts = match raw.accounts {
+        None => ConnectAccounts::All,
+        Some(RawAccounts::Word(word)) if word == "all" => ConnectAccounts::All,
+        Some(RawAccounts::Word(word)) => {
+            return Err(ConfigError::new(
+                key("connect.accounts"),
+                format!("{word:?} is neither \"all\" nor a list of account ids"),
+            ))
+        }
+        Some(RawAccounts::List(list)) => {
+            if let Some(bad) = list.iter().find(|id| !is_account_id(id)) {
+                return Err(ConfigError::new(
+                    key("connect.accounts"),
+                    format!("{bad:?} is not a Stripe account id (acct_...)"),
+                ));
+            }
+            let mut list = list;
+            list.sort_unstable();
+            list.dedup();
+            ConnectAccounts::Only(list)
+        }
+    };
+    let webhook_secret = raw
+        .webhook_secret_env
+        .map(|var| env.secret(&key("connect.webhook_secret_env"), &var))
+        .transpose()?
+        .flatten();
+    Ok(Some(ConnectConfig {
+        accounts,
+        webhook_secret,
+    }))
+}
+
+/// A Stripe account id (`acct_1032D82eZvKYlo2C`).
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.len() > 5
+        && id.len() <= 255
+        && id.starts_with("acct_")
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[derive(Deserialize)]
@@ -136,4 +218,22 @@ pub(super) struct RawApp {
     sync_from: Option<String>,
     requests_per_second: Option<f64>,
     trailing_window_hours: Option<i64>,
+    connect: Option<RawConnect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConnect {
+    #[serde(default)]
+    enabled: bool,
+    accounts: Option<RawAccounts>,
+    webhook_secret_env: Option<String>,
+}
+
+/// `accounts = "all"` or `accounts = ["acct_...", ...]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawAccounts {
+    Word(String),
+    List(Vec<String>),
 }

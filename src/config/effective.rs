@@ -60,6 +60,14 @@ impl Config {
                 "sync_from": a.sync_from.map(|t| t.to_rfc3339()),
                 "requests_per_second": a.requests_per_second,
                 "trailing_window_hours": a.trailing_window.num_hours(),
+                "connect": a.connect.as_ref().map(|c| json!({
+                    "enabled": true,
+                    "accounts": match &c.accounts {
+                        super::ConnectAccounts::All => json!("all"),
+                        super::ConnectAccounts::Only(list) => json!(list),
+                    },
+                    "webhook_secret": shown(c.webhook_secret.as_ref()),
+                })),
             })).collect::<Vec<_>>(),
             "sync_schedules": self.sync_schedules.iter().map(|s| json!({
                 "app_key": s.app_key,

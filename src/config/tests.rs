@@ -325,3 +325,100 @@ fn the_effective_config_shows_every_key_and_no_secret() {
     assert!(!shown.to_string().contains("sk_test_x"));
     assert!(!shown.to_string().contains("admin\""));
 }
+
+const CONNECT: &str = r#"
+[database]
+url_env = "DATABASE_URL"
+
+[[apps]]
+app_key = "platform"
+connector = "stripe"
+api_key_env = "STRIPE_API_KEY"
+sync_resources = ["customer"]
+
+[apps.connect]
+enabled = true
+accounts = ["acct_b", "acct_a", "acct_b"]
+webhook_secret_env = "CONNECT_SECRET"
+"#;
+
+#[test]
+fn connect_lists_the_accounts_and_takes_its_own_secret() {
+    let env = |name: &str| match name {
+        "CONNECT_SECRET" => Some("whsec_connect".to_string()),
+        other => env(other),
+    };
+    let c = Config::parse(CONNECT, &env).unwrap();
+    let connect = c.apps[0].connect.as_ref().unwrap();
+    assert_eq!(
+        connect.accounts,
+        ConnectAccounts::Only(vec!["acct_a".into(), "acct_b".into()])
+    );
+    assert!(connect.accounts.includes("acct_b") && !connect.accounts.includes("acct_c"));
+    assert_eq!(
+        connect.webhook_secret.as_ref().unwrap().expose(),
+        "whsec_connect"
+    );
+    // The accounts are listed by every job of a Connect app: their tasks hang off them.
+    assert_eq!(c.apps[0].sync_resources, vec!["customer", "account"]);
+    let shown = c.effective();
+    assert_eq!(shown["apps"][0]["connect"]["accounts"][1], "acct_b");
+    assert_eq!(shown["apps"][0]["connect"]["webhook_secret"], "(set)");
+    assert!(!shown.to_string().contains("whsec_connect"));
+
+    let all = CONNECT.replace(r#"["acct_b", "acct_a", "acct_b"]"#, r#""all""#);
+    let c = Config::parse(&all, &env).unwrap();
+    assert_eq!(
+        c.apps[0].connect.as_ref().unwrap().accounts,
+        ConnectAccounts::All
+    );
+
+    // Without Connect: no accounts resource, and no connect section in effect.
+    let off = CONNECT.replace("enabled = true", "enabled = false");
+    let c = Config::parse(&off, &env).unwrap();
+    assert!(c.apps[0].connect.is_none());
+    assert_eq!(c.apps[0].sync_resources, vec!["customer"]);
+    let c = Config::parse(GOOD, &super::tests::env).unwrap();
+    assert!(!c.apps[0].sync_resources.iter().any(|r| r == "account"));
+}
+
+#[test]
+fn connect_errors_name_the_key() {
+    let env = |name: &str| match name {
+        "CONNECT_SECRET" => Some("whsec_connect".to_string()),
+        other => env(other),
+    };
+    let intercom = CONNECT
+        .replace("connector = \"stripe\"", "connector = \"intercom\"")
+        .replace("[\"customer\"]", "[\"contact\"]");
+    let cases = [
+        (
+            CONNECT.replace("\"acct_a\"", "\"cus_a\""),
+            "apps[0].connect.accounts: \"cus_a\" is not a Stripe account id",
+        ),
+        (
+            CONNECT.replace(r#"["acct_b", "acct_a", "acct_b"]"#, r#""some""#),
+            "apps[0].connect.accounts",
+        ),
+        (
+            CONNECT.replace("CONNECT_SECRET", "MISSING_SECRET"),
+            "apps[0].connect.webhook_secret_env: environment variable MISSING_SECRET is not set",
+        ),
+        (
+            CONNECT.replace("enabled = true", "enabled = true\ncolour = 1"),
+            "apps[0].connect.colour: unknown field",
+        ),
+        (intercom, "apps[0].connect.enabled"),
+        (
+            CONNECT
+                .replace("enabled = true", "enabled = false")
+                .replace("[\"customer\"]", "[\"customer\", \"account\"]"),
+            "apps[0].sync_resources",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = Config::parse(&text, &env).unwrap_err().to_string();
+        assert!(got.contains(want), "wanted {want:?} in {got:?}");
+        assert!(!got.contains('\n'), "one line: {got:?}");
+    }
+}

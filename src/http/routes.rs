@@ -27,8 +27,13 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let admin = |req: &Request<Incoming>| check_admin(req, &ctx.config.server.admin_api_keys);
     let result = match (segments.as_slice(), &method) {
-        (["webhook", app_key], &Method::POST) => Ok(webhook::handle(ctx, app_key, req).await),
-        (["webhook", _], _) => Err(method_not_allowed("POST")),
+        (["webhook", app_key], &Method::POST) => {
+            Ok(webhook::handle(ctx, app_key, false, req).await)
+        }
+        (["webhook", app_key, "connect"], &Method::POST) => {
+            Ok(webhook::handle(ctx, app_key, true, req).await)
+        }
+        (["webhook", _] | ["webhook", _, "connect"], _) => Err(method_not_allowed("POST")),
         (["health"], &Method::GET) => Ok(operating::health(ctx).await),
         (["health"], _) => Err(method_not_allowed("GET")),
         (["livez"], &Method::GET) => Ok(operating::livez()),

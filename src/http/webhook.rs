@@ -1,4 +1,6 @@
-//! `POST /webhook/{app_key}`: verify the provider's signature on the raw bytes, then apply the event.
+//! `POST /webhook/{app_key}` and `POST /webhook/{app_key}/connect` (a Stripe Connect platform's
+//! endpoint for its connected accounts' events, with its own secret): verify the provider's
+//! signature on the raw bytes, then apply the event in the account it names.
 //!
 //! Nothing is parsed or written before the signature checks out. The answer is 200 only once the
 //! event is durably applied (or known to be a duplicate, or of a type the daemon does not map);
@@ -10,10 +12,12 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, StatusCode};
 use serde_json::{json, Map, Value};
-use supasaasy_connector::WebhookError;
+use supasaasy_connector::{find_resource, Connector, WebhookError};
 
 use super::util::{error, json_response, read_body, ApiError, Resp};
-use crate::apply::ApplyError;
+use crate::apply::{ApplyError, Scope};
+use crate::config::AppConfig;
+use crate::connect;
 use crate::context::Context;
 use crate::providers;
 use crate::store::events::{self, WebhookLog};
@@ -40,11 +44,11 @@ struct Seen {
 /// Handles one webhook request for `app_key`: records its outcome in the integration events log
 /// and the metrics, and logs the request when `[webhook_logging]` is enabled (the body, kept for
 /// the log, is a reference-counted buffer: no copy).
-pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Resp {
+pub async fn handle(ctx: &Context, app_key: &str, connect: bool, req: Request<Incoming>) -> Resp {
     let mut seen = Seen::default();
     if !ctx.config.webhook_logging.enabled {
         let mut body = None;
-        let result = receive(ctx, app_key, req, &mut body, &mut seen).await;
+        let result = receive(ctx, (app_key, connect), req, &mut body, &mut seen).await;
         record(ctx, app_key, &seen, result.as_ref().err());
         return result.unwrap_or_else(Resp::from);
     }
@@ -53,7 +57,7 @@ pub async fn handle(ctx: &Context, app_key: &str, req: Request<Incoming>) -> Res
     let method = req.method().to_string();
     let headers = req.headers().clone();
     let mut body = None;
-    let result = receive(ctx, app_key, req, &mut body, &mut seen).await;
+    let result = receive(ctx, (app_key, connect), req, &mut body, &mut seen).await;
     record(ctx, app_key, &seen, result.as_ref().err());
     let (resp, err) = match result {
         Ok(resp) => (resp, None),
@@ -147,7 +151,7 @@ fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
 
 async fn receive(
     ctx: &Context,
-    app_key: &str,
+    (app_key, connect): (&str, bool),
     req: Request<Incoming>,
     raw_body: &mut Option<Bytes>,
     seen: &mut Seen,
@@ -157,6 +161,17 @@ async fn receive(
             StatusCode::NOT_FOUND,
             format!("unknown app {app_key:?}"),
         ));
+    };
+    let secret = if connect {
+        let Some(settings) = &app.connect else {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                format!("app {app_key:?} has no Stripe Connect ([apps.connect] enabled = true)"),
+            ));
+        };
+        settings.webhook_secret.as_ref()
+    } else {
+        app.webhook_secret.as_ref()
     };
     let signature = req
         .headers()
@@ -170,14 +185,16 @@ async fn receive(
     )
     .await?;
     *raw_body = Some(body.clone());
-    let Some(secret) = &app.webhook_secret else {
-        tracing::warn!(
-            app = app_key,
-            "webhook refused: the app has no webhook_secret_env"
-        );
+    let Some(secret) = secret else {
+        let key = if connect {
+            "connect.webhook_secret_env"
+        } else {
+            "webhook_secret_env"
+        };
+        tracing::warn!(app = app_key, "webhook refused: the app has no {key}");
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "no webhook secret is configured for this app",
+            format!("no webhook secret is configured for this route ({key})"),
         ));
     };
     let now = chrono::Utc::now().timestamp();
@@ -195,7 +212,38 @@ async fn receive(
         .iter()
         .map(|c| c.record.external_id.clone())
         .collect();
-    let outcome = ctx.webhooks.apply(app_key, connector.clone(), event).await;
+    let own = connect::own_account(ctx, app_key).await.map_err(|e| {
+        tracing::warn!(app = app_key, error = %e, "webhook not applied");
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the app's own account is not known yet; deliver again later",
+        )
+    })?;
+    let connected = match not_the_apps(app, connector.as_ref(), &event, &own) {
+        Ok(connected) => connected,
+        Err(reason) => {
+            tracing::info!(app = app_key, event = %event.id, %reason, "webhook ignored");
+            seen.action = Some("ignored");
+            seen.ignored_reason = Some(reason);
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "received": true,
+                    "event_id": event.id,
+                    "type": event.event_type,
+                    "action": "ignored",
+                }),
+            ));
+        }
+    };
+    let scope = Scope {
+        own: &own,
+        connected: connected.as_deref(),
+    };
+    let outcome = ctx
+        .webhooks
+        .apply(app_key, scope, connector.clone(), event)
+        .await;
     let event_id = seen.event_id.as_deref().unwrap_or_default();
     let event_type = seen.event_type.as_deref().unwrap_or_default();
     match outcome {
@@ -226,6 +274,46 @@ async fn receive(
                 "database unavailable",
             ))
         }
+    }
+}
+
+/// The connected account an event happened in (`None` for the app's own), or why the event is
+/// not the app's to apply: of the other mode than its key (Connect endpoints receive test-mode
+/// events on live URLs), or of a connected account the app does not mirror.
+fn not_the_apps(
+    app: &AppConfig,
+    connector: &dyn Connector,
+    event: &supasaasy_connector::Event,
+    own: &str,
+) -> Result<Option<String>, String> {
+    if let (Some(key), Some(event)) = (connector.live_mode(), event.livemode) {
+        if key != event {
+            let mode = |live| if live { "live" } else { "test" };
+            return Err(format!(
+                "a {}-mode event, and the app's key is a {}-mode key",
+                mode(event),
+                mode(key)
+            ));
+        }
+    }
+    let of_accounts = event
+        .changes
+        .iter()
+        .any(|c| find_resource(connector, c.resource).is_some_and(|r| r.connected_accounts));
+    if of_accounts && app.connect.is_none() {
+        return Err("a connected account's change, and the app has no Stripe Connect".into());
+    }
+    let Some(account) = event.account.as_deref().filter(|a| *a != own) else {
+        return Ok(None);
+    };
+    match &app.connect {
+        None => Err(format!(
+            "an event of connected account {account}, and the app has no Stripe Connect"
+        )),
+        Some(connect) if !connect.accounts.includes(account) => Err(format!(
+            "an event of connected account {account}, which is not in connect.accounts"
+        )),
+        Some(_) => Ok(Some(account.to_owned())),
     }
 }
 

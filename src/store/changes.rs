@@ -19,12 +19,12 @@ use supasaasy_connector::Record;
 use super::entities::{Columns, ON_CONFLICT};
 use super::StoreError;
 
-/// An object of the mirror: app, collection, provider id.
-pub type ObjectKey<'a> = (&'a str, &'a str, &'a str);
+/// An object of the mirror: app, account, collection, provider id.
+pub type ObjectKey<'a> = (&'a str, &'a str, &'a str, &'a str);
 
-/// The advisory lock key of an object; the same text as every daemon version has locked.
-fn lock_text((app_key, collection_key, external_id): &ObjectKey<'_>) -> String {
-    format!("{app_key}\u{1f}{collection_key}\u{1f}{external_id}")
+/// The advisory lock key of an object.
+fn lock_text((app_key, account_id, collection_key, external_id): &ObjectKey<'_>) -> String {
+    format!("{app_key}\u{1f}{account_id}\u{1f}{collection_key}\u{1f}{external_id}")
 }
 
 /// Takes the locks of `keys` for the rest of the transaction, in one statement and in a fixed
@@ -86,40 +86,44 @@ pub async fn read_states(
     // (few apps and collections in a batch), and the combinations not asked for are dropped here.
     // A join on the arrays would be planned afresh on every call.
     let mut apps: Vec<&str> = keys.iter().map(|k| k.0).collect();
-    let mut collections: Vec<&str> = keys.iter().map(|k| k.1).collect();
-    let ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
-    apps.sort_unstable();
-    apps.dedup();
-    collections.sort_unstable();
-    collections.dedup();
+    let mut accounts: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    let mut collections: Vec<&str> = keys.iter().map(|k| k.2).collect();
+    let ids: Vec<&str> = keys.iter().map(|k| k.3).collect();
+    for column in [&mut apps, &mut accounts, &mut collections] {
+        column.sort_unstable();
+        column.dedup();
+    }
     let stmt = client
         .prepare_cached(
-            "SELECT app_key, collection_key, external_id, source_updated_at,
+            "SELECT app_key, account_id, collection_key, external_id, source_updated_at,
                     CASE WHEN source_updated_at >= $4 THEN raw_payload END,
                     deleted_at IS NOT NULL
                FROM supasaasy.entities
-              WHERE app_key = ANY($1) AND collection_key = ANY($2) AND external_id = ANY($3)",
+              WHERE app_key = ANY($1) AND collection_key = ANY($2) AND account_id = ANY($5)
+                AND external_id = ANY($3)",
         )
         .await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&apps, &collections, &ids, &payloads_from];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&apps, &collections, &ids, &payloads_from, &accounts];
     for row in client.query(&stmt, &params).await? {
-        let key: ObjectKey = (row.get(0), row.get(1), row.get(2));
+        let key: ObjectKey = (row.get(0), row.get(1), row.get(2), row.get(3));
         if let Ok(i) = keys.binary_search(&key) {
             states[i] = Some(RowState {
-                source_updated_at: row.get(3),
-                payload: row.get(4),
-                deleted: row.get(5),
+                source_updated_at: row.get(4),
+                payload: row.get(5),
+                deleted: row.get(6),
             });
         }
     }
     Ok(states)
 }
 
-/// Rows to write, as column arrays for `unnest`; each row has its own app and state time.
+/// Rows to write, as column arrays for `unnest`; each row has its own app, account and state
+/// time.
 #[derive(Default)]
 pub struct ChangedRows<'a> {
     apps: Vec<&'a str>,
+    accounts: Vec<&'a str>,
     api_versions: Vec<&'a str>,
     versions: Vec<DateTime<Utc>>,
     records: Columns<'a>,
@@ -130,13 +134,14 @@ impl<'a> ChangedRows<'a> {
     /// Adds a record whose state is as of `version`; `deleted` makes it a tombstone.
     pub fn push(
         &mut self,
-        app_key: &'a str,
+        (app_key, account_id): (&'a str, &'a str),
         api_version: &'a str,
         version: DateTime<Utc>,
         record: &'a Record,
         deleted: bool,
     ) {
         self.apps.push(app_key);
+        self.accounts.push(account_id);
         self.api_versions.push(api_version);
         self.versions.push(version);
         self.records.push(record);
@@ -152,15 +157,15 @@ impl<'a> ChangedRows<'a> {
 static WRITE_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO supasaasy.entities AS e
-             (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
-              source_created_at, last_seen_job, archived_at, deleted_at)
-         SELECT r.app_key, r.collection_key, r.external_id, r.raw_payload, r.api_version, r.version,
+             (app_key, account_id, collection_key, external_id, raw_payload, api_version,
+              source_updated_at, source_created_at, last_seen_job, archived_at, deleted_at)
+         SELECT r.app_key, r.account_id, r.collection_key, r.external_id, r.raw_payload, r.api_version, r.version,
                 to_timestamp(r.created), NULL::uuid, CASE WHEN r.archived THEN r.version END,
                 CASE WHEN r.deleted THEN now() END
            FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
-                       $6::timestamptz[], $7::int8[], $8::bool[], $9::bool[])
+                       $6::timestamptz[], $7::int8[], $8::bool[], $9::bool[], $10::text[])
                 AS r(app_key, collection_key, external_id, raw_payload, api_version, version,
-                     created, archived, deleted)
+                     created, archived, deleted, account_id)
          {ON_CONFLICT}"
     )
 });
@@ -192,6 +197,7 @@ pub async fn write_rows(
                 &rows.records.created,
                 &rows.records.archived,
                 &rows.deleted,
+                &rows.accounts,
             ],
         )
         .await?;
@@ -202,6 +208,8 @@ pub async fn write_rows(
 pub struct Departures<'a> {
     /// The parent's app.
     pub app_key: &'a str,
+    /// The parent's account.
+    pub account_id: &'a str,
     /// The children's collection.
     pub collection_key: &'a str,
     /// The field of a child's payload that names its parent.
@@ -231,7 +239,10 @@ pub async fn tombstone_departed(
             .prepare_cached(&departed_sql(p.collection_key, p.parent_field))
             .await?;
         n += client
-            .execute(&stmt, &[&p.app_key, &p.parent_id, &p.keep, &p.version])
+            .execute(
+                &stmt,
+                &[&p.app_key, &p.parent_id, &p.keep, &p.version, &p.account_id],
+            )
             .await?;
     }
     Ok(n)
@@ -246,7 +257,7 @@ fn departed_sql(collection_key: &str, parent_field: &str) -> String {
         "UPDATE supasaasy.entities
             SET deleted_at = now(), updated_at = now(), source_updated_at = $4
           WHERE app_key = $1 AND collection_key = {} AND raw_payload ->> {} = $2
-            AND NOT (external_id = ANY($3)) AND deleted_at IS NULL
+            AND account_id = $5 AND NOT (external_id = ANY($3)) AND deleted_at IS NULL
             AND source_updated_at <= $4",
         literal(collection_key),
         literal(parent_field)

@@ -27,7 +27,7 @@ use super::StoreError;
 /// The conflict rule shared by every write into `entities`: newer-or-equal state replaces, older
 /// changes nothing, unchanged rows are only marked as seen.
 pub(super) const ON_CONFLICT: &str = "
-ON CONFLICT (app_key, collection_key, external_id) DO UPDATE SET
+ON CONFLICT (app_key, collection_key, account_id, external_id) DO UPDATE SET
     raw_payload = CASE WHEN excluded.source_updated_at >= e.source_updated_at
                        THEN excluded.raw_payload ELSE e.raw_payload END,
     api_version = CASE WHEN excluded.source_updated_at >= e.source_updated_at
@@ -88,6 +88,8 @@ pub struct PageWrite<'a> {
     pub job_id: Uuid,
     /// The app the rows belong to.
     pub app_key: &'a str,
+    /// The account the rows belong to (`''` for a provider without accounts).
+    pub account_id: &'a str,
     /// The connector's pinned API version.
     pub api_version: &'a str,
     /// The records of the page.
@@ -106,8 +108,8 @@ pub struct PageWrite<'a> {
 
 /// The parameters of both page statements, in order (a statement that leaves some unused still
 /// knows their types): cursor, count, requests, fetched at, lease seconds, task, lease, app, API
-/// version, job, then the page's columns.
-const PAGE_PARAMS: [Type; 15] = [
+/// version, job, the page's columns, then the account.
+const PAGE_PARAMS: [Type; 16] = [
     Type::TEXT,
     Type::INT8,
     Type::INT8,
@@ -123,6 +125,7 @@ const PAGE_PARAMS: [Type; 15] = [
     Type::JSONB_ARRAY,
     Type::INT8_ARRAY,
     Type::BOOL_ARRAY,
+    Type::TEXT,
 ];
 
 /// A page statement: the `task` CTE(s) given, then the page's rows, written only when `task` has
@@ -132,9 +135,9 @@ fn page_statement(task: &str) -> String {
         "WITH {task},
          written AS (
             INSERT INTO supasaasy.entities AS e
-                (app_key, collection_key, external_id, raw_payload, api_version, source_updated_at,
-                 source_created_at, last_seen_job, archived_at, deleted_at)
-            SELECT $8, r.collection_key, r.external_id, r.raw_payload, $9, $4,
+                (app_key, account_id, collection_key, external_id, raw_payload, api_version,
+                 source_updated_at, source_created_at, last_seen_job, archived_at, deleted_at)
+            SELECT $8, $16, r.collection_key, r.external_id, r.raw_payload, $9, $4,
                    to_timestamp(r.created), $10, CASE WHEN r.archived THEN $4 END, NULL
               FROM unnest($11::text[], $12::text[], $13::jsonb[], $14::int8[], $15::bool[])
                    AS r(collection_key, external_id, raw_payload, created, archived)
@@ -175,15 +178,15 @@ static WRITE_PAGE_ROWS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Up to `limit` ids of the app's live rows of `collection_key` after `after`, in id order (the
-/// parents a resource listed per parent walks).
+/// Up to `limit` ids of the app's live rows of `collection_key` in `account_id` after `after`, in
+/// id order (the parents a resource listed per parent walks).
 ///
 /// # Errors
 ///
 /// A database error.
 pub async fn live_ids_after(
     client: &impl GenericClient,
-    app_key: &str,
+    (app_key, account_id): (&str, &str),
     collection_key: &str,
     after: Option<&str>,
     limit: i64,
@@ -191,17 +194,17 @@ pub async fn live_ids_after(
     let rows = client
         .query(
             "SELECT external_id FROM supasaasy.entities
-              WHERE app_key = $1 AND collection_key = $2 AND deleted_at IS NULL
-                AND external_id > COALESCE($3, '')
+              WHERE app_key = $1 AND collection_key = $2 AND account_id = $5
+                AND deleted_at IS NULL AND external_id > COALESCE($3, '')
               ORDER BY external_id
               LIMIT $4",
-            &[&app_key, &collection_key, &after, &limit],
+            &[&app_key, &collection_key, &after, &limit, &account_id],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Up to `limit` ids of the app's live rows of `collection_key` whose payload's `field` reads
+/// Up to `limit` ids of the app's live rows of `collection_key` in `account_id` whose payload's `field` reads
 /// `value` and that were created before `before` (or when is unknown), least recently written
 /// first: the objects that may still change.
 ///
@@ -210,7 +213,7 @@ pub async fn live_ids_after(
 /// A database error.
 pub async fn ids_where(
     client: &impl GenericClient,
-    app_key: &str,
+    (app_key, account_id): (&str, &str),
     collection_key: &str,
     (field, value): (&str, &str),
     before: DateTime<Utc>,
@@ -219,12 +222,20 @@ pub async fn ids_where(
     let rows = client
         .query(
             "SELECT external_id FROM supasaasy.entities
-              WHERE app_key = $1 AND collection_key = $2 AND deleted_at IS NULL
-                AND raw_payload ->> $3 = $4
+              WHERE app_key = $1 AND collection_key = $2 AND account_id = $7
+                AND deleted_at IS NULL AND raw_payload ->> $3 = $4
                 AND (source_created_at IS NULL OR source_created_at < $5)
               ORDER BY source_updated_at, external_id
               LIMIT $6",
-            &[&app_key, &collection_key, &field, &value, &before, &limit],
+            &[
+                &app_key,
+                &collection_key,
+                &field,
+                &value,
+                &before,
+                &limit,
+                &account_id,
+            ],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -323,6 +334,7 @@ async fn run_page(
                 &columns.payloads,
                 &columns.created,
                 &columns.archived,
+                &page.account_id,
             ],
         )
         .await?;
@@ -337,6 +349,8 @@ async fn run_page(
 pub struct Sweep<'a> {
     /// The app whose rows are swept.
     pub app_key: &'a str,
+    /// The account whose rows are swept.
+    pub account_id: &'a str,
     /// The collections the run wrote (the resource's and its children's).
     pub collection_keys: &'a [&'a str],
     /// The run: rows it saw carry its id.
@@ -367,13 +381,15 @@ pub async fn sweep_unseen(
                 AND deleted_at IS NULL
                 AND last_seen_job IS DISTINCT FROM $3
                 AND source_updated_at < $4
-                AND ($5::timestamptz IS NULL OR source_created_at IS NULL OR source_created_at >= $5)",
+                AND ($5::timestamptz IS NULL OR source_created_at IS NULL OR source_created_at >= $5)
+                AND account_id = $6",
             &[
                 &sweep.app_key,
                 &sweep.collection_keys,
                 &sweep.job_id,
                 &sweep.run_started_at,
                 &sweep.created_from,
+                &sweep.account_id,
             ],
         )
         .await?;

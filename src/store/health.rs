@@ -73,7 +73,8 @@ pub async fn freshness(
     let syncs = client
         .query(
             "SELECT app_key, resource_type, last_sync_at FROM supasaasy.sync_state
-              WHERE app_key = ANY($1) AND last_sync_at IS NOT NULL ORDER BY 1, 2",
+              WHERE app_key = ANY($1) AND account_id = '' AND last_sync_at IS NOT NULL
+              ORDER BY 1, 2",
             &[&app_keys],
         )
         .await?;

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::{rfc3339, StoreError};
 
 const JOB_COLUMNS: &str =
-    "(SELECT array_agg(t.resource_type || ': ' || t.note ORDER BY t.resource_type)
+    "(SELECT array_agg(t.resource_type || CASE WHEN t.account_id = '' THEN '' ELSE '@' || t.account_id END
+                       || ': ' || t.note ORDER BY t.account_id, t.resource_type)
         FROM supasaasy.sync_tasks t WHERE t.job_id = sync_jobs.id AND t.note IS NOT NULL) AS notes,
     id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
     failed_tasks, processed_entities, error_message, created_at, started_at, completed_at";
@@ -29,12 +30,43 @@ pub async fn job_document(
         return Ok(None);
     };
     let mut doc = job_json(&row);
+    // A Connect app's job: its progress per connected account.
+    let accounts = client
+        .query(
+            "SELECT account_id, count(*) AS tasks,
+                    count(*) FILTER (WHERE status = 'completed') AS completed,
+                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                    sum(entity_count)::int8 AS entity_count,
+                    min(error_message) FILTER (WHERE status = 'failed') AS error_message
+               FROM supasaasy.sync_tasks WHERE job_id = $1 AND account_id <> ''
+              GROUP BY account_id ORDER BY account_id",
+            &[&job_id],
+        )
+        .await?;
+    if !accounts.is_empty() {
+        doc["accounts"] = accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "account_id": a.get::<_, String>("account_id"),
+                    "tasks": a.get::<_, i64>("tasks"),
+                    "completed": a.get::<_, i64>("completed"),
+                    "failed": a.get::<_, i64>("failed"),
+                    "cancelled": a.get::<_, i64>("cancelled"),
+                    "entity_count": a.get::<_, i64>("entity_count"),
+                    "error_message": a.get::<_, Option<String>>("error_message"),
+                })
+            })
+            .collect();
+    }
     if include_tasks {
         let tasks = client
             .query(
-                "SELECT id, resource_type, status, entity_count, pages, requests, attempts, cursor,
+                "SELECT id, resource_type, account_id, status, entity_count, pages, requests, attempts, cursor,
                         error_message, note, created_at, started_at, completed_at
-                   FROM supasaasy.sync_tasks WHERE job_id = $1 ORDER BY created_at, resource_type",
+                   FROM supasaasy.sync_tasks WHERE job_id = $1
+                  ORDER BY created_at, account_id, resource_type",
                 &[&job_id],
             )
             .await?;
@@ -44,6 +76,7 @@ pub async fn job_document(
                 json!({
                     "task_id": t.get::<_, Uuid>("id").to_string(),
                     "resource_type": t.get::<_, String>("resource_type"),
+                    "account_id": Some(t.get::<_, String>("account_id")).filter(|a| !a.is_empty()),
                     "status": t.get::<_, String>("status"),
                     "entity_count": t.get::<_, i64>("entity_count"),
                     "pages": t.get::<_, i32>("pages"),

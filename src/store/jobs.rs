@@ -78,6 +78,8 @@ pub struct ClaimedTask {
     pub app_key: String,
     /// The resource it syncs.
     pub resource_type: String,
+    /// The connected account it syncs (Stripe Connect); `''` for the app's own.
+    pub account_id: String,
     /// Full or incremental.
     pub mode: SyncMode,
     /// Where to resume; `None` starts at the first page.
@@ -92,6 +94,18 @@ pub struct ClaimedTask {
     pub window_end: Option<DateTime<Utc>>,
     /// Set when an incremental task ran a full sync instead, saying why.
     pub note: Option<String>,
+}
+
+impl ClaimedTask {
+    /// The task's resource, and its connected account if it has one (`charge@acct_...`): how
+    /// errors and notes name it.
+    pub fn label(&self) -> String {
+        if self.account_id.is_empty() {
+            self.resource_type.clone()
+        } else {
+            format!("{}@{}", self.resource_type, self.account_id)
+        }
+    }
 }
 
 /// Claims the oldest runnable task of one of `app_keys`: pending and due, or processing with an
@@ -124,7 +138,7 @@ pub async fn claim_task(
                        attempts = t.attempts + 1, started_at = COALESCE(t.started_at, now()),
                        updated_at = now()
                   FROM next WHERE t.id = next.id
-             RETURNING t.id, t.job_id, t.app_key, t.resource_type, t.mode, t.cursor, t.lease_id,
+             RETURNING t.id, t.job_id, t.app_key, t.resource_type, t.account_id, t.mode, t.cursor, t.lease_id,
                        t.attempts, t.run_started_at, t.window_end, t.note
              ),
              job AS (
@@ -148,6 +162,7 @@ pub async fn claim_task(
         job_id: r.get("job_id"),
         app_key: r.get("app_key"),
         resource_type: r.get("resource_type"),
+        account_id: r.get("account_id"),
         mode: if r.get::<_, &str>("mode") == "full" {
             SyncMode::Full
         } else {
@@ -215,18 +230,42 @@ pub async fn finish_task(
     } else {
         "completed"
     };
+    end_task(client, task, status, error, None).await
+}
+
+/// Ends a task unrun, as `cancelled` with `note` (its connected account took the app's access
+/// away); it counts as done for its job, which goes on. Call in a transaction.
+///
+/// # Errors
+///
+/// [`StoreError::LostLease`] when the lease is no longer ours; a database error.
+pub async fn skip_task(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    note: &str,
+) -> Result<TaskEnd, StoreError> {
+    end_task(client, task, "cancelled", None, Some(note)).await
+}
+
+async fn end_task(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    status: &str,
+    error: Option<&str>,
+    note: Option<&str>,
+) -> Result<TaskEnd, StoreError> {
     let n = client
         .execute(
             "UPDATE supasaasy.sync_tasks
                 SET status = $3, error_message = $4, completed_at = now(), updated_at = now(),
-                    lease_id = NULL, lease_expires_at = NULL
+                    lease_id = NULL, lease_expires_at = NULL, note = COALESCE($5, note)
               WHERE id = $1 AND lease_id = $2 AND status = 'processing'",
-            &[&task.id, &task.lease_id, &status, &error],
+            &[&task.id, &task.lease_id, &status, &error, &note],
         )
         .await?;
     fenced(n)?;
     let (done, failed) = if error.is_some() { (0, 1) } else { (1, 0) };
-    let job_error = error.map(|e| format!("{}: {e}", task.resource_type));
+    let job_error = error.map(|e| format!("{}: {e}", task.label()));
     let row = client
         .query_one(
             "UPDATE supasaasy.sync_jobs
@@ -260,6 +299,60 @@ pub async fn finish_task(
         job_status,
         job_ended,
     })
+}
+
+/// Adds to `task`'s job one task per resource of the job (but those of `exclude`) and account of
+/// `accounts` (a Connect app's job, once its connected accounts are listed), and wakes the
+/// workers; tasks the job already has are kept. The number added. Call in the transaction that
+/// ends `task`, before it ends.
+///
+/// # Errors
+///
+/// A database error.
+pub async fn add_account_tasks(
+    client: &impl GenericClient,
+    task: &ClaimedTask,
+    exclude: &[&str],
+    accounts: &[String],
+) -> Result<u64, StoreError> {
+    if accounts.is_empty() {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "WITH added AS (
+                INSERT INTO supasaasy.sync_tasks (job_id, app_key, resource_type, mode, account_id)
+                SELECT $1, $2, r, $3, a
+                  FROM unnest((SELECT resource_types FROM supasaasy.sync_jobs WHERE id = $1)) AS r
+                 CROSS JOIN unnest($5::text[]) AS a
+                 WHERE r <> ALL($4::text[])
+                ON CONFLICT (job_id, resource_type, account_id) DO NOTHING
+                RETURNING 1
+             ),
+             job AS (
+                UPDATE supasaasy.sync_jobs SET total_tasks = total_tasks + (SELECT count(*) FROM added)
+                 WHERE id = $1
+             )
+             SELECT count(*) FROM added",
+            &[
+                &task.job_id,
+                &task.app_key,
+                &task.mode.as_str(),
+                &exclude,
+                &accounts,
+            ],
+        )
+        .await?;
+    let added: i64 = row.get(0);
+    if added > 0 {
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&TASKS_CHANNEL, &task.job_id.to_string()],
+            )
+            .await?;
+    }
+    Ok(u64::try_from(added).unwrap_or_default())
 }
 
 /// Puts a task back in the queue to be retried after `delay`, keeping its cursor.
@@ -316,10 +409,10 @@ pub async fn record_complete_run(
         .execute(
             "INSERT INTO supasaasy.sync_state AS s
                  (app_key, resource_type, last_full_sync_at, last_full_sync_job, last_sync_at,
-                  incremental_cursor, api_version)
+                  incremental_cursor, api_version, account_id)
              VALUES ($1, $2, CASE WHEN $3 THEN $4::timestamptz END, CASE WHEN $3 THEN $5::uuid END,
-                     $4, $6, $7)
-             ON CONFLICT (app_key, resource_type) DO UPDATE SET
+                     $4, $6, $7, $8)
+             ON CONFLICT (app_key, resource_type, account_id) DO UPDATE SET
                  last_full_sync_at = COALESCE(excluded.last_full_sync_at, s.last_full_sync_at),
                  last_full_sync_job = COALESCE(excluded.last_full_sync_job, s.last_full_sync_job),
                  last_sync_at = excluded.last_sync_at,
@@ -337,26 +430,28 @@ pub async fn record_complete_run(
                 &task.job_id,
                 &cursor,
                 &api_version,
+                &task.account_id,
             ],
         )
         .await?;
     Ok(())
 }
 
-/// The incremental cursor of an app's resource: events created after it are not applied yet.
+/// The incremental cursor of the task's resource in its account: events created after it are
+/// not applied yet.
 ///
 /// # Errors
 ///
 /// A database error.
 pub async fn incremental_cursor(
     client: &impl GenericClient,
-    app_key: &str,
-    resource_type: &str,
+    task: &ClaimedTask,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT incremental_cursor FROM supasaasy.sync_state WHERE app_key = $1 AND resource_type = $2",
-            &[&app_key, &resource_type],
+            "SELECT incremental_cursor FROM supasaasy.sync_state
+              WHERE app_key = $1 AND resource_type = $2 AND account_id = $3",
+            &[&task.app_key, &task.resource_type, &task.account_id],
         )
         .await?;
     Ok(row
@@ -387,22 +482,23 @@ pub async fn plan_incremental(
     fenced(n)
 }
 
-/// Whether the job's task of `resource_type` has yet to end (pending or running).
+/// Whether the job's task of `resource_type` in `task`'s account has yet to end (pending or
+/// running).
 ///
 /// # Errors
 ///
 /// A database error.
 pub async fn task_unfinished(
     client: &impl GenericClient,
-    job_id: Uuid,
+    task: &ClaimedTask,
     resource_type: &str,
 ) -> Result<bool, StoreError> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM supasaasy.sync_tasks
-                             WHERE job_id = $1 AND resource_type = $2
+                             WHERE job_id = $1 AND resource_type = $2 AND account_id = $3
                                AND status IN ('pending', 'processing'))",
-            &[&job_id, &resource_type],
+            &[&task.job_id, &resource_type, &task.account_id],
         )
         .await?;
     Ok(row.get(0))

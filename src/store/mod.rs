@@ -2,6 +2,7 @@
 //! [`entities`] (the mirror and its single write path) and [`jobs`] (the sync queue). SQL lives
 //! here and in `migrations/`, nowhere else.
 
+pub mod accounts;
 pub mod alert_windows;
 pub mod changes;
 pub mod circuits;

@@ -50,7 +50,7 @@ impl Run<'_> {
                 let client = self.ctx.pool.get().await?;
                 entities::live_ids_after(
                     &**client,
-                    &self.task.app_key,
+                    (&self.task.app_key, self.account),
                     parents,
                     after.as_deref(),
                     BATCH,
@@ -106,7 +106,7 @@ impl Run<'_> {
             return Ok(None);
         };
         let client = self.ctx.pool.get().await?;
-        if !jobs::task_unfinished(&**client, self.task.job_id, parent.name).await? {
+        if !jobs::task_unfinished(&**client, self.task, parent.name).await? {
             return Ok(None);
         }
         let delay = self.ctx.config.worker.poll_interval.as_secs_f64();
@@ -117,6 +117,7 @@ impl Run<'_> {
     /// Every object of the resource under one parent, with the requests it took.
     async fn children_of(&self, parent: &str) -> Result<(Vec<Record>, u32), CallError> {
         let options = ListOptions {
+            account: self.connected(),
             parent: Some(parent.to_owned()),
             created_gte: self.app.sync_from.map(|t| t.timestamp()),
             ..ListOptions::default()

@@ -234,6 +234,10 @@ impl Run<'_> {
     ) -> Result<(Page, DateTime<Utc>, PageSlot), Failure> {
         let slot = self.page_slot().await;
         let fetched_at = Utc::now();
+        let options = ListOptions {
+            account: self.connected(),
+            ..options
+        };
         let call = || {
             self.connector
                 .list_page(&self.task.resource_type, after.as_deref(), &options)

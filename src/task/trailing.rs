@@ -56,7 +56,7 @@ impl Run<'_> {
             let client = self.ctx.pool.get().await?;
             entities::ids_where(
                 &**client,
-                &self.task.app_key,
+                (&self.task.app_key, self.account),
                 self.resource.collection_key,
                 (field, value),
                 before,
@@ -106,7 +106,7 @@ impl Run<'_> {
     async fn fetch_one(&self, id: &str) -> Result<Change, CallError> {
         let call = || {
             self.connector
-                .fetch_object(&self.task.resource_type, id, None)
+                .fetch_object(&self.task.resource_type, id, self.connected_account)
         };
         with_retries(self.ctx, &self.task.app_key, self.cancel, call).await
     }

@@ -49,7 +49,7 @@ async fn block_lane(
 ) {
     let blocker = app.db().await;
     blocker.batch_execute("BEGIN").await.unwrap();
-    let key = format!("stripe_test\u{1f}stripe_customer\u{1f}{id}");
+    let key = format!("stripe_test\u{1f}\u{1f}stripe_customer\u{1f}{id}");
     blocker
         .execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",

@@ -145,6 +145,8 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// `requests_per_second` of every app; 0 (no budget) unless a test is about the budget.
     pub requests_per_second: f64,
+    /// Stripe apps with Stripe Connect enabled (all accounts, the secret [`connect_secret`]).
+    pub connect_apps: Vec<String>,
 }
 
 impl Default for Setup {
@@ -160,6 +162,7 @@ impl Default for Setup {
             intercom: Vec::new(),
             env: Vec::new(),
             requests_per_second: 0.0,
+            connect_apps: Vec::new(),
         }
     }
 }
@@ -233,6 +236,13 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
             setup.requests_per_second,
             setup.app_extra
         ));
+        if setup.connect_apps.contains(&app_key) {
+            let var = format!("{}_CONNECT_WHSEC", app_key.to_uppercase());
+            toml.push_str(&format!(
+                "[apps.connect]\nenabled = true\nwebhook_secret_env = \"{var}\"\n\n"
+            ));
+            env.push((var, connect_secret(&app_key)));
+        }
         env.push((var, key));
         env.push((whsec, webhook_secret(&app_key)));
         stripes.push(TestStripe { app_key, fake });
@@ -408,6 +418,11 @@ pub fn sign_now(app_key: &str, body: &[u8]) -> String {
         chrono::Utc::now().timestamp(),
         body,
     )
+}
+
+/// The Connect endpoint's signing secret of a test app with Stripe Connect.
+pub fn connect_secret(app_key: &str) -> String {
+    format!("whsec_connect_{app_key}")
 }
 
 /// The webhook signing secret of a test app.

@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod billing;
 mod binary;
+mod connect;
 mod crash;
 mod faults;
 mod group_commit;

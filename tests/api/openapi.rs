@@ -19,12 +19,15 @@ use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, StripeData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{spawn_app, webhook_secret, with_dbname, Setup, TestApp, ADMIN_KEY};
+use crate::helpers::{
+    connect_secret, spawn_app, webhook_secret, with_dbname, Setup, TestApp, ADMIN_KEY,
+};
 use crate::openapi_check::{dangling_refs, deref, validate};
 
 /// Every route the router (`src/http/routes.rs`) serves: method, path template, admin.
-const ROUTES: [(&str, &str, bool); 13] = [
+const ROUTES: [(&str, &str, bool); 14] = [
     ("POST", "/webhook/{app_key}", false),
+    ("POST", "/webhook/{app_key}/connect", false),
     ("POST", "/sync", true),
     ("GET", "/jobs", true),
     ("GET", "/jobs/{job_id}", true),
@@ -372,7 +375,7 @@ fn the_router_and_the_description_list_the_same_routes() {
 #[tokio::test]
 async fn every_route_answers_as_described() {
     let receiver = FakeAlerts::start().await;
-    let app = spawn_app(Setup {
+    let mut setup = Setup {
         workers: false,
         extra_toml: "[alerts]\nslack_webhook_url_env = \"SLACK_WEBHOOK_URL\"\n".into(),
         env: vec![(
@@ -390,8 +393,13 @@ async fn every_route_answers_as_described() {
             canceled_every: 0,
             ..Counts::default()
         }))
-    })
-    .await;
+    };
+    // A platform with Stripe Connect, for its Connect route.
+    setup
+        .apps
+        .push(("stripe_connect".into(), StripeData::empty()));
+    setup.connect_apps = vec!["stripe_connect".into()];
+    let app = spawn_app(setup).await;
     let mut walk = Walk::new(&app);
 
     let served = walk
@@ -517,6 +525,47 @@ async fn webhooks(walk: &mut Walk, app: &TestApp) {
     )
     .await;
     walk.expect(405, walk.anon(Method::GET, "/webhook/stripe_test"))
+        .await;
+    // The Connect route, with the Connect endpoint's secret (tests/api/connect.rs covers what
+    // it does).
+    let connect = connect_secret("stripe_connect");
+    let post_connect = |walk: &Walk, body: &[u8]| {
+        walk.anon(Method::POST, "/webhook/stripe_connect/connect")
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    };
+    let ack = walk
+        .expect(
+            200,
+            post_connect(walk, &body)
+                .header("Stripe-Signature", stripe_signature(&connect, now, &body)),
+        )
+        .await;
+    assert_eq!(ack["action"], "applied");
+    walk.expect(401, post_connect(walk, &body)).await;
+    walk.expect(
+        400,
+        post_connect(walk, malformed).header(
+            "Stripe-Signature",
+            stripe_signature(&connect, now, malformed),
+        ),
+    )
+    .await;
+    walk.expect(
+        413,
+        post_connect(walk, &big).header("Stripe-Signature", stripe_signature(&connect, now, &big)),
+    )
+    .await;
+    // The Connect route of an app without Stripe Connect.
+    walk.expect(
+        404,
+        walk.anon(Method::POST, "/webhook/stripe_test/connect")
+            .header("content-type", "application/json")
+            .header("Stripe-Signature", signed(&body))
+            .body(body.clone()),
+    )
+    .await;
+    walk.expect(405, walk.anon(Method::GET, "/webhook/stripe_test/connect"))
         .await;
 }
 
@@ -701,16 +750,14 @@ async fn operating(walk: &mut Walk, app: &TestApp) {
 /// Bodies that never finish: 408 from every route that reads one.
 async fn slow_bodies(walk: &mut Walk) {
     let bearer = format!("Authorization: Bearer {ADMIN_KEY}\r\n");
-    let (webhook, sync, alerts) = tokio::join!(
-        slow_body(
-            &walk.base,
-            "/webhook/stripe_test",
-            "Stripe-Signature: t=1,v1=00\r\n"
-        ),
+    let signature = "Stripe-Signature: t=1,v1=00\r\n";
+    let (webhook, connect, sync, alerts) = tokio::join!(
+        slow_body(&walk.base, "/webhook/stripe_test", signature),
+        slow_body(&walk.base, "/webhook/stripe_connect/connect", signature),
         slow_body(&walk.base, "/sync", &bearer),
         slow_body(&walk.base, "/alerts", &bearer),
     );
-    for exchange in [webhook, sync, alerts] {
+    for exchange in [webhook, connect, sync, alerts] {
         walk.expect_exchange(&[408], exchange);
     }
 }
@@ -770,6 +817,16 @@ async fn database_gone(walk: &mut Walk, app: &TestApp, job: &str) {
     );
     let webhook = walk
         .anon(Method::POST, "/webhook/stripe_test")
+        .header("Stripe-Signature", sig)
+        .body(body.clone());
+    walk.expect(503, webhook).await;
+    let sig = stripe_signature(
+        &connect_secret("stripe_connect"),
+        chrono::Utc::now().timestamp(),
+        &body,
+    );
+    let webhook = walk
+        .anon(Method::POST, "/webhook/stripe_connect/connect")
         .header("Stripe-Signature", sig)
         .body(body);
     walk.expect(503, webhook).await;

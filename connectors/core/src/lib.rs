@@ -47,6 +47,10 @@ pub struct Resource {
     /// [`Connector::fetch_object`] can fetch one object. When false, two changes of one object in
     /// the same second are ordered by the rule that a deletion is final.
     pub fetchable: bool,
+    /// Its objects are the accounts connected to the app (Stripe Connect): their rows are the
+    /// app's own, and once a job's run of it completes the job syncs its other resources in each
+    /// account it listed.
+    pub connected_accounts: bool,
 }
 
 /// What an incremental run of a resource does.
@@ -556,6 +560,12 @@ pub trait Connector: Send + Sync {
     /// A [`ConnectorError`] saying whether to try again.
     async fn own_account(&self) -> Result<String, ConnectorError> {
         Ok(String::new())
+    }
+
+    /// Whether the app's key is a live-mode key (`Some(false)` for a test key), when the provider
+    /// has modes: an event of the other mode is not the app's.
+    fn live_mode(&self) -> Option<bool> {
+        None
     }
 }
 

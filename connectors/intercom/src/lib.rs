@@ -64,6 +64,7 @@ pub static RESOURCES: &[Resource] = &[
         sweep: true,
         per_parent: None,
         fetchable: true,
+        connected_accounts: false,
     },
     Resource {
         name: "contact",
@@ -76,6 +77,7 @@ pub static RESOURCES: &[Resource] = &[
         sweep: true,
         per_parent: None,
         fetchable: true,
+        connected_accounts: false,
     },
     Resource {
         name: "admin",
@@ -88,6 +90,7 @@ pub static RESOURCES: &[Resource] = &[
         sweep: true,
         per_parent: None,
         fetchable: true,
+        connected_accounts: false,
     },
     Resource {
         name: "conversation",
@@ -100,6 +103,7 @@ pub static RESOURCES: &[Resource] = &[
         sweep: true,
         per_parent: None,
         fetchable: true,
+        connected_accounts: false,
     },
 ];
 

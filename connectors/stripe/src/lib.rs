@@ -67,6 +67,18 @@ fn default_requests_per_second(api_key: &str) -> Option<f64> {
 pub struct StripeConnector {
     /// The authenticated HTTP client of the app.
     http: StripeHttp,
+    /// Whether the key is a live key (`sk_live_`, `rk_live_`) or a test key; `None` for a key of
+    /// another shape (a Stripe-compatible fake's).
+    live: Option<bool>,
+}
+
+/// The mode of a Stripe key, read from its prefix.
+fn key_mode(api_key: &str) -> Option<bool> {
+    match api_key.split('_').nth(1) {
+        Some("live") if api_key.starts_with("sk_") || api_key.starts_with("rk_") => Some(true),
+        Some("test") if api_key.starts_with("sk_") || api_key.starts_with("rk_") => Some(false),
+        _ => None,
+    }
 }
 
 impl StripeConnector {
@@ -78,8 +90,10 @@ impl StripeConnector {
     /// [`ConnectorError::Fatal`] when the base URL is not an http(s) URL, the API key cannot be sent
     /// in a header, or the HTTP client cannot be built.
     pub fn new(settings: AppSettings) -> Result<Self, ConnectorError> {
+        let live = key_mode(settings.api_key.expose());
         Ok(StripeConnector {
             http: StripeHttp::new(settings)?,
+            live,
         })
     }
 
@@ -451,6 +465,10 @@ impl Connector for StripeConnector {
     /// # Errors
     ///
     /// Classified as for listings; an answer without an `acct_` id is malformed.
+    fn live_mode(&self) -> Option<bool> {
+        self.live
+    }
+
     async fn own_account(&self) -> Result<String, ConnectorError> {
         let request = "GET /v1/account";
         let object = self.http.get_object("account", "", &[], None).await?;
@@ -527,10 +545,17 @@ mod tests {
             "balance_transaction",
             "early_fraud_warning",
             "review",
+            "account",
         ] {
             assert!(names.contains(&name), "{name}");
         }
-        assert_eq!(names.len(), 25);
+        assert_eq!(names.len(), 26);
+        let account = RESOURCES
+            .iter()
+            .find(|r| r.name == "account")
+            .expect("account");
+        assert!(account.connected_accounts && !account.sweep);
+        assert_eq!(RESOURCES.iter().filter(|r| r.connected_accounts).count(), 1);
         let invoice = RESOURCES
             .iter()
             .find(|r| r.name == "invoice")
@@ -564,6 +589,16 @@ mod tests {
             }
             other => panic!("expected Fatal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_key_says_its_mode() {
+        assert_eq!(key_mode("sk_live_abc"), Some(true));
+        assert_eq!(key_mode("rk_live_abc"), Some(true));
+        assert_eq!(key_mode("sk_test_abc"), Some(false));
+        assert_eq!(key_mode("rk_test_abc"), Some(false));
+        assert_eq!(key_mode("fake_live_key"), None);
+        assert_eq!(key_mode("sk_other"), None);
     }
 
     #[tokio::test]

@@ -101,6 +101,8 @@ pub struct StripeResource {
     pub sweep: bool,
     /// What an incremental run does.
     pub incremental: Incremental,
+    /// The objects are the platform's connected accounts (see [`Resource::connected_accounts`]).
+    pub connected_accounts: bool,
 }
 
 impl StripeResource {
@@ -123,6 +125,7 @@ impl StripeResource {
                 _ => None,
             },
             fetchable: self.retrieve.is_some(),
+            connected_accounts: self.connected_accounts,
         }
     }
 
@@ -176,6 +179,7 @@ const fn top(
         embedded: &[],
         sweep: true,
         incremental: Incremental::Events,
+        connected_accounts: false,
     }
 }
 
@@ -554,6 +558,20 @@ pub const TABLE: &[StripeResource] = &[
             ],
         )
     },
+    // A Connect platform's connected accounts: listed in full every run (there are no events of
+    // them but a Connect endpoint's), never swept (an account leaves by deauthorizing).
+    StripeResource {
+        sweep: false,
+        incremental: Incremental::FullPass,
+        connected_accounts: true,
+        ..top(
+            "account",
+            "stripe_account",
+            "account",
+            "accounts",
+            &["account.updated"],
+        )
+    },
 ];
 
 /// What the daemon knows of each row of [`TABLE`], in its order.
@@ -648,8 +666,10 @@ mod tests {
             .expect("a code block")
             .split_whitespace()
             .collect();
+        // A connected account's events come to the Connect endpoint only.
         let mut mapped: Vec<&str> = TABLE
             .iter()
+            .filter(|r| !r.connected_accounts)
             .flat_map(|r| r.events.iter().copied())
             .collect();
         mapped.sort_unstable();
@@ -657,6 +677,18 @@ mod tests {
             listed, mapped,
             "the README lists the table's event types, sorted"
         );
+        let connect = &readme[readme
+            .find("Event types to enable on the Connect endpoint")
+            .expect("the README's Connect event types")..];
+        let connect = connect.split("\n\n").next().unwrap_or_default();
+        for t in TABLE
+            .iter()
+            .filter(|r| r.connected_accounts)
+            .flat_map(|r| r.events.iter())
+            .chain([&crate::events::DEAUTHORIZED])
+        {
+            assert!(connect.contains(&format!("`{t}`")), "{t}");
+        }
         for r in TABLE {
             assert!(readme.contains(&format!("`{}`", r.name)), "{}", r.name);
         }

@@ -247,3 +247,70 @@ async fn readme_billing_examples() {
         ])
     );
 }
+
+/// A row of a Connect platform's mirror, in `account`.
+async fn put_in(db: &Client, account: &str, collection: &str, object: &Value) {
+    db.execute(
+        "INSERT INTO supasaasy.entities (app_key, account_id, collection_key, external_id,
+             raw_payload, api_version, source_updated_at)
+         VALUES ('platform', $1, $2, $3, $4, $5, now())",
+        &[
+            &account,
+            &collection,
+            &object["id"].as_str().unwrap(),
+            object,
+            &CURRENT,
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn readme_connect_examples() {
+    let db = database().await;
+    let (tenant, other) = ("acct_1Tenant", "acct_2Other");
+    for (account, name) in [(tenant, "Tenant"), (other, "Other")] {
+        let mut a = with_id("account", account);
+        a["business_profile"]["name"] = json!(name);
+        put_in(&db, "acct_platform", "stripe_account", &a).await;
+    }
+    // The same customer and subscription ids in both tenants.
+    for (account, email) in [(tenant, "a@tenant.example"), (other, "b@other.example")] {
+        let mut c = with_id("customer", "cus_1");
+        c["email"] = json!(email);
+        put_in(&db, account, "stripe_customer", &c).await;
+        let mut s = with_id("subscription", "sub_1");
+        s["customer"] = json!("cus_1");
+        s["status"] = json!("active");
+        put_in(&db, account, "stripe_subscription", &s).await;
+    }
+    let now = Utc::now().timestamp();
+    let invoices = [
+        (tenant, "in_1", 1000, now),
+        (tenant, "in_2", 500, now - 400 * 86_400),
+        (other, "in_1", 2500, now),
+    ];
+    for (account, id, paid, created) in invoices {
+        let mut i = with_id("invoice", id);
+        i["status"] = json!("paid");
+        i["amount_paid"] = json!(paid);
+        i["currency"] = json!("usd");
+        i["created"] = json!(created);
+        put_in(&db, account, "stripe_invoice", &i).await;
+    }
+
+    let sql = readme_example("one tenant's active subscriptions");
+    assert_eq!(
+        run(&db, sql).await,
+        text(&[&[Some("sub_1"), Some("active"), Some("a@tenant.example")]])
+    );
+    let sql = readme_example("paid revenue per tenant this month, with the tenant's name");
+    assert_eq!(
+        run(&db, sql).await,
+        text(&[
+            &[Some("Tenant"), Some(tenant), Some("usd"), Some("1000")],
+            &[Some("Other"), Some(other), Some("usd"), Some("2500")],
+        ])
+    );
+}
