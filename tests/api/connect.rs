@@ -522,7 +522,12 @@ async fn a_deauthorized_account_stops_and_keeps_its_rows() {
 
 #[tokio::test]
 async fn a_refused_account_fails_alone_and_leaves_the_circuit_closed() {
-    let app = spawn_app(platform("\"all\"", false)).await;
+    // One failed request would open the app's circuit if a refused account counted.
+    let app = spawn_app(Setup {
+        extra_toml: "[circuit_breaker]\nfailure_threshold = 1\n".into(),
+        ..platform("\"all\"", false)
+    })
+    .await;
     let fake = app.fake();
     let job = app
         .sync(json!({"app_key": PLATFORM, "mode": "full"}), 202)
@@ -673,5 +678,57 @@ async fn a_crashed_run_of_an_account_resumes_without_duplicates_or_gaps() {
         per_account(&app, "stripe_customers").await.get(TENANT_A),
         Some(&120)
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn enabling_connect_gives_the_older_rows_the_platforms_id() {
+    // The platform's app ran without Connect first: its rows carry no account.
+    let mut before = platform("\"all\"", true);
+    before.app_extra = "sync_resources = [\"customer\", \"coupon\"]\n".into();
+    let app = spawn_app(before).await;
+    let db_url = app.ctx.config.database.url.expose().to_string();
+    let doc = full_sync(&app).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    assert!(doc.get("accounts").is_none(), "{doc}");
+    let unowned: BTreeMap<String, i64> = [(String::new(), 5)].into_iter().collect();
+    assert_eq!(per_account(&app, "stripe_customers").await, unowned);
+    app.stop().await;
+
+    // Connect enabled: the first thing the app writes waits for its rows to be given its id.
+    let app = spawn_app(Setup {
+        database_url: Some(db_url),
+        ..platform("\"all\"", true)
+    })
+    .await;
+    let own = app.fake().platform_account_id().to_owned();
+    let doc = full_sync(&app).await;
+    assert_eq!(doc["status"], "completed", "{doc}");
+    let expected: BTreeMap<String, i64> = [(own.clone(), 5), (TENANT_A.into(), 120), (TENANT_B.into(), 30)]
+        .into_iter()
+        .collect();
+    assert_eq!(per_account(&app, "stripe_customers").await, expected);
+    let recorded: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT account_id FROM supasaasy.app_accounts WHERE app_key = $1",
+            &[&PLATFORM],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, own);
+    let left: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM supasaasy.entities WHERE app_key = $1 AND account_id = ''",
+            &[&PLATFORM],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no row is left without its account, and none is written twice");
     app.stop().await;
 }
