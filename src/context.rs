@@ -7,13 +7,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use supasaasy_connector::{AppSettings, Connector};
-use tokio::sync::Semaphore;
 
 use crate::apply::group::GroupCommit;
 use crate::config::{AppConfig, Config};
 use crate::connect::OwnAccounts;
 use crate::db;
 use crate::ops::Ops;
+use crate::slots::FairSlots;
 
 /// The shared state of one daemon process.
 #[derive(Clone)]
@@ -29,8 +29,9 @@ pub struct Context {
     /// The lanes that apply webhook deliveries in batches.
     pub webhooks: GroupCommit,
     /// Listed pages this process holds at once, fetched and not yet written, across its tasks
-    /// and their walkers: bounds the memory a backfill takes whatever the concurrency.
-    pub pages: Arc<Semaphore>,
+    /// and their walkers: bounds the memory a backfill takes whatever the concurrency, shared
+    /// fairly between the connected accounts of a Stripe Connect app.
+    pub pages: FairSlots,
     /// The account each Connect app's own rows belong to, read once ([`crate::connect`]).
     pub own_accounts: OwnAccounts,
 }
@@ -69,7 +70,7 @@ impl Context {
             connectors: Arc::new(map),
             ops,
             webhooks,
-            pages: Arc::new(Semaphore::new(PAGES_IN_FLIGHT)),
+            pages: FairSlots::new(PAGES_IN_FLIGHT),
             own_accounts,
         })
     }

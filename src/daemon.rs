@@ -36,6 +36,16 @@ pub async fn run(
         return waited;
     }
     tracing::info!(%addr, "supasaasy ready: the schema is in place, workers and schedules start");
+    // Each Connect app's own account is read (and its older rows given it) now, rather than by
+    // the first task or webhook that needs it; those wait for it either way.
+    for app in ctx.config.apps.iter().filter(|a| a.connect.is_some()) {
+        let (ctx, app_key) = (ctx.clone(), app.app_key.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::connect::own_account(&ctx, &app_key).await {
+                tracing::warn!(app = %app_key, error = %e, "the app's own account is not known yet; the first task or webhook tries again");
+            }
+        });
+    }
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
     let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
     cancel.cancelled().await;

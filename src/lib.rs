@@ -19,6 +19,7 @@ pub mod http;
 pub mod ops;
 pub mod providers;
 pub mod scheduler;
+pub mod slots;
 pub mod store;
 pub mod sync;
 pub mod task;

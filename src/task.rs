@@ -643,14 +643,11 @@ impl Run<'_> {
         }
     }
 
-    /// A place for one listed page in memory ([`Context::pages`]), waited for.
+    /// A place for one listed page in memory ([`Context::pages`]), waited for in the turn of the
+    /// run's app and account.
     async fn page_slot(&self) -> PageSlot {
-        self.ctx
-            .pages
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the page semaphore is never closed")
+        let key = format!("{}\u{1f}{}", self.task.app_key, self.account);
+        self.ctx.pages.acquire(&key).await
     }
 
     fn written(&self, n: usize) {
@@ -662,7 +659,7 @@ impl Run<'_> {
 }
 
 /// A listed page's place in memory, held until its rows are written.
-type PageSlot = tokio::sync::OwnedSemaphorePermit;
+type PageSlot = crate::slots::Slot;
 
 /// How a sequential listing walks and ends.
 struct Walk {

@@ -6,7 +6,11 @@
 //! cargo build --release --bin supasaasy --example bench
 //! target/release/examples/bench [--customers 100000] [--latencies 0,150] [--webhooks 20000] [--connections 8,32] [--events on|off] [--rps N]
 //! target/release/examples/bench --mixed 20000
+//! target/release/examples/bench --connect 2000,100000
 //! ```
+//!
+//! `--connect SMALL,LARGE` runs a Stripe Connect platform instead (see `connect`): 50 connected
+//! accounts of SMALL customers and one of LARGE, at 150 ms with a 100/s budget.
 //!
 //! `--mixed N` runs the billing account instead (see `mixed`): N customers, invoices, charges and
 //! payment intents, N/10 refunds, against a customers-only backfill of N in the same run.
@@ -24,6 +28,7 @@ use serde_json::{json, Value};
 use supasaasy_testkit::fake_stripe::{stripe_signature, Counts, FakeStripe, StripeData};
 use supasaasy_testkit::pg::TestPostgres;
 
+mod connect;
 mod mixed;
 
 const ADMIN_KEY: &str = "bench-admin-key";
@@ -32,9 +37,14 @@ const WEBHOOK_SECRET: &str = "whsec_bench_secret";
 static RPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// `--events off`: run the daemon with the integration events log off, to measure what it costs.
 static EVENTS_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `--concurrency N`: the daemon's `worker.concurrency` (4, the default).
+static CONCURRENCY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(4);
+/// The app is a Stripe Connect platform (`--connect`).
+static CONNECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 struct Args {
     mixed: Option<usize>,
+    connect: Option<(usize, usize)>,
     customers: usize,
     latencies: Vec<u64>,
     webhooks: usize,
@@ -44,6 +54,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         mixed: None,
+        connect: None,
         customers: 100_000,
         latencies: vec![0, 150],
         webhooks: 20_000,
@@ -57,6 +68,14 @@ fn args() -> Args {
         match flag.as_str() {
             "--customers" => a.customers = value.parse().expect("--customers N"),
             "--mixed" => a.mixed = Some(value.parse().expect("--mixed N")),
+            "--concurrency" => CONCURRENCY.store(
+                value.parse().expect("--concurrency N"),
+                std::sync::atomic::Ordering::Relaxed,
+            ),
+            "--connect" => {
+                let sizes = list(&value);
+                a.connect = Some((sizes[0] as usize, sizes[1] as usize));
+            }
             "--latencies" => a.latencies = list(&value),
             "--webhooks" => a.webhooks = value.parse().expect("--webhooks N"),
             "--rps" => RPS.store(
@@ -108,11 +127,17 @@ fn start_daemon(db_url: &str, fake: &FakeStripe, dir: &std::path::Path) -> Daemo
     std::fs::write(
         &config,
         format!(
-            "[database]\npool_size = 24\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\nconcurrency = 4\npoll_interval_ms = 200\n\n\
+            "[database]\npool_size = 24\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[worker]\nconcurrency = {}\npoll_interval_ms = 200\n\n\
              [[apps]]\napp_key = \"stripe_bench\"\nconnector = \"stripe\"\napi_key_env = \"STRIPE_API_KEY\"\n\
-             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\nrequests_per_second = {}\n\n[events]\nenabled = {}\n",
+             webhook_secret_env = \"STRIPE_WEBHOOK_SECRET\"\nbase_url = \"{}\"\nrequests_per_second = {}\n{}\n[events]\nenabled = {}\n",
+            CONCURRENCY.load(std::sync::atomic::Ordering::Relaxed),
             fake.base_url(),
             RPS.load(std::sync::atomic::Ordering::Relaxed),
+            if CONNECT.load(std::sync::atomic::Ordering::Relaxed) {
+                "[apps.connect]\nenabled = true\n"
+            } else {
+                ""
+            },
             !EVENTS_OFF.load(std::sync::atomic::Ordering::Relaxed)
         ),
     )
@@ -236,12 +261,8 @@ async fn backfill(
     json!({"backfill": result})
 }
 
-/// Runs a full sync of `resources` (about `objects` objects); the job's final document, the
-/// seconds it took, and the daemon's memory at each quarter of it.
-async fn full_sync(daemon: &Daemon, resources: &[&str], objects: usize) -> (Value, f64, Vec<u64>) {
-    let pid = daemon.child.id();
-    let http = reqwest::Client::new();
-    let started = Instant::now();
+/// Asks the daemon for a full sync of `resources`; the job's id.
+async fn start_full_job(http: &reqwest::Client, daemon: &Daemon, resources: &[&str]) -> String {
     let job: Value = http
         .post(format!("http://{}/sync", daemon.addr))
         .bearer_auth(ADMIN_KEY)
@@ -252,7 +273,16 @@ async fn full_sync(daemon: &Daemon, resources: &[&str], objects: usize) -> (Valu
         .json()
         .await
         .unwrap();
-    let job_id = job["job_id"].as_str().expect("a job id").to_string();
+    job["job_id"].as_str().expect("a job id").to_string()
+}
+
+/// Runs a full sync of `resources` (about `objects` objects); the job's final document, the
+/// seconds it took, and the daemon's memory at each quarter of it.
+async fn full_sync(daemon: &Daemon, resources: &[&str], objects: usize) -> (Value, f64, Vec<u64>) {
+    let pid = daemon.child.id();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let job_id = start_full_job(&http, daemon, resources).await;
     let mut quarters = Vec::new();
     let doc = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -395,6 +425,11 @@ async fn main() {
             url
         }
     };
+    if let Some((small, large)) = args.connect {
+        let report = connect::run(&admin_url, small, large).await;
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return;
+    }
     if let Some(n) = args.mixed {
         let report = mixed::run(&admin_url, n).await;
         println!("{}", serde_json::to_string_pretty(&report).unwrap());

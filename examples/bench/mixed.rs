@@ -44,7 +44,8 @@ fn billing(n: usize) -> Counts {
     }
 }
 
-fn customers_only(n: usize) -> Counts {
+/// `n` customers, one product and its price: the customers-only reference.
+pub(super) fn customers_only(n: usize) -> Counts {
     Counts {
         customers: n,
         products: 1,

@@ -480,7 +480,9 @@ async fn every_row_records_the_types_its_row_lists() {
     let stripe = FakeStripe::start(StripeData::generate_at(&Counts::everything(), NOW)).await;
     stripe.set_clock(Some(T));
     let mut seen = 0;
-    for row in TABLE {
+    // Account events are the platform's, recorded by `update_account` and `deauthorize` (see
+    // fake_stripe_connect.rs).
+    for row in TABLE.iter().filter(|r| !r.connected_accounts) {
         let id = format!("{}_evtest", row.name);
         stripe.upsert(row.name, copy_of(&stripe, row, &id));
         let served = stripe.get(row.name, &id).unwrap();

@@ -73,16 +73,12 @@ async fn row_in(app: &TestApp, account: &str, collection: &str, id: &str) -> Opt
 async fn deliver_connect(app: &TestApp, event: &Value) -> (u16, Value) {
     let body = serde_json::to_vec(event).unwrap();
     let signature = stripe_signature(CONNECT_SECRET, chrono::Utc::now().timestamp(), &body);
-    let resp = app
-        .http
-        .post(format!("{}/webhook/{PLATFORM}/connect", app.base))
-        .header("Stripe-Signature", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.post_signed(
+        &format!("/webhook/{PLATFORM}/connect"),
+        &body,
+        Some(&signature),
+    )
+    .await
 }
 
 /// The reasons of the app's ignored events, once there are `n` (the events log is written in
@@ -111,10 +107,30 @@ async fn ignored_reasons(app: &TestApp, n: usize) -> Vec<String> {
 }
 
 async fn full_sync(app: &TestApp) -> Value {
+    let job = full_job(app).await;
+    app.wait_job(&job).await
+}
+
+/// Asks for a full job and runs its first three tasks (the platform's customers and coupons, and
+/// the listing of its accounts), leaving the accounts' tasks queued; the job's id.
+async fn start_full_job(app: &TestApp) -> String {
+    let job = full_job(app).await;
+    for _ in 0..3 {
+        Worker::new(app.ctx.clone())
+            .try_execute_task(&CancellationToken::new())
+            .await
+            .unwrap()
+            .expect("a task to run");
+    }
+    job
+}
+
+/// Asks for a full job of the platform; its id.
+async fn full_job(app: &TestApp) -> String {
     let job = app
         .sync(json!({"app_key": PLATFORM, "mode": "full"}), 202)
         .await;
-    app.wait_job(job["job_id"].as_str().unwrap()).await
+    job["job_id"].as_str().unwrap().to_owned()
 }
 
 /// Runs queued tasks with a worker of its own until none is left.
@@ -414,18 +430,8 @@ async fn connect_webhooks_are_routed_by_account_and_refetch_from_it() {
 async fn a_deauthorized_account_stops_and_keeps_its_rows() {
     let app = spawn_app(platform("\"all\"", false)).await;
     let fake = app.fake();
-    let job = app
-        .sync(json!({"app_key": PLATFORM, "mode": "full"}), 202)
-        .await;
-    let job_id = job["job_id"].as_str().unwrap().to_owned();
     // The platform's own tasks and its accounts' listing run; the accounts' tasks are queued.
-    for _ in 0..3 {
-        Worker::new(app.ctx.clone())
-            .try_execute_task(&CancellationToken::new())
-            .await
-            .unwrap()
-            .expect("a task to run");
-    }
+    let job_id = start_full_job(&app).await;
     let queued: i64 = app
         .db()
         .await
@@ -499,11 +505,9 @@ async fn a_deauthorized_account_stops_and_keeps_its_rows() {
         }
     };
     let before = b_rows(&app).await;
-    let job = app
-        .sync(json!({"app_key": PLATFORM, "mode": "full"}), 202)
-        .await;
+    let job = full_job(&app).await;
     drain(&app).await;
-    let doc = app.wait_job(job["job_id"].as_str().unwrap()).await;
+    let doc = app.wait_job(&job).await;
     assert_eq!(doc["status"], "completed", "{doc}");
     let accounts: Vec<&str> = doc["accounts"]
         .as_array()
@@ -529,17 +533,7 @@ async fn a_refused_account_fails_alone_and_leaves_the_circuit_closed() {
     })
     .await;
     let fake = app.fake();
-    let job = app
-        .sync(json!({"app_key": PLATFORM, "mode": "full"}), 202)
-        .await;
-    let job_id = job["job_id"].as_str().unwrap().to_owned();
-    for _ in 0..3 {
-        Worker::new(app.ctx.clone())
-            .try_execute_task(&CancellationToken::new())
-            .await
-            .unwrap()
-            .expect("a task to run");
-    }
+    let job_id = start_full_job(&app).await;
     // B is disconnected without a word: its requests answer 403 from now on.
     assert!(fake.disconnect(TENANT_B));
     drain(&app).await;
@@ -599,15 +593,7 @@ async fn a_refused_account_fails_alone_and_leaves_the_circuit_closed() {
 async fn a_crashed_run_of_an_account_resumes_without_duplicates_or_gaps() {
     let app = spawn_app(platform("\"all\"", false)).await;
     let fake = app.fake();
-    app.sync(json!({"app_key": PLATFORM, "mode": "full"}), 202)
-        .await;
-    for _ in 0..3 {
-        Worker::new(app.ctx.clone())
-            .try_execute_task(&CancellationToken::new())
-            .await
-            .unwrap()
-            .expect("a task to run");
-    }
+    start_full_job(&app).await;
     // A's customers are claimed first among the accounts' tasks (oldest first, then by id):
     // make sure of it, then let the worker die after a page of them is committed.
     let db = app.db().await;
@@ -704,9 +690,13 @@ async fn enabling_connect_gives_the_older_rows_the_platforms_id() {
     let own = app.fake().platform_account_id().to_owned();
     let doc = full_sync(&app).await;
     assert_eq!(doc["status"], "completed", "{doc}");
-    let expected: BTreeMap<String, i64> = [(own.clone(), 5), (TENANT_A.into(), 120), (TENANT_B.into(), 30)]
-        .into_iter()
-        .collect();
+    let expected: BTreeMap<String, i64> = [
+        (own.clone(), 5),
+        (TENANT_A.into(), 120),
+        (TENANT_B.into(), 30),
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(per_account(&app, "stripe_customers").await, expected);
     let recorded: String = app
         .db()
@@ -729,6 +719,9 @@ async fn enabling_connect_gives_the_older_rows_the_platforms_id() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(left, 0, "no row is left without its account, and none is written twice");
+    assert_eq!(
+        left, 0,
+        "no row is left without its account, and none is written twice"
+    );
     app.stop().await;
 }

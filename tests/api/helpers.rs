@@ -438,9 +438,20 @@ impl TestApp {
         body: &[u8],
         signature: Option<&str>,
     ) -> (u16, Value) {
+        self.post_signed(&format!("/webhook/{app_key}"), body, signature)
+            .await
+    }
+
+    /// POSTs a raw body to `path` with a `Stripe-Signature` header (when given); status and JSON.
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
-            .post(format!("{}/webhook/{app_key}", self.base))
+            .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .body(body.to_vec());
         if let Some(sig) = signature {

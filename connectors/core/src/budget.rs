@@ -3,19 +3,24 @@
 //! are for.
 //!
 //! A caller names the account its request is for (`""` for the app's own). While the budget has
-//! room the request goes at once. Otherwise it waits in its account's queue, and each slot goes to
-//! the next account in turn that has a request waiting: a connected account with a million objects
-//! and twenty walkers gets no more of the budget than one with a hundred objects and one walker,
-//! while an account alone gets all of it. One dispatcher task per budget hands out the slots, and
-//! only while requests wait; the budget is never exceeded. Used by connectors at their one HTTP
-//! choke point, before the request is sent.
+//! room the request goes at once. Otherwise it waits in its account's queue, and the slots go to
+//! the accounts that have a request waiting, alternately: one to the next account in turn, the
+//! next to the account that has been given the fewest slots since requests began to wait. So a
+//! connected account with a million objects and twenty walkers gets no more than its turn, and
+//! once it has had more slots than the small accounts beside it, they go first for half of the
+//! slots: fifty small accounts complete before a large one has used most of the budget. Every
+//! account waiting still gets a slot at least every other round of turns (a webhook's fetch is
+//! never stuck behind a backfill), and an account alone gets every slot. One dispatcher task per
+//! budget hands out the slots, and only while requests wait; the budget is never exceeded. Used
+//! by connectors at their one HTTP choke point, before the request is sent.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+use crate::turns::Turns;
 
 /// Spaces the requests of one app.
 #[derive(Debug)]
@@ -34,10 +39,8 @@ struct Inner {
 struct State {
     /// When the next request may start.
     next: Instant,
-    /// The requests waiting, by account, first come first.
-    queues: HashMap<String, VecDeque<oneshot::Sender<()>>>,
-    /// The accounts with requests waiting, in the order they get their next slot.
-    turns: VecDeque<String>,
+    /// The requests waiting, by account ([`Turns`]).
+    waiting: Turns<oneshot::Sender<()>>,
     /// A dispatcher is handing out slots.
     dispatching: bool,
 }
@@ -54,8 +57,7 @@ impl RequestBudget {
                 interval: Duration::from_secs_f64(1.0 / per_second),
                 state: Mutex::new(State {
                     next: Instant::now(),
-                    queues: HashMap::new(),
-                    turns: VecDeque::new(),
+                    waiting: Turns::default(),
                     dispatching: false,
                 }),
             }),
@@ -73,17 +75,12 @@ impl RequestBudget {
         let asked = Instant::now();
         let waiting = {
             let mut state = self.inner.lock();
-            if state.turns.is_empty() && state.next <= asked {
+            if state.waiting.is_empty() && state.next <= asked {
                 state.next = asked + self.inner.interval;
                 return Duration::ZERO;
             }
             let (tx, rx) = oneshot::channel();
-            let State { queues, turns, .. } = &mut *state;
-            let queue = queues.entry(account.to_owned()).or_default();
-            if queue.is_empty() {
-                turns.push_back(account.to_owned());
-            }
-            queue.push_back(tx);
+            state.waiting.push(account, tx);
             if !state.dispatching {
                 state.dispatching = true;
                 tokio::spawn(dispatch(self.inner.clone()));
@@ -115,13 +112,14 @@ impl Inner {
     }
 }
 
-/// Hands out slots, one per interval, to the accounts in turn, until no request waits.
+/// Hands out slots, one per interval, until no request waits ([`Turns`] says to whom).
 async fn dispatch(inner: Arc<Inner>) {
     loop {
         let slot = {
             let mut state = inner.lock();
-            if state.turns.is_empty() {
+            if state.waiting.is_empty() {
                 state.dispatching = false;
+                state.waiting.forget_served();
                 return;
             }
             let slot = state.next.max(Instant::now());
@@ -130,26 +128,10 @@ async fn dispatch(inner: Arc<Inner>) {
         };
         tokio::time::sleep_until(slot).await;
         let mut state = inner.lock();
-        // The slot goes to the next account in turn whose waiter is still there (a waiter whose
-        // task was dropped gives its turn away without using the slot).
-        while let Some(account) = state.turns.pop_front() {
-            let State { queues, turns, .. } = &mut *state;
-            let Some(queue) = queues.get_mut(&account) else {
-                continue;
-            };
-            let mut granted = false;
-            while let Some(waiter) = queue.pop_front() {
-                if waiter.send(()).is_ok() {
-                    granted = true;
-                    break;
-                }
-            }
-            if queue.is_empty() {
-                queues.remove(&account);
-            } else {
-                turns.push_back(account);
-            }
-            if granted {
+        // A waiter whose task was dropped gives the slot to the next one.
+        while let Some((account, waiter)) = state.waiting.pop() {
+            if waiter.send(()).is_ok() {
+                state.waiting.served(account);
                 break;
             }
         }
@@ -234,6 +216,42 @@ mod tests {
         // Once the small ones are done the large one has every slot.
         let tail: Vec<&str> = grants[12..].iter().map(|(a, _)| *a).collect();
         assert!(tail.iter().all(|a| *a == "acct_large"), "{tail:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn small_accounts_go_first_and_the_large_one_still_gets_its_turns() {
+        let budget = Arc::new(RequestBudget::per_second(10.0).unwrap());
+        let start = Instant::now();
+        // A large account has had the budget to itself for two seconds when five small ones
+        // ask for four slots each.
+        let mut handles = burst(&budget, "acct_large", 60, start);
+        tokio::time::sleep(Duration::from_millis(2050)).await;
+        let arrived = Instant::now() - start;
+        for small in ["acct_a", "acct_b", "acct_c", "acct_d", "acct_e"] {
+            handles.extend(burst(&budget, small, 4, start));
+        }
+        let mut grants = Vec::new();
+        for h in handles {
+            grants.push(h.await.unwrap());
+        }
+        grants.sort_by_key(|(_, at)| *at);
+        let during: Vec<&str> = grants
+            .iter()
+            .filter(|(_, at)| *at > arrived)
+            .map(|(a, _)| *a)
+            .collect();
+        let last_small = during.iter().rposition(|a| *a != "acct_large").unwrap();
+        let large: Vec<usize> = (0..last_small)
+            .filter(|i| during[*i] == "acct_large")
+            .collect();
+        // Turns alone would give the large account a sixth of the slots while the small ones
+        // wait; with every other slot going to the least served, it gets a twelfth.
+        assert!(last_small <= 22, "{during:?}");
+        assert!(large.len() <= 2, "{during:?}");
+        // Yet it is never left out for more than two rounds of turns.
+        assert!(large.first().is_some_and(|i| *i <= 12), "{during:?}");
+        // Never more than the budget: 80 requests, the last 79 intervals after the first.
+        assert_eq!(grants.last().unwrap().1, Duration::from_millis(7900));
     }
 
     #[tokio::test(start_paused = true)]

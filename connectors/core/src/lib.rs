@@ -15,6 +15,7 @@ use async_trait::async_trait;
 
 pub mod budget;
 pub mod hex;
+pub mod turns;
 
 /// A resource a connector can sync, as named in `sync_resources` and `resource_types`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -409,7 +409,9 @@ async fn every_resource_of_the_table_walks_to_the_fakes_ids() {
     let connector = connector(&stripe);
     let customers = stripe.ids("customer");
     let mut carried = Vec::new();
-    for row in TABLE {
+    // The connected accounts are walked and fetched in testkit/tests/fake_stripe_connect.rs and
+    // tests/api/connect.rs: a platform without any lists none.
+    for row in TABLE.iter().filter(|r| !r.connected_accounts) {
         let walked = match row.parent {
             Parent::None => walk(&connector, row.name, &ListOptions::default()).await,
             Parent::Customer => {
@@ -542,7 +544,9 @@ async fn truncated_lines_are_listed_in_full() {
 async fn fetch_object_returns_every_resource() {
     let stripe = FakeStripe::start(StripeData::generate(&Counts::everything())).await;
     let connector = connector(&stripe);
-    for row in TABLE {
+    // The connected accounts are walked and fetched in testkit/tests/fake_stripe_connect.rs and
+    // tests/api/connect.rs: a platform without any lists none.
+    for row in TABLE.iter().filter(|r| !r.connected_accounts) {
         let ids = stripe.ids(row.name);
         assert!(!ids.is_empty(), "{}", row.name);
         if row.retrieve.is_none() {

@@ -68,7 +68,11 @@ pub(super) fn coupons(gen: &mut Gen, n: usize) {
 /// later one can name an earlier one).
 pub(super) fn remaining(gen: &mut Gen, n: usize) {
     for (i, resource) in TABLE.iter().enumerate() {
-        if resource.parent != Parent::None || MADE_ELSEWHERE.contains(&resource.name) {
+        // Connected accounts are the platform's accounts, not objects of an account's store.
+        if resource.parent != Parent::None
+            || resource.connected_accounts
+            || MADE_ELSEWHERE.contains(&resource.name)
+        {
             continue;
         }
         let Some(base) = fixture_ref(resource.object) else {

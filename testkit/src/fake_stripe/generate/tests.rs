@@ -127,7 +127,8 @@ fn everything_has_every_resource_shaped_like_its_fixture() {
             "{coupon}"
         );
     }
-    for row in TABLE {
+    // Connected accounts are made by `with_connected_account`, not generated (see the connect tests).
+    for row in TABLE.iter().filter(|r| !r.connected_accounts) {
         let objects = all(&data, row.name);
         assert!(!objects.is_empty(), "{}", row.name);
         let base = fixture(row.object);
