@@ -323,6 +323,8 @@ async fn decide<'a>(
     staged: &mut Vec<Staged<'a>>,
 ) -> Outcome {
     let version = DateTime::from_timestamp(item.event.created, 0).unwrap_or_else(Utc::now);
+    // A second after the event's (none at the end of time: nothing is a second newer then).
+    let second_after = version.checked_add_signed(Duration::seconds(1));
     let staged_before = staged.len();
     let mut undo: Vec<(ObjectKey, Option<Current>)> = Vec::new();
     for change in &item.event.changes {
@@ -331,7 +333,7 @@ async fn decide<'a>(
         let has_children = resource.is_some_and(|r| !r.child_collection_keys.is_empty());
         let fetchable = resource.is_none_or(|r| r.fetchable);
         let must_fetch = match current.get(&k) {
-            Some(row) if row.version >= version + Duration::seconds(1) => continue,
+            Some(row) if second_after.is_some_and(|after| row.version >= after) => continue,
             Some(row) if row.version >= version => {
                 if row.deleted == change.deleted
                     && row

@@ -10,11 +10,14 @@
 //!
 //! A batch that fails as a whole is not allowed to sink its neighbours: after a deadlock or
 //! serialization failure it is tried again, and after any other database error each delivery is
-//! tried alone, so a delivery the database refuses fails only itself.
+//! tried alone, so a delivery the database refuses fails only itself. A batch that panics answers
+//! its own deliveries 503 and the lane goes on.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
+use futures_util::FutureExt;
 use supasaasy_connector::{Connector, Event};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -109,7 +112,19 @@ async fn lane(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Delivery>>>) {
             }
             batch
         };
-        apply_batch(&pool, batch).await;
+        // A batch that panics fails its own deliveries (their answers are dropped: 503) and
+        // never takes the lane with it.
+        let applied = AssertUnwindSafe(apply_batch(&pool, batch))
+            .catch_unwind()
+            .await;
+        if let Err(panic) = applied {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "a webhook batch panicked; its deliveries answer 503 and the lane goes on");
+        }
     }
 }
 

@@ -262,7 +262,7 @@ pub async fn metrics(ctx: &Context) -> Resp {
         ctx.ops.metrics.render(
             queue.as_deref(),
             &circuits,
-            ctx.webhooks.queued(),
+            (ctx.webhooks.queued(), ctx.ops.events.dropped()),
             freshness.as_ref(),
         ),
     )

@@ -22,6 +22,10 @@ use crate::context::Context;
 use crate::providers;
 use crate::store::events::{self, WebhookLog};
 
+/// An event created at or after this (2100-01-01, Unix seconds) is refused as malformed: no
+/// provider sends one, and times near the end of `chrono`'s range overflow.
+const LATEST_CREATED: i64 = 4_102_444_800;
+
 /// Header names whose values never reach the request log, besides every provider's signature
 /// headers.
 const REDACTED: [&str; 4] = ["authorization", "cookie", "x-api-key", "api-key"];
@@ -204,6 +208,15 @@ async fn receive(
     let event = connector
         .parse_webhook(&body)
         .map_err(|e| webhook_error(app_key, e))?;
+    if !(0..LATEST_CREATED).contains(&event.created) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "malformed event: created {} is not a time this daemon accepts (1970 to 2100)",
+                event.created
+            ),
+        ));
+    }
     seen.event_id = Some(event.id.clone());
     seen.event_type = Some(event.event_type.clone());
     seen.ignored_reason = event.ignored_reason.clone();

@@ -4,11 +4,16 @@
 //!
 //! An event is recorded after the work it describes; the webhook answer does not wait for it. A
 //! batch that cannot be written (the database is down) is kept and retried with backoff, up to
-//! [`MAX_PENDING`] events, beyond which the oldest are dropped with a warning. [`EventLog::flush`]
+//! [`MAX_PENDING`] events, beyond which the oldest are dropped with a warning. An event recorded
+//! while the channel is full (the writer is behind, or waiting out an outage) is dropped and
+//! counted ([`EventLog::dropped`], `supasaasy_integration_events_dropped_total`): memory stays
+//! bounded whatever strangers send. [`EventLog::flush`]
 //! returns once everything recorded before it is written (the events API calls it, and so does a
 //! stopping daemon).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -18,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::integration_events::{self, NewEvent};
 
-/// Events waiting in the channel before `record` has to hand off to a task.
+/// Events waiting in the channel; past it `record` drops them.
 const CHANNEL: usize = 16_384;
 /// Events inserted per statement at most.
 const BATCH: usize = 1_000;
@@ -38,6 +43,8 @@ pub struct EventLog {
     tx: mpsc::Sender<Msg>,
     /// `[events] enabled`: when false, `record` does nothing.
     enabled: bool,
+    /// Events dropped because the channel was full.
+    dropped: Arc<AtomicU64>,
 }
 
 impl EventLog {
@@ -46,7 +53,16 @@ impl EventLog {
     pub fn start(pool: Pool, enabled: bool) -> EventLog {
         let (tx, rx) = mpsc::channel(CHANNEL);
         tokio::spawn(write_loop(pool, rx));
-        EventLog { tx, enabled }
+        EventLog {
+            tx,
+            enabled,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Events dropped so far because the writer was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Records an event; never waits.
@@ -71,12 +87,16 @@ impl EventLog {
         };
         match self.tx.try_send(Msg::Event(event)) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                // The writer is behind: hand the event to a task rather than make the caller wait.
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(msg).await;
-                });
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The writer is behind: the event is dropped rather than held or waited for. A
+                // warning at the first drop and at every power of two after it.
+                let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+                if (before + 1).is_power_of_two() {
+                    tracing::warn!(
+                        dropped = before + 1,
+                        "integration events dropped: the writer is behind (is the database down?)"
+                    );
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::debug!("event log closed; event not recorded");
@@ -182,4 +202,36 @@ fn take(msg: Msg, pending: &mut VecDeque<NewEvent>, waiting: &mut Vec<oneshot::S
 async fn write(pool: &Pool, batch: &[NewEvent]) -> Result<(), crate::store::StoreError> {
     let client = pool.get().await?;
     integration_events::insert_batch(&**client, batch).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_past_the_channel_are_dropped_and_counted_not_held() {
+        // A database that never answers: the writer keeps its first batch and waits.
+        let target = crate::db::Target::parse("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let pool = crate::db::pool(&target, 1).unwrap();
+        let log = EventLog::start(pool, true);
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let extra = 50_000;
+        for n in 0..CHANNEL + BATCH + extra {
+            log.record(
+                Some("app"),
+                "stripe",
+                "webhook.rejected",
+                "rejected",
+                serde_json::json!({"n": n}),
+            );
+        }
+        // Nothing was handed to a task of its own, and what the channel could not take is counted.
+        let now = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert!(now <= tasks + 1, "{tasks} tasks before, {now} after");
+        assert!(log.dropped() >= extra as u64, "{}", log.dropped());
+    }
 }

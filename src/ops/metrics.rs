@@ -235,7 +235,7 @@ impl Metrics {
         &self,
         queue: Option<&[(String, String, i64)]>,
         circuits: &[(String, CircuitState)],
-        webhooks_queued: usize,
+        (webhooks_queued, events_dropped): (usize, u64),
         freshness: Option<&Freshness>,
     ) -> String {
         let mut scrape = Registry::with_prefix(PREFIX);
@@ -278,6 +278,13 @@ impl Metrics {
             queued.clone(),
         );
         queued.set(i64::try_from(webhooks_queued).unwrap_or(i64::MAX));
+        let dropped = Counter::<u64>::default();
+        scrape.register(
+            "integration_events_dropped",
+            "Integration events dropped because the writer was behind (the database down or slow)",
+            dropped.clone(),
+        );
+        dropped.inc_by(events_dropped);
         let queue_tasks = Family::<StatusLabels, Gauge>::default();
         scrape.register(
             "queue_tasks",
@@ -380,7 +387,7 @@ mod tests {
                 ("stripe_prod".into(), CircuitState::Closed),
                 ("intercom_eu".into(), CircuitState::Open),
             ],
-            5,
+            (5, 7),
             Some(&Freshness {
                 syncs: vec![(
                     "stripe_prod".into(),
@@ -442,6 +449,7 @@ mod tests {
             (r#"supasaasy_circuit_state{app_key="intercom_eu"}"#, "2"),
             (r#"supasaasy_circuit_open{app_key="intercom_eu"}"#, "1"),
             ("supasaasy_webhooks_queued", "5"),
+            ("supasaasy_integration_events_dropped_total", "7"),
             (
                 r#"supasaasy_last_success_timestamp_seconds{app_key="stripe_prod",resource="customer"}"#,
                 "1700000000.5",
@@ -468,7 +476,7 @@ mod tests {
     fn label_values_are_escaped() {
         let metrics = Metrics::new();
         metrics.webhook("unknown", "a\"b\\c\nd", "rejected");
-        let text = metrics.render(None, &[], 0, None);
+        let text = metrics.render(None, &[], (0, 0), None);
         assert!(
             text.contains(r#"event_type="a\"b\\c\nd""#),
             "the line stays one line: {text}"

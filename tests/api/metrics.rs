@@ -372,7 +372,7 @@ fn the_example_dashboard_queries_only_series_that_exist() {
             APP.to_string(),
             supasaasy::ops::breaker::CircuitState::Closed,
         )],
-        0,
+        (0, 0),
         None,
     );
     let names: Vec<String> = parse(&text).into_iter().map(|s| s.name).collect();

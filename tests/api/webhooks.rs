@@ -433,3 +433,40 @@ async fn webhook_requests_are_logged_with_secrets_redacted() {
     assert_eq!(app.count("webhook_logs").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_time_at_the_end_of_time_is_refused_and_stops_nothing() {
+    let app = app().await;
+    let fake = app.fake();
+    let id = fake.ids("customer")[0].clone();
+    fake.update("customer", &id, |c| c["name"] = json!("First"));
+    let first = last_event(&app);
+    let (status, body) = app.deliver("stripe_test", &first).await;
+    assert_eq!(
+        (status, body["action"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    // Signed, about the same customer, and created near the end of what a timestamp can hold:
+    // a second after it is not a time at all.
+    let mut absurd = first.clone();
+    absurd["id"] = json!("evt_end_of_time");
+    absurd["created"] = json!(8_210_266_876_799_i64);
+    let (status, body) = app.deliver("stripe_test", &absurd).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("8210266876799"),
+        "{body}"
+    );
+    // The lanes go on: the next delivery is applied.
+    fake.update("customer", &id, |c| c["name"] = json!("Second"));
+    let second = last_event(&app);
+    let (status, body) = app.deliver("stripe_test", &second).await;
+    assert_eq!(status, 200, "{body}");
+    let (row, _) = app
+        .row("stripe_test", "stripe_customer", &id)
+        .await
+        .unwrap();
+    assert_eq!(row["name"], "Second");
+    app.stop().await;
+}
