@@ -139,7 +139,7 @@ pub async fn list_events(ctx: &Context, req: &Request<Incoming>) -> Result<Resp,
         ..EventFilter::default()
     };
     let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
-    for (k, v) in query_pairs(req.uri().query()) {
+    for (k, v) in query_pairs(req.uri().query())? {
         match k.as_str() {
             "app_key" => filter.app_key = Some(v),
             "service" if providers::services().contains(&v.as_str()) => filter.service = Some(v),

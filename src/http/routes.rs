@@ -147,7 +147,7 @@ fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
 async fn get_job(ctx: &Context, id: &str, req: &Request<Incoming>) -> Result<Resp, ApiError> {
     let job_id = parse_job_id(id)?;
     let mut include_tasks = false;
-    for (k, v) in query_pairs(req.uri().query()) {
+    for (k, v) in query_pairs(req.uri().query())? {
         if k == "include_tasks" {
             include_tasks = match v.as_str() {
                 "true" | "1" => true,
@@ -174,7 +174,7 @@ async fn list_jobs(ctx: &Context, req: &Request<Incoming>) -> Result<Resp, ApiEr
         limit: 20,
         ..JobFilter::default()
     };
-    for (k, v) in query_pairs(req.uri().query()) {
+    for (k, v) in query_pairs(req.uri().query())? {
         match k.as_str() {
             "app_key" => filter.app_key = Some(v),
             "status" => {

@@ -192,8 +192,13 @@ pub fn parse_limit(v: &str) -> Result<i64, ApiError> {
 }
 
 /// The decoded `key=value` pairs of a query string.
-pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
+///
+/// # Errors
+///
+/// A 400 when a key or value holds a NUL (`%00`): no filter can mean one, and Postgres refuses
+/// it in text.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = query
         .unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
@@ -201,7 +206,17 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (percent_decode(k), percent_decode(v))
         })
-        .collect()
+        .collect();
+    if pairs
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "a query parameter holds a NUL character",
+        ));
+    }
+    Ok(pairs)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -232,7 +247,9 @@ mod tests {
 
     #[test]
     fn decodes_query_strings() {
-        let pairs = query_pairs(Some("a=1&b=x%20y&c=%zz&d&e=%4"));
+        assert!(query_pairs(Some("app_key=a%00b")).is_err());
+        assert!(query_pairs(Some("%00=1")).is_err());
+        let pairs = query_pairs(Some("a=1&b=x%20y&c=%zz&d&e=%4")).unwrap();
         assert_eq!(
             pairs,
             vec![

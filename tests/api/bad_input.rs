@@ -256,6 +256,23 @@ async fn every_route_refuses_bad_input_and_changes_nothing() {
             None,
             400,
         ),
+        // A NUL in a filter is refused, not handed to Postgres (which answers an error).
+        (
+            Method::GET,
+            "/jobs?app_key=stripe%00test".into(),
+            Auth::Admin,
+            vec![],
+            None,
+            400,
+        ),
+        (
+            Method::GET,
+            "/events?app_key=%00".into(),
+            Auth::Admin,
+            vec![],
+            None,
+            400,
+        ),
         (
             Method::GET,
             format!("/jobs/{unknown_job}"),

@@ -429,16 +429,23 @@ fn should_retry(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// The delay of a `Retry-After` header given in seconds; an HTTP date or garbage gives `None`.
+/// The longest `Retry-After` honoured: a provider asking for a day (or for more seconds than a
+/// `Duration` holds) gets a minute, and the task's own retries and backoff do the rest.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The delay of a `Retry-After` header given in seconds, at most [`MAX_RETRY_AFTER`]; an HTTP
+/// date or garbage gives `None`.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    value
-        .parse::<f64>()
-        .ok()
-        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => value
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER.as_secs_f64())))?,
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 /// Classifies a failure to send a request or read its answer.
@@ -534,6 +541,25 @@ mod tests {
             err,
             ConnectorError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_millis(500)
         ));
+    }
+
+    #[test]
+    fn retry_after_is_at_most_a_minute() {
+        for value in [
+            "86400",
+            "18446744073709551615",
+            "1e300",
+            "99999999999999999999",
+        ] {
+            let err = classify_status(429, &headers(&[("retry-after", value)]), b"");
+            assert!(
+                matches!(
+                    err,
+                    ConnectorError::RateLimited { retry_after: Some(d), .. } if d == MAX_RETRY_AFTER
+                ),
+                "{value}: {err:?}"
+            );
+        }
     }
 
     #[test]
