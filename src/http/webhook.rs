@@ -26,9 +26,24 @@ use crate::store::events::{self, WebhookLog};
 /// provider sends one, and times near the end of `chrono`'s range overflow.
 const LATEST_CREATED: i64 = 4_102_444_800;
 
-/// Header names whose values never reach the request log, besides every provider's signature
-/// headers.
-const REDACTED: [&str; 4] = ["authorization", "cookie", "x-api-key", "api-key"];
+/// Header names whose values the request log keeps; every other header is logged as
+/// `[redacted]` (an allow-list: a header a proxy adds to carry credentials, whatever its name,
+/// never reaches the log).
+const SHOWN: [&str; 13] = [
+    "accept",
+    "accept-encoding",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-request-id",
+];
 
 /// What the events log and the metrics record of one webhook request.
 #[derive(Default)]
@@ -350,14 +365,11 @@ fn redacted_headers(headers: &HeaderMap) -> Value {
     let mut map = Map::new();
     for (name, value) in headers {
         let name = name.as_str();
-        let redacted = REDACTED.contains(&name)
-            || providers::signature_headers().any(|h| h == name)
-            || name.contains("secret")
-            || name.contains("token");
-        let shown = if redacted {
-            "[redacted]".to_string()
-        } else {
+        let signature = providers::signature_headers().any(|h| h == name);
+        let shown = if SHOWN.contains(&name) && !signature {
             String::from_utf8_lossy(value.as_bytes()).into_owned()
+        } else {
+            "[redacted]".to_string()
         };
         map.insert(name.to_string(), Value::String(shown));
     }
