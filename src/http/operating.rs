@@ -68,8 +68,10 @@ pub async fn readyz(ctx: &Context) -> Resp {
 }
 
 /// `GET /health`: 200 with each app's circuit and recent activity while the database answers
-/// (`degraded` when a circuit is not closed), 503 when it does not.
-pub async fn health(ctx: &Context) -> Resp {
+/// (`degraded` when a circuit is not closed), 503 when it does not. The route is public: an app's
+/// last error shows as a short category, and as the whole message (URLs, OS errors) only to a
+/// caller with the admin key (`admin`).
+pub async fn health(ctx: &Context, admin: bool) -> Resp {
     let app_keys: Vec<String> = ctx.config.apps.iter().map(|a| a.app_key.clone()).collect();
     let probe = async {
         let client = ctx.pool.get().await?;
@@ -94,7 +96,7 @@ pub async fn health(ctx: &Context) -> Resp {
         .apps
         .iter()
         .map(|app| {
-            let (body, circuit) = app_health(ctx, app, activity.next());
+            let (body, circuit) = app_health(ctx, app, activity.next(), admin);
             degraded |= circuit != CircuitState::Closed;
             body
         })
@@ -111,7 +113,12 @@ pub async fn health(ctx: &Context) -> Resp {
 }
 
 /// One app's part of `/health`; `seen` is `None` while the database does not answer.
-fn app_health(ctx: &Context, app: &AppConfig, seen: Option<AppActivity>) -> (Value, CircuitState) {
+fn app_health(
+    ctx: &Context,
+    app: &AppConfig,
+    seen: Option<AppActivity>,
+    admin: bool,
+) -> (Value, CircuitState) {
     let breakers = &ctx.ops.breakers;
     let circuit = breakers.state(&app.app_key);
     let known = seen.is_some();
@@ -120,6 +127,13 @@ fn app_health(ctx: &Context, app: &AppConfig, seen: Option<AppActivity>) -> (Val
         (CircuitState::Closed, true) => seen.last_job_error,
         _ => breakers.last_error(&app.app_key).or(seen.last_job_error),
     };
+    let last_error = last_error.map(|e| {
+        if admin {
+            e
+        } else {
+            error_category(&e).to_owned()
+        }
+    });
     let body = json!({
         "app_key": app.app_key,
         "connector": app.connector.name,
@@ -129,6 +143,46 @@ fn app_health(ctx: &Context, app: &AppConfig, seen: Option<AppActivity>) -> (Val
         "last_error": last_error,
     });
     (body, circuit)
+}
+
+/// What kind of error `message` is, in a few words that carry no URL, host or OS detail.
+fn error_category(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if any(&["answered 429", "(429)", "rate limit"]) {
+        "rate limited by the provider"
+    } else if any(&[
+        "answered 5",
+        "(500)",
+        "(502)",
+        "(503)",
+        "(504)",
+        "server error",
+    ]) {
+        "provider server error"
+    } else if any(&[
+        "timed out",
+        "timeout",
+        "connect",
+        "unreachable",
+        "dns",
+        "resolve",
+    ]) {
+        "provider unreachable"
+    } else if any(&[
+        "answered 401",
+        "answered 403",
+        "(401)",
+        "(403)",
+        "refused",
+        "rejected",
+    ]) {
+        "refused by the provider"
+    } else if any(&["database", "postgres"]) {
+        "database error"
+    } else {
+        "sync error"
+    }
 }
 
 /// `GET /events`: the integration events log, newest first, with the total and the summary over
@@ -266,4 +320,24 @@ pub async fn metrics(ctx: &Context) -> Resp {
             freshness.as_ref(),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_category;
+
+    #[test]
+    fn errors_show_publicly_as_categories_without_urls() {
+        for (message, category) in [
+            ("Stripe answered 503 for app a on GET /v1/customers?limit=100 [req_1]", "provider server error"),
+            ("Stripe answered 429 for app a on GET /v1/customers and asked for a retry", "rate limited by the provider"),
+            ("error sending request for url (http://127.0.0.1:9/v1/customers?limit=100): tcp connect error: Connection refused (os error 111)", "provider unreachable"),
+            ("Stripe refused GET /v1/customers to the API key of app a (401)", "refused by the provider"),
+            ("gave up after 3 attempts", "sync error"),
+        ] {
+            let shown = error_category(message);
+            assert_eq!(shown, category, "{message}");
+            assert!(!shown.contains("http") && !shown.contains("127.0.0.1"));
+        }
+    }
 }

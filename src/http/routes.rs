@@ -34,7 +34,7 @@ pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
             Ok(webhook::handle(ctx, app_key, true, req).await)
         }
         (["webhook", _] | ["webhook", _, "connect"], _) => Err(method_not_allowed("POST")),
-        (["health"], &Method::GET) => Ok(operating::health(ctx).await),
+        (["health"], &Method::GET) => Ok(operating::health(ctx, admin(&req).is_ok()).await),
         (["health"], _) => Err(method_not_allowed("GET")),
         (["livez"], &Method::GET) => Ok(operating::livez()),
         (["livez"], _) => Err(method_not_allowed("GET")),
