@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod answer;
 pub mod budget;
 pub mod hex;
 pub mod turns;

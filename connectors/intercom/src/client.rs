@@ -15,10 +15,15 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
+use supasaasy_connector::answer::{read_capped, BodyError};
 use supasaasy_connector::budget::RequestBudget;
 use supasaasy_connector::{AppSettings, ConnectorError, RequestObserver, Secret};
 
 use crate::ratelimit::{self, Gate};
+
+/// The largest answer read from Intercom: a page of 150 contacts, or a conversation with its 500
+/// parts, is a few MiB.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 use crate::INTERCOM_API_VERSION;
 
 /// How long a run waits when another company scroll holds the workspace's only scroll.
@@ -217,10 +222,23 @@ impl IntercomHttp {
         let headers = response.headers().clone();
         let seen = ratelimit::parse_headers(&headers);
         self.gate.observe(seen);
-        let body = response
-            .bytes()
+        let body = read_capped(response, MAX_ANSWER_BYTES)
             .await
-            .map_err(|err| transport_failure(&self.app_key, request, &err))?;
+            .map_err(|err| match err {
+                BodyError::Read(err) => transport_failure(&self.app_key, request, &err),
+                BodyError::TooLarge(max) => Failure {
+                    status: Some(status.as_u16()),
+                    code: None,
+                    unsent: false,
+                    error: ConnectorError::Fatal {
+                        message: format!(
+                            "{request} to Intercom for app {}: the answer is larger than {} MiB",
+                            self.app_key,
+                            max >> 20
+                        ),
+                    },
+                },
+            })?;
         tracing::debug!(
             app_key = %self.app_key,
             request,

@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
+use supasaasy_connector::answer::{read_capped, BodyError};
 use supasaasy_connector::budget::RequestBudget;
 use supasaasy_connector::{AppSettings, ConnectorError, RequestObserver, Secret};
 
@@ -208,10 +209,18 @@ impl StripeHttp {
         self.observer
             .answered(Some(status.as_u16()), sent.elapsed());
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
+        let body = read_capped(response, MAX_ANSWER_BYTES)
             .await
-            .map_err(|err| transport_error(&self.app_key, request, &err))?;
+            .map_err(|err| match err {
+                BodyError::Read(err) => transport_error(&self.app_key, request, &err),
+                BodyError::TooLarge(max) => ConnectorError::Fatal {
+                    message: format!(
+                        "{request} to Stripe for app {}: the answer is larger than {} MiB",
+                        self.app_key,
+                        max >> 20
+                    ),
+                },
+            })?;
         tracing::debug!(
             app_key = %self.app_key,
             request,
@@ -428,6 +437,9 @@ fn should_retry(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
+
+/// The largest answer read from Stripe: a page of 100 objects with expanded lists is a few MiB.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// The longest `Retry-After` honoured: a provider asking for a day (or for more seconds than a
 /// `Duration` holds) gets a minute, and the task's own retries and backoff do the rest.
@@ -784,6 +796,28 @@ mod tests {
         assert!(matches!(err, ConnectorError::Retryable { .. }), "{err:?}");
         assert!(message(&err).contains("timed out"), "{err:?}");
         hold.abort();
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_any_page_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1099511627776\r\n\r\n{";
+            let _ = socket.write_all(head.as_bytes()).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
+        let err = http
+            .get_list("customers", &[], None)
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, ConnectorError::Fatal { .. }), "{err:?}");
+        assert!(message(&err).contains("larger than 64 MiB"), "{err:?}");
+        server.abort();
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use supasaasy_connector::answer::read_capped;
 use supasaasy_connector::Secret;
 use tokio::time::Instant;
 
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of a receiver's answer quoted in an error.
 const QUOTE_CHARS: usize = 120;
+/// The most of a refusing answer read to quote from (its first 120 characters are kept).
+const MAX_ALERT_ANSWER: usize = 64 << 10;
 
 /// An alert service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +221,10 @@ async fn post(
         .and_then(parse_retry_after);
     // The answer's text says why (Slack: `no_service`, `invalid_payload`); a body that cannot be
     // read in time is left out.
-    let body = response.text().await.unwrap_or_default();
+    let body = read_capped(response, MAX_ALERT_ANSWER)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let quoted = quote(&body, url);
     let mut error = format!("answered {}", status.as_u16());
     if !quoted.is_empty() {
