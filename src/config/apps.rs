@@ -173,7 +173,7 @@ fn validate_connect(
             ))
         }
         Some(RawAccounts::List(list)) => {
-            if let Some(bad) = list.iter().find(|id| !is_account_id(id)) {
+            if let Some(bad) = list.iter().find(|id| !supasaasy_stripe::is_account_id(id)) {
                 return Err(ConfigError::new(
                     key("connect.accounts"),
                     format!("{bad:?} is not a Stripe account id (acct_...)"),
@@ -194,14 +194,6 @@ fn validate_connect(
         accounts,
         webhook_secret,
     }))
-}
-
-/// A Stripe account id (`acct_1032D82eZvKYlo2C`).
-pub(crate) fn is_account_id(id: &str) -> bool {
-    id.len() > 5
-        && id.len() <= 255
-        && id.starts_with("acct_")
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[derive(Deserialize)]

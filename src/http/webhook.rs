@@ -253,15 +253,7 @@ async fn receive(
             tracing::info!(app = app_key, event = %event.id, %reason, "webhook ignored");
             seen.action = Some("ignored");
             seen.ignored_reason = Some(reason);
-            return Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "received": true,
-                    "event_id": event.id,
-                    "type": event.event_type,
-                    "action": "ignored",
-                }),
-            ));
+            return Ok(ack(&event.id, &event.event_type, "ignored"));
         }
     };
     let scope = Scope {
@@ -278,15 +270,7 @@ async fn receive(
         Ok(action) => {
             seen.action = Some(action.as_str());
             tracing::debug!(app = app_key, event = %event_id, r#type = %event_type, action = action.as_str(), "webhook");
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "received": true,
-                    "event_id": event_id,
-                    "type": event_type,
-                    "action": action.as_str(),
-                }),
-            ))
+            Ok(ack(event_id, event_type, action.as_str()))
         }
         Err(ApplyError::Provider(e)) => {
             tracing::warn!(app = app_key, event = %event_id, error = %e, "webhook not applied");
@@ -303,6 +287,19 @@ async fn receive(
             ))
         }
     }
+}
+
+/// The 200 that acknowledges an event, saying what became of it.
+fn ack(event_id: &str, event_type: &str, action: &str) -> Resp {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "received": true,
+            "event_id": event_id,
+            "type": event_type,
+            "action": action,
+        }),
+    )
 }
 
 /// The connected account an event happened in (`None` for the app's own), or why the event is

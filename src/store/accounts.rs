@@ -184,23 +184,3 @@ pub async fn listed_authorized(
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
-
-/// Of `accounts`, those that took `app_key`'s access away.
-///
-/// # Errors
-///
-/// A database error.
-pub async fn deauthorized_among(
-    client: &impl GenericClient,
-    app_key: &str,
-    accounts: &[String],
-) -> Result<Vec<String>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT account_id FROM supasaasy.connected_accounts
-              WHERE app_key = $1 AND account_id = ANY($2) AND deauthorized_at IS NOT NULL",
-            &[&app_key, &accounts],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}

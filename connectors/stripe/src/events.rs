@@ -30,7 +30,7 @@ use crate::resources::{Child, StripeResource};
 pub(crate) const DEAUTHORIZED: &str = "account.application.deauthorized";
 
 /// A Stripe account id (`acct_1032D82eZvKYlo2C`).
-pub(crate) fn is_account_id(id: &str) -> bool {
+pub fn is_account_id(id: &str) -> bool {
     id.len() > 5
         && id.len() <= 255
         && id.starts_with("acct_")

@@ -36,6 +36,7 @@ use crate::client::StripeHttp;
 use crate::listing::{Embedded, Malformed};
 use crate::resources::{Child, Parent, StripeResource};
 
+pub use crate::events::is_account_id;
 pub use crate::resources::{RESOURCES, TABLE};
 pub use crate::webhook::{sign, verify, SIGNATURE_TOLERANCE_SECS};
 
