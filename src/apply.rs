@@ -5,8 +5,9 @@
 //! - no row, or a row older than that second: the event's state is written;
 //! - a row at least a second newer: the event is stale and changes nothing;
 //! - a row from the same second whose state differs: the order of the two cannot be known, so the
-//!   object is fetched from the provider, which is the truth, and that state is written as of now
-//!   (an object the provider cannot fetch, a Stripe discount, is ordered by the rule that a
+//!   object is fetched from the provider, which is the truth, and that state is written as of now,
+//!   or as of the row's time when that is later (a provider clock ahead of the daemon's stamped
+//!   it): the fetched state replaces the row whatever the clocks say (an object the provider cannot fetch, a Stripe discount, is ordered by the rule that a
 //!   deletion is final: a tombstone of the same second stays, a deletion of it is written).
 //!
 //! A parent whose event does not carry all its children (a truncated item list) is fetched too.
@@ -29,9 +30,12 @@ use supasaasy_connector::{
     find_resource, Change, Connector, ConnectorError, Event, Record, Resource,
 };
 
+use uuid::Uuid;
+
 use crate::store::accounts;
 use crate::store::changes::{self, ChangedRows, Departures, ObjectKey};
 use crate::store::events::{self, SeenEvent};
+use crate::store::skipped::{self, Origin, Refused};
 use crate::store::StoreError;
 
 /// What applying an event did.
@@ -45,6 +49,9 @@ pub enum Action {
     Ignored,
     /// The event id was seen before.
     Duplicate,
+    /// The database refused a value of the event's objects: they were left out and recorded in
+    /// `supasaasy.skipped_entities`, and the event recorded as seen.
+    Quarantined,
 }
 
 impl Action {
@@ -55,6 +62,7 @@ impl Action {
             Action::Stale => "stale",
             Action::Ignored => "ignored",
             Action::Duplicate => "duplicate",
+            Action::Quarantined => "quarantined",
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct Item<'a> {
     pub event: &'a Event,
     /// `webhook` or `events_api`.
     pub source: &'a str,
+    /// The job and task reading the events API, which count the objects it quarantines.
+    pub run: Option<(Uuid, Uuid)>,
 }
 
 /// What one event of a batch came to.
@@ -141,6 +151,87 @@ pub async fn apply_in_transaction(
     let outcomes = apply_events(&tx, items).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Applies `items` as [`apply_in_transaction`] does; when the database refuses a value of the
+/// batch, applies each alone, in order ([`apply_alone`]), so the event whose objects it refuses
+/// is quarantined and the others are applied.
+///
+/// # Errors
+///
+/// A database error other than a refused value: nothing of the batch's events that was not yet
+/// committed was written then.
+pub async fn apply_guarded(pool: &Pool, items: &[Item<'_>]) -> Result<Vec<Outcome>, StoreError> {
+    match apply_in_transaction(pool, items).await {
+        Err(e) if e.is_refused_value() => {
+            tracing::warn!(error = %e, events = items.len(), "the database refused a value of a batch of events: applying them one by one");
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                outcomes.push(apply_alone(pool, item).await?);
+            }
+            Ok(outcomes)
+        }
+        other => other,
+    }
+}
+
+/// Applies one event in its own transaction. When the database refuses a value of its objects,
+/// they are left out: the event is recorded as seen with the action `quarantined`, and each of
+/// its objects recorded in `supasaasy.skipped_entities` with the database's reason, so the event
+/// never blocks the deliveries after it and the next run fetches the objects again.
+///
+/// # Errors
+///
+/// A database error other than a refused value.
+pub async fn apply_alone(pool: &Pool, item: &Item<'_>) -> Result<Outcome, StoreError> {
+    match apply_in_transaction(pool, std::slice::from_ref(item)).await {
+        Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or(Ok(Action::Duplicate))),
+        Err(e) if e.is_refused_value() => {
+            tracing::warn!(app = item.app_key, event = %item.event.id, error = %e, "the database refused a value of an event's objects: quarantined");
+            quarantine(pool, item, &e.to_string()).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Records an event as seen and quarantined, and its objects as skipped for `reason`.
+async fn quarantine(pool: &Pool, item: &Item<'_>, reason: &str) -> Result<Outcome, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let seen = SeenEvent {
+        app_key: item.app_key,
+        event_id: &item.event.id,
+        event_type: &item.event.event_type,
+        created: item.event.created,
+        source: item.source,
+        action: Action::Quarantined.as_str(),
+    };
+    let fresh = events::record_seen(&tx, &[seen]).await?;
+    if fresh.first() != Some(&true) {
+        return Ok(Ok(Action::Duplicate));
+    }
+    // Per account the objects' rows would be in (a connected account's event: its own).
+    let mut by_account: HashMap<&str, Vec<Refused>> = HashMap::new();
+    for change in &item.event.changes {
+        let (_, account, collection_key, id) = key(item, change);
+        by_account
+            .entry(account)
+            .or_default()
+            .push(Refused::new(collection_key, id, reason));
+    }
+    for (account_id, refused) in &by_account {
+        let origin = Origin {
+            app_key: item.app_key,
+            account_id,
+            source: item.source,
+            job_id: item.run.map(|(job, _)| job),
+            task_id: item.run.map(|(_, task)| task),
+            event_id: Some(&item.event.id),
+        };
+        skipped::record(&tx, &origin, refused).await?;
+    }
+    tx.commit().await?;
+    Ok(Ok(Action::Quarantined))
 }
 
 /// The state of one object as the batch goes: what the mirror held, then what the batch wrote.
@@ -353,7 +444,11 @@ async fn decide<'a>(
             _ => fetchable && has_children && !change.deleted && change.children.is_none(),
         };
         let (change, version) = if must_fetch {
-            let fetched_at = Utc::now();
+            // The provider's state now is newer than anything the mirror holds, whatever the
+            // clocks say: a row stamped by a provider clock ahead of ours is matched, not beaten.
+            let fetched_at = current
+                .get(&k)
+                .map_or_else(Utc::now, |row| row.version.max(Utc::now()));
             let (_, account) = item.scope.of(resource);
             let id = &change.record.external_id;
             match fetch_with_retry(item.connector, change.resource, id, account).await {
@@ -372,20 +467,30 @@ async fn decide<'a>(
         } else {
             (Cow::Borrowed(change), version)
         };
-        let after = match current.get(&k) {
-            Some(row) if row.version > version => None,
-            _ => Some(Current {
-                version,
-                payload: Some(match &change {
-                    Cow::Borrowed(c) => c.record.payload.value(),
-                    Cow::Owned(c) => Cow::Owned(c.record.payload.value().into_owned()),
-                }),
-                deleted: change.deleted,
-            }),
+        // A change older than the row changes nothing: it is not written, and an event whose
+        // changes all lose is stale, not applied. So is a fetched state the mirror holds
+        // already: the event's own state is not what the provider has.
+        let holds = |row: &Current| {
+            row.deleted == change.deleted
+                && row
+                    .payload
+                    .as_deref()
+                    .is_some_and(|p| change.record.payload == *p)
         };
-        if let Some(after) = after {
-            undo.push((k, current.insert(k, after)));
+        match current.get(&k) {
+            Some(row) if row.version > version => continue,
+            Some(row) if must_fetch && holds(row) => continue,
+            _ => {}
         }
+        let after = Current {
+            version,
+            payload: Some(match &change {
+                Cow::Borrowed(c) => c.record.payload.value(),
+                Cow::Owned(c) => Cow::Owned(c.record.payload.value().into_owned()),
+            }),
+            deleted: change.deleted,
+        };
+        undo.push((k, current.insert(k, after)));
         staged.push(Staged {
             item,
             change,

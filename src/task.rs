@@ -23,6 +23,7 @@ use crate::ops::alerts::Alert;
 use crate::store::accounts::{self, Listed};
 use crate::store::entities::{self, PageWrite, Sweep};
 use crate::store::jobs::{self, ClaimedTask, TaskEnd};
+use crate::store::skipped::{self, Refused};
 use crate::store::StoreError;
 
 mod parents;
@@ -196,8 +197,16 @@ async fn run_inner(
             Some(parents) => run.per_parent_listing(parents).await,
             None => run.listing().await,
         },
-        Ok(Plan::Events(window)) => run.events(window).await,
-        Ok(Plan::Trailing { from }) => run.trailing(from).await,
+        Ok(Plan::Events(window)) => match run.retry_skipped().await {
+            Ok(None) => run.events(window).await,
+            Ok(Some(outcome)) => Ok(outcome),
+            Err(e) => Err(e),
+        },
+        Ok(Plan::Trailing { from }) => match run.retry_skipped().await {
+            Ok(None) => run.trailing(from).await,
+            Ok(Some(outcome)) => Ok(outcome),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     if let Some(lock) = exclusive {
@@ -359,6 +368,7 @@ impl Run<'_> {
         requests: u32,
     ) -> PageWrite<'b> {
         PageWrite {
+            left_out: &[],
             task_id: self.task.id,
             lease_id: self.task.lease_id,
             job_id: self.task.job_id,
@@ -452,14 +462,18 @@ impl Run<'_> {
                     .retain(|r| r.created.is_none_or(|created| created >= from));
             }
             let started = *run_started_at.get_or_insert(fetched_at);
+            let left_out = left_out(&page);
             let Some(cursor) = page.next_cursor.clone() else {
-                let write = self.page_write(
-                    &page.records,
-                    page.records.len(),
-                    None,
-                    fetched_at,
-                    page.requests,
-                );
+                let write = PageWrite {
+                    left_out: &left_out,
+                    ..self.page_write(
+                        &page.records,
+                        page.records.len(),
+                        None,
+                        fetched_at,
+                        page.requests,
+                    )
+                };
                 // Events from a minute before the listing began on are what an incremental run
                 // reads next.
                 let events_from = started - chrono::Duration::seconds(EVENTS_SETTLE_SECS);
@@ -469,16 +483,19 @@ impl Run<'_> {
             // next owner fetches it again (with the page in hand, at most two pages twice). The
             // page goes with its commit, so it is not held while the next waits for the budget.
             let commit = async move {
-                let write = self.page_write(
-                    &page.records,
-                    page.records.len(),
-                    page.next_cursor.as_deref(),
-                    fetched_at,
-                    page.requests,
-                );
+                let write = PageWrite {
+                    left_out: &left_out,
+                    ..self.page_write(
+                        &page.records,
+                        page.records.len(),
+                        page.next_cursor.as_deref(),
+                        fetched_at,
+                        page.requests,
+                    )
+                };
                 let client = self.ctx.pool.get().await?;
-                entities::commit_page(&client, &write).await?;
-                self.written(page.records.len());
+                let refused = entities::commit_page(&client, &write).await?;
+                self.written(page.records.len() + left_out.len(), &refused);
                 drop(slot);
                 Ok::<_, StoreError>(())
             };
@@ -528,14 +545,16 @@ impl Run<'_> {
                     connector: self.connector,
                     event,
                     source: "events_api",
+                    run: Some((self.task.job_id, self.task.id)),
                 })
                 .collect();
-            let outcomes = apply::apply_in_transaction(&self.ctx.pool, &items).await?;
+            let outcomes = apply::apply_guarded(&self.ctx.pool, &items).await?;
             self.record_ignored(&page.events);
             let mut applied = 0;
-            for outcome in outcomes {
+            for (outcome, event) in outcomes.into_iter().zip(&page.events) {
                 match outcome {
                     Ok(Action::Applied) => applied += 1,
+                    Ok(Action::Quarantined) => self.quarantined(event, "events_api"),
                     Ok(_) => {}
                     Err(e) => return self.provider_failed(CallError::Provider(e)).await,
                 }
@@ -568,14 +587,28 @@ impl Run<'_> {
         events_until: DateTime<Utc>,
     ) -> Result<TaskOutcome, StoreError> {
         let mut client = self.ctx.pool.get().await?;
+        // The rows first, on their own (fenced by the lease like every page): an object the
+        // database refuses is left out there, which a transaction could not survive.
+        let refused = entities::write_page_rows(&client, write).await?;
+        let listed = write.records.len() + write.left_out.len();
+        let write = PageWrite {
+            records: &[],
+            left_out: &[],
+            count: write.count.saturating_sub(refused.len()),
+            ..*write
+        };
         let tx = client.transaction().await?;
-        entities::commit_page(&tx, write).await?;
-        if full && self.resource.sweep {
+        entities::commit_page(&tx, &write).await?;
+        if full {
             let keys: Vec<&str> = self.resource.collection_keys().collect();
-            let sweep = sweep_of(self.app, self.account, self.task, &keys, started);
-            let swept = entities::sweep_unseen(&*tx, &sweep).await?;
-            if swept > 0 {
-                tracing::info!(swept, "tombstoned rows the full run did not see");
+            let own = (self.task.app_key.as_str(), self.account);
+            skipped::clear_after_full_run(&*tx, own, &keys, self.task.job_id).await?;
+            if self.resource.sweep {
+                let sweep = sweep_of(self.app, self.account, self.task, &keys, started);
+                let swept = entities::sweep_unseen(&*tx, &sweep).await?;
+                if swept > 0 {
+                    tracing::info!(swept, "tombstoned rows the full run did not see");
+                }
             }
         }
         if self.resource.connected_accounts {
@@ -585,7 +618,7 @@ impl Run<'_> {
         jobs::record_complete_run(&*tx, self.task, full, started, events_until, version).await?;
         let end = jobs::finish_task(&*tx, self.task, None).await?;
         tx.commit().await?;
-        self.written(write.records.len());
+        self.written(listed, &refused);
         job_ended(self.ctx, &end);
         Ok(TaskOutcome::Completed {
             job_status: end.job_status,
@@ -643,6 +676,22 @@ impl Run<'_> {
         }
     }
 
+    /// An event whose objects the database refused was quarantined: told to the operator.
+    fn quarantined(&self, event: &supasaasy_connector::Event, source: &str) {
+        tracing::warn!(event = %event.id, "the database refused a value of an event's objects: they were left out and the event quarantined");
+        for change in &event.changes {
+            let metrics = &self.ctx.ops.metrics;
+            metrics.objects_skipped(&self.task.app_key, change.resource, source);
+        }
+        self.ctx.ops.events.record(
+            Some(&self.task.app_key),
+            self.app.connector.service,
+            &event.event_type,
+            "quarantined",
+            serde_json::json!({"event_id": event.id, "source": source, "job_id": self.task.job_id.to_string()}),
+        );
+    }
+
     /// A place for one listed page in memory ([`Context::pages`]), waited for in the turn of the
     /// run's app and account.
     async fn page_slot(&self) -> PageSlot {
@@ -650,12 +699,42 @@ impl Run<'_> {
         self.ctx.pages.acquire(&key).await
     }
 
-    fn written(&self, n: usize) {
+    /// A page of `n` objects was committed, of which the database refused `refused`: counted,
+    /// and each refused one told to the operator by its collection, id and reason.
+    fn written(&self, n: usize, refused: &[Refused]) {
+        let n = n.saturating_sub(refused.len());
+        let metrics = &self.ctx.ops.metrics;
         if n > 0 {
-            let metrics = &self.ctx.ops.metrics;
             metrics.objects_written(&self.task.app_key, &self.task.resource_type, n as u64);
         }
+        for r in refused {
+            tracing::warn!(collection = %r.collection_key, id = %r.external_id, reason = %r.reason, "an object the database refuses was left out; the next run tries it again");
+            metrics.objects_skipped(&self.task.app_key, &self.task.resource_type, "sync");
+            self.ctx.ops.events.record(
+                Some(&self.task.app_key),
+                self.app.connector.service,
+                "object_skipped",
+                "skipped",
+                serde_json::json!({
+                    "resource": self.task.resource_type,
+                    "collection_key": r.collection_key,
+                    "external_id": r.external_id,
+                    "account_id": self.account,
+                    "reason": r.reason,
+                    "source": "sync",
+                    "job_id": self.task.job_id.to_string(),
+                }),
+            );
+        }
     }
+}
+
+/// The objects a listed page left out, as the mirror records them.
+fn left_out(page: &supasaasy_connector::Page) -> Vec<Refused> {
+    let skipped = page.skipped.iter();
+    skipped
+        .map(|s| Refused::new(s.collection_key, &s.external_id, &*s.reason))
+        .collect()
 }
 
 /// A listed page's place in memory, held until its rows are written.

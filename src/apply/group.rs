@@ -10,7 +10,8 @@
 //!
 //! A batch that fails as a whole is not allowed to sink its neighbours: after a deadlock or
 //! serialization failure it is tried again, and after any other database error each delivery is
-//! tried alone, so a delivery the database refuses fails only itself. A batch that panics answers
+//! tried alone, so a delivery the database refuses fails only itself (a value it refuses
+//! quarantines the delivery's objects: [`super::apply_alone`]). A batch that panics answers
 //! its own deliveries 503 and the lane goes on.
 
 use std::panic::AssertUnwindSafe;
@@ -21,7 +22,7 @@ use futures_util::FutureExt;
 use supasaasy_connector::{Connector, Event};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::{apply_in_transaction, Action, ApplyError, Item, Outcome, Scope};
+use super::{apply_alone, apply_in_transaction, Action, ApplyError, Item, Outcome, Scope};
 use crate::store::StoreError;
 
 /// Deliveries waiting for a lane before submitters wait for room.
@@ -140,13 +141,14 @@ async fn apply_batch(pool: &Pool, batch: Vec<Delivery>) {
     };
     match result {
         Ok(outcomes) => answer(batch, outcomes),
-        Err(e) if batch.len() > 1 && !matches!(e, StoreError::Pool(_)) => {
+        Err(e)
+            if (batch.len() > 1 || e.is_refused_value()) && !matches!(e, StoreError::Pool(_)) =>
+        {
             tracing::warn!(error = %e, deliveries = batch.len(), "a webhook batch failed; applying its deliveries one by one");
             drop(items);
             for delivery in batch {
-                let outcome = apply_in_transaction(pool, &[item(&delivery)]).await;
-                let reply = match outcome {
-                    Ok(mut outcomes) => to_reply(outcomes.pop()),
+                let reply = match apply_alone(pool, &item(&delivery)).await {
+                    Ok(outcome) => to_reply(Some(outcome)),
                     Err(e) => Err(ApplyError::Store(e)),
                 };
                 let _ = delivery.reply.send(reply);
@@ -173,6 +175,7 @@ fn item(d: &Delivery) -> Item<'_> {
         connector: d.connector.as_ref(),
         event: &d.event,
         source: "webhook",
+        run: None,
     }
 }
 

@@ -15,12 +15,14 @@ use serde_json::{json, Map, Value};
 use supasaasy_connector::{find_resource, Connector, WebhookError};
 
 use super::util::{error, json_response, read_body, ApiError, Resp};
-use crate::apply::{ApplyError, Scope};
+use crate::apply::{Action, ApplyError, Scope};
 use crate::config::AppConfig;
 use crate::connect;
 use crate::context::Context;
 use crate::providers;
 use crate::store::events::{self, WebhookLog};
+use crate::store::StoreError;
+use supasaasy_connector::surrogates;
 
 /// An event created at or after this (2100-01-01, Unix seconds) is refused as malformed: no
 /// provider sends one, and times near the end of `chrono`'s range overflow.
@@ -220,6 +222,9 @@ async fn receive(
     connector
         .verify_webhook(secret, signature.as_deref(), &body, now)
         .map_err(|e| webhook_error(app_key, e))?;
+    // Verified: a lone surrogate the provider let into a string is replaced before reading.
+    let mut body = body.to_vec();
+    surrogates::repair(&mut body);
     let event = connector
         .parse_webhook(&body)
         .map_err(|e| webhook_error(app_key, e))?;
@@ -260,6 +265,7 @@ async fn receive(
         own: &own,
         connected: connected.as_deref(),
     };
+    let resources: Vec<&'static str> = event.changes.iter().map(|c| c.resource).collect();
     let outcome = ctx
         .webhooks
         .apply(app_key, scope, connector.clone(), event)
@@ -269,6 +275,16 @@ async fn receive(
     match outcome {
         Ok(action) => {
             seen.action = Some(action.as_str());
+            if action == Action::Quarantined {
+                seen.ignored_reason = Some(
+                    "the database refused a value of the event's objects: they were left out and recorded in supasaasy.skipped_entities".into(),
+                );
+                for resource in resources {
+                    ctx.ops
+                        .metrics
+                        .objects_skipped(app_key, resource, "webhook");
+                }
+            }
             tracing::debug!(app = app_key, event = %event_id, r#type = %event_type, action = action.as_str(), "webhook");
             Ok(ack(event_id, event_type, action.as_str()))
         }
@@ -279,11 +295,18 @@ async fn receive(
                 "the provider could not be reached to settle the event's order; deliver again later",
             ))
         }
-        Err(e @ (ApplyError::Store(_) | ApplyError::Unavailable(_))) => {
+        Err(e @ ApplyError::Store(StoreError::Pool(_))) => {
             tracing::warn!(app = app_key, event = %event_id, error = %e, "webhook not applied");
             Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database unavailable",
+            ))
+        }
+        Err(e @ (ApplyError::Store(_) | ApplyError::Unavailable(_))) => {
+            tracing::warn!(app = app_key, event = %event_id, error = %e, "webhook not applied");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the event could not be written to the mirror; deliver it again later",
             ))
         }
     }

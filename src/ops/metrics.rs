@@ -48,6 +48,13 @@ struct ResourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkippedLabels {
+    app_key: String,
+    resource: String,
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     app_key: String,
     status: String,
@@ -103,6 +110,7 @@ pub struct Metrics {
     registry: Registry,
     webhooks: Family<WebhookLabels, Counter>,
     objects_written: Family<ResourceLabels, Counter>,
+    objects_skipped: Family<SkippedLabels, Counter>,
     provider_requests: Family<StatusLabels, Counter>,
     rate_limit_waits: Family<AppLabels, Counter>,
     rate_limit_wait_seconds: Family<AppLabels, Counter<f64, AtomicU64>>,
@@ -131,6 +139,14 @@ impl Metrics {
             "objects_written",
             "Objects written to the mirror by sync pages, by app and resource",
             objects_written.clone(),
+        );
+        let objects_skipped = Family::default();
+        registry.register(
+            "objects_skipped",
+            "Objects left out of the mirror because the database refused a value of theirs or the \
+             provider answered another object (supasaasy.skipped_entities), by app, resource and \
+             source (sync, events_api, webhook)",
+            objects_skipped.clone(),
         );
         let provider_requests = Family::default();
         registry.register(
@@ -162,6 +178,7 @@ impl Metrics {
             registry,
             webhooks,
             objects_written,
+            objects_skipped,
             provider_requests,
             rate_limit_waits,
             rate_limit_wait_seconds,
@@ -187,6 +204,17 @@ impl Metrics {
             resource: resource.to_owned(),
         };
         self.objects_written.get_or_create(&labels).inc_by(n);
+    }
+
+    /// An object of `resource` was left out of the mirror and recorded in `skipped_entities`;
+    /// `source` is sync, events_api or webhook.
+    pub fn objects_skipped(&self, app_key: &str, resource: &str, source: &str) {
+        let labels = SkippedLabels {
+            app_key: app_key.to_owned(),
+            resource: resource.to_owned(),
+            source: source.to_owned(),
+        };
+        self.objects_skipped.get_or_create(&labels).inc();
     }
 
     /// A request to `app_key`'s provider got `status` (`None`: no answer, a transport error).

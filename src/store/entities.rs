@@ -17,11 +17,13 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use supasaasy_connector::{Payload, Record};
-use tokio_postgres::types::{Json, Type};
+use supasaasy_connector::Record;
+use tokio_postgres::types::Type;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::jsonb::Jsonb;
+use super::skipped::{self, Origin, Refused};
 use super::StoreError;
 
 /// The conflict rule shared by every write into `entities`: newer-or-equal state replaces, older
@@ -55,7 +57,7 @@ WHERE (excluded.last_seen_job IS NOT NULL AND e.last_seen_job IS DISTINCT FROM e
 pub(super) struct Columns<'a> {
     pub collections: Vec<&'a str>,
     pub ids: Vec<&'a str>,
-    pub payloads: Vec<Json<&'a Payload>>,
+    pub payloads: Vec<Jsonb<'a, supasaasy_connector::Payload>>,
     pub created: Vec<Option<i64>>,
     pub archived: Vec<bool>,
 }
@@ -72,7 +74,7 @@ impl<'a> Columns<'a> {
     pub(super) fn push(&mut self, r: &'a Record) {
         self.collections.push(r.collection_key);
         self.ids.push(r.external_id.as_str());
-        self.payloads.push(Json(&r.payload));
+        self.payloads.push(Jsonb(&r.payload));
         self.created.push(r.created);
         self.archived.push(r.archived);
     }
@@ -94,6 +96,8 @@ pub struct PageWrite<'a> {
     pub api_version: &'a str,
     /// The records of the page.
     pub records: &'a [Record],
+    /// Objects of the page the connector left out (recorded as skipped with the page).
+    pub left_out: &'a [Refused],
     /// What the page adds to the task's and job's entity counts.
     pub count: usize,
     /// The cursor of the next page; `None` after the last page.
@@ -251,8 +255,8 @@ pub async fn ids_where(
 pub async fn commit_page(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
-) -> Result<(), StoreError> {
-    run_page(client, &COMMIT_PAGE, page).await
+) -> Result<Vec<Refused>, StoreError> {
+    run_page(client, &COMMIT_PAGE, page, true).await
 }
 
 /// Writes a page's records alone, fenced by the task's lease but leaving the task's row alone, so
@@ -267,17 +271,22 @@ pub async fn commit_page(
 pub async fn write_page_rows(
     client: &impl deadpool_postgres::GenericClient,
     page: &PageWrite<'_>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Refused>, StoreError> {
     // A pooled connection keeps a buffer as large as the largest statement it sent: a page of
     // large objects (invoices with their lines) goes in a few statements, not one.
-    for chunk in statement_chunks(page.records, STATEMENT_BYTES) {
+    let mut refused = Vec::new();
+    for (n, chunk) in statement_chunks(page.records, STATEMENT_BYTES)
+        .into_iter()
+        .enumerate()
+    {
         let part = PageWrite {
             records: chunk,
+            left_out: if n == 0 { page.left_out } else { &[] },
             ..*page
         };
-        run_page(client, &WRITE_PAGE_ROWS, &part).await?;
+        refused.extend(run_page(client, &WRITE_PAGE_ROWS, &part, false).await?);
     }
-    Ok(())
+    Ok(refused)
 }
 
 /// `records` cut in runs of about `max_bytes` of payload (a record larger than that alone); at
@@ -308,7 +317,71 @@ fn statement_chunks(records: &[Record], max_bytes: usize) -> Vec<&[Record]> {
 /// About the most payload bytes one side-by-side row write sends.
 const STATEMENT_BYTES: usize = 128 * 1024;
 
+/// Runs a page statement. When the database refuses a value of the page, the objects it refuses
+/// are found by halving the page, the others are written, the refused ones are recorded
+/// ([`skipped::record`]), and the statement runs again without the page's rows (moving the
+/// cursor when `moves_cursor`); the refused objects are answered. Call outside a transaction:
+/// a refused statement would abort it.
 async fn run_page(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+    page: &PageWrite<'_>,
+    moves_cursor: bool,
+) -> Result<Vec<Refused>, StoreError> {
+    let origin = Origin {
+        app_key: page.app_key,
+        account_id: page.account_id,
+        source: "sync",
+        job_id: Some(page.job_id),
+        task_id: Some(page.task_id),
+        event_id: None,
+    };
+    match run_statement(client, sql, page).await {
+        Err(e) if e.is_refused_value() && !page.records.is_empty() => {
+            tracing::warn!(app = page.app_key, error = %e, "the database refused a value of a page: finding the objects it refuses");
+        }
+        Ok(()) if !page.left_out.is_empty() => {
+            skipped::record(client, &origin, page.left_out).await?;
+            return Ok(page.left_out.to_vec());
+        }
+        other => return other.map(|()| Vec::new()),
+    }
+    let mut refused = Vec::new();
+    let mut parts = vec![page.records];
+    while let Some(records) = parts.pop() {
+        let part = PageWrite { records, ..*page };
+        match run_statement(client, &WRITE_PAGE_ROWS, &part).await {
+            Ok(()) => {}
+            Err(e) if e.is_refused_value() => match records {
+                [one] => refused.push(Refused::new(
+                    one.collection_key,
+                    &one.external_id,
+                    e.to_string(),
+                )),
+                _ => {
+                    let (first, second) = records.split_at(records.len() / 2);
+                    parts.push(second);
+                    parts.push(first);
+                }
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    let by_database = refused.len();
+    refused.extend(page.left_out.iter().cloned());
+    skipped::record(client, &origin, &refused).await?;
+    if moves_cursor {
+        let rest = PageWrite {
+            records: &[],
+            count: page.count.saturating_sub(by_database),
+            ..*page
+        };
+        run_statement(client, sql, &rest).await?;
+    }
+    Ok(refused)
+}
+
+async fn run_statement(
     client: &impl deadpool_postgres::GenericClient,
     sql: &str,
     page: &PageWrite<'_>,
@@ -399,6 +472,7 @@ pub async fn sweep_unseen(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use supasaasy_connector::Payload;
 
     fn record(bytes: usize) -> Record {
         let text = format!("{{\"id\":\"x\",\"pad\":\"{}\"}}", "a".repeat(bytes));

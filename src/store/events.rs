@@ -5,11 +5,13 @@
 //! same id (a provider retry, or the events API replaying what a webhook brought) is known as a
 //! duplicate, and a second delivery racing the first waits for it.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
+use super::jsonb::text;
 use super::StoreError;
 
 /// An event to record as seen, with what applying it did.
@@ -46,8 +48,9 @@ pub async fn record_seen(
         return Ok(Vec::new());
     }
     let apps: Vec<&str> = events.iter().map(|e| e.app_key).collect();
-    let ids: Vec<&str> = events.iter().map(|e| e.event_id).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    // A provider's text may hold what Postgres cannot (U+0000): stored with it replaced.
+    let ids: Vec<Cow<str>> = events.iter().map(|e| text(e.event_id)).collect();
+    let types: Vec<Cow<str>> = events.iter().map(|e| text(e.event_type)).collect();
     let created: Vec<f64> = events.iter().map(|e| e.created as f64).collect();
     let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
     let actions: Vec<&str> = events.iter().map(|e| e.action).collect();
@@ -72,7 +75,8 @@ pub async fn record_seen(
         .collect();
     Ok(events
         .iter()
-        .map(|e| recorded.contains(&(e.app_key, e.event_id)))
+        .zip(&ids)
+        .map(|(e, id)| recorded.contains(&(e.app_key, id.as_ref())))
         .collect())
 }
 

@@ -6,12 +6,15 @@
 //! transaction that starts or ends the job, so the log never disagrees with the queue. Reads are
 //! [`list`], one statement for the page, the total and the summary.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::jsonb::{text, Jsonb};
 use super::{rfc3339, StoreError};
 
 /// One event to record.
@@ -43,11 +46,16 @@ pub async fn insert_batch(
     if events.is_empty() {
         return Ok(());
     }
-    let app_keys: Vec<Option<&str>> = events.iter().map(|e| e.app_key.as_deref()).collect();
+    // Text from outside (a provider's event type, an id) may hold what Postgres cannot: one
+    // such event must not lose the batch.
+    let app_keys: Vec<Option<Cow<str>>> = events
+        .iter()
+        .map(|e| e.app_key.as_deref().map(text))
+        .collect();
     let services: Vec<&str> = events.iter().map(|e| e.service.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let types: Vec<Cow<str>> = events.iter().map(|e| text(&e.event_type)).collect();
     let outcomes: Vec<&str> = events.iter().map(|e| e.outcome.as_str()).collect();
-    let details: Vec<&Value> = events.iter().map(|e| &e.detail).collect();
+    let details: Vec<Jsonb<Value>> = events.iter().map(|e| Jsonb(&e.detail)).collect();
     let ats: Vec<DateTime<Utc>> = events.iter().map(|e| e.at).collect();
     client
         .execute(

@@ -13,7 +13,7 @@ const JOB_COLUMNS: &str =
                        || ': ' || t.note ORDER BY t.account_id, t.resource_type)
         FROM supasaasy.sync_tasks t WHERE t.job_id = sync_jobs.id AND t.note IS NOT NULL) AS notes,
     id, app_key, mode, status, resource_types, trigger, total_tasks, completed_tasks,
-    failed_tasks, processed_entities, error_message, created_at, started_at, completed_at";
+    failed_tasks, processed_entities, skipped_entities, error_message, created_at, started_at, completed_at";
 
 /// A job's status document, in SupaSaaSy's JSON shape; with `include_tasks` also its tasks.
 ///
@@ -63,7 +63,7 @@ pub async fn job_document(
     if include_tasks {
         let tasks = client
             .query(
-                "SELECT id, resource_type, account_id, status, entity_count, pages, requests, attempts, cursor,
+                "SELECT id, resource_type, account_id, status, entity_count, skipped_entities, pages, requests, attempts, cursor,
                         error_message, note, created_at, started_at, completed_at
                    FROM supasaasy.sync_tasks WHERE job_id = $1
                   ORDER BY created_at, account_id, resource_type",
@@ -79,6 +79,7 @@ pub async fn job_document(
                     "account_id": Some(t.get::<_, String>("account_id")).filter(|a| !a.is_empty()),
                     "status": t.get::<_, String>("status"),
                     "entity_count": t.get::<_, i64>("entity_count"),
+                    "skipped_entities": t.get::<_, i64>("skipped_entities"),
                     "pages": t.get::<_, i32>("pages"),
                     "requests": t.get::<_, i64>("requests"),
                     "attempts": t.get::<_, i32>("attempts"),
@@ -153,6 +154,7 @@ fn job_json(row: &Row) -> Value {
         "completed_tasks": completed,
         "failed_tasks": failed,
         "processed_entities": row.get::<_, i64>("processed_entities"),
+        "skipped_entities": row.get::<_, i64>("skipped_entities"),
         "created_at": ts(row, "created_at"),
         "started_at": ts(row, "started_at"),
         "completed_at": ts(row, "completed_at"),

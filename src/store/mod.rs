@@ -12,7 +12,9 @@ pub mod health;
 pub mod integration_events;
 pub mod job_status;
 pub mod jobs;
+pub(crate) mod jsonb;
 pub mod schedules;
+pub mod skipped;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -29,6 +31,19 @@ pub enum StoreError {
     /// No connection could be had from the pool.
     #[error("database unavailable: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl StoreError {
+    /// The database refused a value it was given (a data exception, SQLSTATE class 22, or a
+    /// value past a limit, class 54): sending it again fails again, while the rest of a batch
+    /// without it may well succeed.
+    pub fn is_refused_value(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        e.code()
+            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("54"))
+    }
 }
 
 /// The server's message for a database error ("db error" alone says nothing).

@@ -89,8 +89,8 @@ impl Run<'_> {
                 return self.finish(&write, true, started, events_from).await;
             }
             let client = self.ctx.pool.get().await?;
-            entities::commit_page(&client, &write).await?;
-            self.written(records.len());
+            let refused = entities::commit_page(&client, &write).await?;
+            self.written(records.len(), &refused);
             after = ids.last().cloned();
         }
     }

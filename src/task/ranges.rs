@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::support::{with_retries, CallError};
 use super::{PageSlot, Run, TaskOutcome, Walk, EVENTS_SETTLE_SECS};
-use crate::store::entities;
+use crate::store::entities::{self, PageWrite};
 use crate::store::jobs;
 use crate::store::StoreError;
 
@@ -265,12 +265,17 @@ impl Run<'_> {
             let (page, fetched_at, slot) = next?;
             // The rows go in side by side with other walkers' pages; only the commits that move
             // the cursor past them take turns.
-            {
-                let rows = self.page_write(&page.records, 0, None, fetched_at, 0);
+            let refused = {
+                let left_out = super::left_out(&page);
+                let rows = PageWrite {
+                    left_out: &left_out,
+                    ..self.page_write(&page.records, 0, None, fetched_at, 0)
+                };
                 let client = self.ctx.pool.get().await.map_err(StoreError::from)?;
-                entities::write_page_rows(&client, &rows).await?;
-                self.written(page.records.len());
-            }
+                let refused = entities::write_page_rows(&client, &rows).await?;
+                self.written(page.records.len() + left_out.len(), &refused);
+                refused.len() - left_out.len()
+            };
             let turn = shared.commits.lock().await;
             let (range, all_done, cursor, started) = {
                 let mut state = lock(&shared.state);
@@ -286,7 +291,7 @@ impl Run<'_> {
             let next_cursor = (!all_done).then_some(cursor.as_str());
             let write = self.page_write(
                 &[],
-                page.records.len(),
+                page.records.len() - refused,
                 next_cursor,
                 fetched_at,
                 page.requests,

@@ -13,3 +13,4 @@ pub mod fake_intercom;
 pub mod fake_stripe;
 mod http_server;
 pub mod pg;
+mod rewrite;

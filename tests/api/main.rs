@@ -18,6 +18,7 @@ mod openapi;
 mod openapi_check;
 mod operating;
 mod outage;
+mod poison;
 mod process;
 mod queue;
 mod ranges;

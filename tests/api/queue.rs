@@ -167,6 +167,7 @@ async fn an_interrupted_task_resumes_at_the_next_page_without_duplicates_or_gaps
         note: None,
     };
     let write = PageWrite {
+        left_out: &[],
         task_id,
         lease_id: old_lease,
         job_id: stale.job_id,

@@ -1,5 +1,6 @@
 //! Reading a provider's answer with a bound on its size: a provider (or a proxy in front of it)
-//! that answers far more than any page holds costs an error, not the daemon's memory.
+//! that answers far more than any page holds costs an error, not the daemon's memory. A lone
+//! UTF-16 surrogate escape in the answer is replaced on the way ([`crate::surrogates`]).
 
 /// Why an answer's body was not read whole.
 #[derive(Debug)]
@@ -11,7 +12,7 @@ pub enum BodyError {
 }
 
 /// The whole body of `response`, refused as soon as it is seen to exceed `max` bytes (its
-/// `Content-Length`, or the bytes read so far).
+/// `Content-Length`, or the bytes read so far), its lone surrogate escapes replaced by `\ufffd`.
 ///
 /// # Errors
 ///
@@ -33,6 +34,7 @@ pub async fn read_capped(
         }
         body.extend_from_slice(&chunk);
     }
+    crate::surrogates::repair(&mut body);
     Ok(body.into())
 }
 

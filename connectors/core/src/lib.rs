@@ -16,6 +16,7 @@ use async_trait::async_trait;
 pub mod answer;
 pub mod budget;
 pub mod hex;
+pub mod surrogates;
 pub mod turns;
 
 /// A resource a connector can sync, as named in `sync_resources` and `resource_types`.
@@ -286,6 +287,21 @@ pub struct Page {
     pub next_cursor: Option<String>,
     /// HTTP requests the page took (a subscription with many items takes more than one).
     pub requests: u32,
+    /// Objects of the page left out because the provider answered something other than what was
+    /// asked (a fetch answering another object): the mirror records them as skipped, keeps their
+    /// rows as they were, and the next run tries them again.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An object a page left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The collection its row is in.
+    pub collection_key: &'static str,
+    /// The provider's id.
+    pub external_id: String,
+    /// What went wrong, for the operator.
+    pub reason: String,
 }
 
 /// Why a provider call failed, classified next to the HTTP call that got it.

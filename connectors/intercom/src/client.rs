@@ -69,7 +69,16 @@ impl Failure {
     pub fn is_not_found(&self) -> bool {
         self.status == Some(404) && self.code.is_some()
     }
+
+    /// Intercom answered 200 with something other than the object asked for (another object's
+    /// id): asking again now is unlikely to help.
+    pub fn is_another_object(&self) -> bool {
+        self.status == Some(200) && self.code.as_deref() == Some(ANOTHER_OBJECT)
+    }
 }
+
+/// The code of a [`Failure`] whose 200 answer was another object.
+pub(crate) const ANOTHER_OBJECT: &str = "supasaasy_another_object";
 
 impl From<Failure> for ConnectorError {
     fn from(failure: Failure) -> Self {

@@ -11,7 +11,7 @@
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
-use supasaasy_connector::{Change, ConnectorError, ListOptions, Page, Record};
+use supasaasy_connector::{Change, ConnectorError, ListOptions, Page, Record, Skipped};
 
 use crate::client::IntercomHttp;
 use crate::objects::{self, Kind, Malformed};
@@ -108,6 +108,7 @@ pub(crate) async fn admins_page(
         records,
         next_cursor: None,
         requests: 1,
+        ..Page::default()
     })
 }
 
@@ -131,6 +132,7 @@ pub(crate) async fn contacts_page(
         records,
         next_cursor,
         requests: 1,
+        ..Page::default()
     })
 }
 
@@ -162,36 +164,67 @@ pub(crate) async fn conversations_page(
         .collect::<Result<Vec<String>, _>>()?;
 
     let requests = 1 + u32::try_from(ids.len()).unwrap_or(u32::MAX);
-    let fetched: Vec<Option<Value>> = stream::iter(ids)
-        .map(|id| async move { fetch_conversation(http, &id).await })
+    let fetched: Vec<(String, Fetched)> = stream::iter(ids)
+        .map(|id| async move { fetch_conversation(http, &id).await.map(|f| (id, f)) })
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await?;
 
-    let mut records = Vec::new();
-    for conversation in fetched.into_iter().flatten() {
-        let (record, parts) = objects::conversation_records(conversation)
-            .map_err(|err| malformed(http, "GET /conversations/{id}", err))?;
-        records.push(record);
-        records.extend(parts);
-    }
-    Ok(Page {
-        records,
+    let mut page = Page {
         next_cursor,
         requests,
-    })
+        ..Page::default()
+    };
+    for (id, fetched) in fetched {
+        let conversation = match fetched {
+            Fetched::Object(conversation) => conversation,
+            Fetched::Gone => continue,
+            Fetched::Unusable(reason) => {
+                page.skipped.push(Skipped {
+                    collection_key: Kind::Conversation.collection_key(),
+                    external_id: id,
+                    reason,
+                });
+                continue;
+            }
+        };
+        match objects::conversation_records(conversation) {
+            Ok((record, parts)) => {
+                page.records.push(record);
+                page.records.extend(parts);
+            }
+            Err(Malformed(why)) => page.skipped.push(Skipped {
+                collection_key: Kind::Conversation.collection_key(),
+                external_id: id,
+                reason: format!("Intercom answered GET /conversations/{{id}} with a malformed conversation: {why}"),
+            }),
+        }
+    }
+    Ok(page)
 }
 
-/// GETs one whole conversation; `None` when Intercom no longer has it.
-async fn fetch_conversation(
-    http: &IntercomHttp,
-    id: &str,
-) -> Result<Option<Value>, ConnectorError> {
+/// What fetching one listed conversation came to.
+enum Fetched {
+    /// The conversation, whole.
+    Object(Value),
+    /// Intercom no longer has it.
+    Gone,
+    /// Intercom answered something that is not it (another object): left out of the page, not
+    /// asked again now.
+    Unusable(String),
+}
+
+/// GETs one whole conversation.
+async fn fetch_conversation(http: &IntercomHttp, id: &str) -> Result<Fetched, ConnectorError> {
     match get_object(http, Kind::Conversation, id).await {
-        Ok(conversation) => Ok(Some(conversation)),
+        Ok(conversation) => Ok(Fetched::Object(conversation)),
         Err(failure) if failure.is_not_found() => {
             tracing::debug!(app_key = %http.app_key(), id, "a listed conversation is gone");
-            Ok(None)
+            Ok(Fetched::Gone)
+        }
+        Err(failure) if failure.is_another_object() => {
+            tracing::warn!(app_key = %http.app_key(), id, "Intercom answered another object for a listed conversation: left out");
+            Ok(Fetched::Unusable(failure.error.to_string()))
         }
         Err(failure) => Err(failure.error),
     }
@@ -209,7 +242,7 @@ async fn get_object(
         Ok(found) if found == id => Ok(object),
         _ => Err(crate::client::Failure {
             status: Some(200),
-            code: None,
+            code: Some(crate::client::ANOTHER_OBJECT.into()),
             unsent: false,
             error: malformed(
                 http,

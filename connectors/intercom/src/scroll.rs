@@ -286,6 +286,7 @@ pub(crate) async fn companies_page(
         records,
         next_cursor,
         requests,
+        ..Page::default()
     })
 }
 

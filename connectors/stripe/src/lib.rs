@@ -378,6 +378,7 @@ impl Connector for StripeConnector {
             records,
             next_cursor,
             requests,
+            ..Page::default()
         })
     }
 

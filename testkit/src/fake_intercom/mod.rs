@@ -254,6 +254,18 @@ impl FakeIntercom {
         self.shared.requests.store(0, Ordering::Relaxed);
     }
 
+    /// From now on, successful answers to paths starting with `path` (`/v1/customers`) have
+    /// the text `from` replaced by `to`, as a misbehaving provider or proxy would answer: a lone
+    /// surrogate escape, a number past any range, another object's id.
+    pub fn rewrite_answers(&self, path: &str, from: &str, to: &str) {
+        self.shared.rewrites.add(path, from, to);
+    }
+
+    /// Lifts every [`Self::rewrite_answers`].
+    pub fn stop_rewriting(&self) {
+        self.shared.rewrites.clear();
+    }
+
     /// Answers the next `n` requests, whatever their endpoint, with `status` and an Intercom
     /// error body instead of serving them. They do not count against the rate limit. Replaces any
     /// failures still queued.

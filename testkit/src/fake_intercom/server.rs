@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub scrolls: Mutex<Scrolls>,
     pub limiter: Mutex<RateLimiter>,
     pub faults: Mutex<Faults>,
+    /// Successful answers rewritten on the way out.
+    pub rewrites: crate::rewrite::Rewrites,
     /// Stamps `updated_at` on changes and webhook notifications.
     pub clock: Clock,
     pub token: String,
@@ -70,6 +72,7 @@ impl Shared {
             scrolls: Mutex::new(Scrolls::default()),
             limiter: Mutex::new(RateLimiter::default()),
             faults: Mutex::new(Faults::default()),
+            rewrites: crate::rewrite::Rewrites::default(),
             clock: Clock::new(),
             accepted: format!("Bearer {token}"),
             token,
@@ -133,10 +136,12 @@ pub(crate) async fn handle(
             Ok(quota) => (Ok(()), quota),
         },
     };
+    let path = req.uri().path().to_owned();
     let result = match result {
         Ok(()) => route(&shared, req, now).await,
         Err(e) => Err(e),
     };
+    let result = result.map(|body| shared.rewrites.apply(&path, body));
     let request_id = request_id(number);
     let (status, body) = match result {
         Ok(body) => (StatusCode::OK, body),

@@ -383,6 +383,18 @@ impl FakeStripe {
         self.shared.requests.store(0, Ordering::Relaxed);
     }
 
+    /// From now on, successful answers to paths starting with `path` (`/v1/customers`) have
+    /// the text `from` replaced by `to`, as a misbehaving provider or proxy would answer: a lone
+    /// surrogate escape, a number past any range, another object's id.
+    pub fn rewrite_answers(&self, path: &str, from: &str, to: &str) {
+        self.shared.rewrites.add(path, from, to);
+    }
+
+    /// Lifts every [`Self::rewrite_answers`].
+    pub fn stop_rewriting(&self) {
+        self.shared.rewrites.clear();
+    }
+
     /// Answers the next `n` requests with `status` and a Stripe error body instead of serving them
     /// (429 also carries `Retry-After: 1`). Replaces any failures still queued.
     pub fn fail_next(&self, n: u64, status: u16) {

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Requests per `Stripe-Account` value, for `requests_for_account`.
     pub by_account: Mutex<HashMap<String, u64>>,
     pub faults: Mutex<Faults>,
+    /// Successful answers rewritten on the way out.
+    pub rewrites: crate::rewrite::Rewrites,
     pub latency_micros: AtomicU64,
     /// Stripe's rate limit, when set: requests beyond it are answered 429.
     pub rate_limit: Mutex<Option<Bucket>>,
@@ -147,6 +149,7 @@ impl Shared {
             by_path: Mutex::new(HashMap::new()),
             by_account: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
+            rewrites: crate::rewrite::Rewrites::default(),
             latency_micros: AtomicU64::new(0),
             rate_limit: Mutex::new(None),
             rate_limited: AtomicU64::new(0),
@@ -229,6 +232,7 @@ pub(crate) async fn handle(
     let account =
         (req.headers().get(STRIPE_ACCOUNT)).map(|v| v.to_str().unwrap_or("(unreadable)").trim());
     let number = shared.count(req.uri().path(), account);
+    let path = req.uri().path().to_owned();
     let over_limit = shared.over_limit();
     let latency = shared.latency_micros.load(Ordering::Relaxed);
     if latency > 0 {
@@ -249,7 +253,7 @@ pub(crate) async fn handle(
             }),
     };
     let mut response = match result {
-        Ok(body) => json_response(StatusCode::OK, body),
+        Ok(body) => json_response(StatusCode::OK, shared.rewrites.apply(&path, body)),
         Err(e) => {
             let status =
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
