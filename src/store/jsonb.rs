@@ -120,9 +120,9 @@ mod tests {
     fn a_parsed_object_with_a_nul_is_sent_without_it() {
         use supasaasy_connector::Payload;
         assert_eq!(text("a\0b"), "a\u{fffd}b");
-        let payload = Payload::Parsed(serde_json::json!({"name": "a\u{0}b", "n": 1}));
+        let payload = Payload::Parsed(serde_json::json!({"name": "a\u{0}b"}));
         let mut out = BytesMut::new();
         Jsonb(&payload).to_sql(&Type::JSONB, &mut out).unwrap();
-        assert_eq!(&out[..], b"\x01{\"name\":\"ab\",\"n\":1}");
+        assert_eq!(&out[..], b"\x01{\"name\":\"ab\"}");
     }
 }
