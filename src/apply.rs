@@ -22,6 +22,7 @@ pub mod group;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::Pool;
@@ -29,9 +30,11 @@ use serde_json::Value;
 use supasaasy_connector::{
     find_resource, Change, Connector, ConnectorError, Event, Record, Resource,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use uuid::Uuid;
 
+use crate::ops::breaker::Breakers;
 use crate::store::accounts;
 use crate::store::changes::{self, ChangedRows, Departures, ObjectKey};
 use crate::store::events::{self, SeenEvent};
@@ -132,6 +135,8 @@ pub struct Item<'a> {
     pub source: &'a str,
     /// The job and task reading the events API, which count the objects it quarantines.
     pub run: Option<(Uuid, Uuid)>,
+    /// The app's circuit breaker, which a fetch of an object's state goes through.
+    pub breakers: Option<&'a Breakers>,
 }
 
 /// What one event of a batch came to.
@@ -146,11 +151,115 @@ pub async fn apply_in_transaction(
     pool: &Pool,
     items: &[Item<'_>],
 ) -> Result<Vec<Outcome>, StoreError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let outcomes = apply_events(&tx, items).await?;
-    tx.commit().await?;
-    Ok(outcomes)
+    apply_taking_turns(pool, items, None).await
+}
+
+/// A webhook lane's turn at the database ([`group`]): held while the batch's transaction runs,
+/// given up while the batch waits for the provider, so a slow provider holds up no other
+/// delivery.
+pub struct Turn {
+    lanes: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Turn {
+    /// A turn already granted.
+    pub fn new(lanes: Arc<Semaphore>, permit: OwnedSemaphorePermit) -> Turn {
+        Turn {
+            lanes,
+            permit: Some(permit),
+        }
+    }
+}
+
+/// [`apply_in_transaction`], giving up `turn` (when given) while objects are fetched.
+///
+/// # Errors
+///
+/// A database error: nothing of any event was written then.
+pub async fn apply_taking_turns(
+    pool: &Pool,
+    items: &[Item<'_>],
+    mut turn: Option<&mut Turn>,
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut fetches = Fetches::default();
+    for round in 1..=FETCH_ROUNDS {
+        // What the last decisions asked of the provider is fetched with no transaction open:
+        // a slow provider holds no lock and no connection, and no other app's deliveries.
+        if !fetches.wanted.is_empty() {
+            if let Some(turn) = turn.as_deref_mut() {
+                turn.permit = None;
+                fetches.fetch_wanted().await;
+                let permit = turn.lanes.clone().acquire_owned().await;
+                turn.permit = Some(permit.expect("the lanes are never closed"));
+            } else {
+                fetches.fetch_wanted().await;
+            }
+        }
+        // The last round fetches what it still needs as it decides (objects that kept
+        // changing between rounds): the old way, rarely taken.
+        fetches.inline = round == FETCH_ROUNDS;
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let outcomes = apply_events(&tx, items, &mut fetches).await?;
+        if fetches.wanted.is_empty() {
+            tx.commit().await?;
+            return Ok(outcomes);
+        }
+        // Rolled back (dropped): the decisions are taken again once the objects are in hand.
+    }
+    unreachable!("the last round fetches what it needs")
+}
+
+/// Transactions a batch may take: decisions that need objects from the provider end the first
+/// (rolled back, nothing written); the second decides with them in hand.
+const FETCH_ROUNDS: usize = 3;
+
+/// How long one fetch of an object's state may take, retries included.
+const FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An object to fetch: app, connected account to ask (if any), resource, id.
+type FetchKey<'a> = (&'a str, Option<&'a str>, &'a str, &'a str);
+
+/// Objects fetched from the provider for a batch, outside its transaction.
+#[derive(Default)]
+struct Fetches<'a> {
+    /// Each object's state (or why it could not be had), and when it was asked for.
+    got: HashMap<FetchKey<'a>, (Result<Change, ConnectorError>, DateTime<Utc>)>,
+    /// Objects a decision needs that are not in `got`, with the event asking.
+    wanted: Vec<(FetchKey<'a>, Item<'a>)>,
+    /// Fetch what is not in `got` as the decision needs it (inside the transaction).
+    inline: bool,
+}
+
+impl<'a> Fetches<'a> {
+    /// Fetches every wanted object, a few at once, with no transaction open.
+    async fn fetch_wanted(&mut self) {
+        let mut wanted = std::mem::take(&mut self.wanted);
+        wanted.sort_unstable_by_key(|(k, _)| *k);
+        wanted.dedup_by_key(|(k, _)| *k);
+        wanted.retain(|(k, _)| !self.got.contains_key(k));
+        let mut wanted = wanted.into_iter();
+        loop {
+            let some: Vec<_> = wanted.by_ref().take(8).map(fetch_one).collect();
+            if some.is_empty() {
+                return;
+            }
+            self.got.extend(futures_util::future::join_all(some).await);
+        }
+    }
+}
+
+/// Fetches one wanted object, noting when it was asked for.
+#[allow(clippy::type_complexity)]
+async fn fetch_one<'a>(
+    (key, item): (FetchKey<'a>, Item<'a>),
+) -> (
+    FetchKey<'a>,
+    (Result<Change, ConnectorError>, DateTime<Utc>),
+) {
+    let at = Utc::now();
+    (key, (fetch_guarded(item, key).await, at))
 }
 
 /// Applies `items` as [`apply_in_transaction`] does; when the database refuses a value of the
@@ -263,9 +372,10 @@ struct Staged<'a> {
 /// # Errors
 ///
 /// A database error: the transaction must be rolled back, and no outcome holds.
-pub async fn apply_events(
+async fn apply_events<'a>(
     tx: &impl deadpool_postgres::GenericClient,
-    items: &[Item<'_>],
+    items: &[Item<'a>],
+    fetches: &mut Fetches<'a>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut outcomes: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
 
@@ -359,7 +469,7 @@ pub async fn apply_events(
                 deauthorized.push((items[i].app_key, account.as_str(), event.created));
                 Ok(Action::Applied)
             }
-            _ => decide(items[i], &mut current, &mut staged).await,
+            _ => decide(items[i], &mut current, &mut staged, fetches).await,
         };
         let (app_key, id) = (items[i].app_key, items[i].event.id.as_str());
         match &outcome {
@@ -412,6 +522,7 @@ async fn decide<'a>(
     item: Item<'a>,
     current: &mut HashMap<ObjectKey<'a>, Current<'a>>,
     staged: &mut Vec<Staged<'a>>,
+    fetches: &mut Fetches<'a>,
 ) -> Outcome {
     let version = DateTime::from_timestamp(item.event.created, 0).unwrap_or_else(Utc::now);
     // A second after the event's (none at the end of time: nothing is a second newer then).
@@ -444,24 +555,31 @@ async fn decide<'a>(
             _ => fetchable && has_children && !change.deleted && change.children.is_none(),
         };
         let (change, version) = if must_fetch {
-            // The provider's state now is newer than anything the mirror holds, whatever the
-            // clocks say: a row stamped by a provider clock ahead of ours is matched, not beaten.
-            let fetched_at = current
-                .get(&k)
-                .map_or_else(Utc::now, |row| row.version.max(Utc::now()));
             let (_, account) = item.scope.of(resource);
-            let id = &change.record.external_id;
-            match fetch_with_retry(item.connector, change.resource, id, account).await {
-                Ok(truth) => (Cow::Owned(truth), fetched_at),
-                Err(e) => {
-                    staged.truncate(staged_before);
-                    for (k, before) in undo.into_iter().rev() {
-                        match before {
-                            Some(state) => current.insert(k, state),
-                            None => current.remove(&k),
-                        };
-                    }
-                    return Err(e);
+            let id = change.record.external_id.as_str();
+            let wanted: FetchKey = (item.app_key, account, change.resource, id);
+            if !fetches.got.contains_key(&wanted) {
+                if !fetches.inline {
+                    // Decided again once the object is in hand (see `apply_in_transaction`).
+                    fetches.wanted.push((wanted, item));
+                    undo_event(staged, staged_before, current, undo);
+                    return Ok(Action::Stale);
+                }
+                let at = Utc::now();
+                let truth = fetch_guarded(item, wanted).await;
+                fetches.got.insert(wanted, (truth, at));
+            }
+            match &fetches.got[&wanted] {
+                // The provider's state now is newer than anything the mirror holds, whatever
+                // the clocks say: a row stamped by a provider clock ahead of ours is matched,
+                // not beaten.
+                (Ok(truth), at) => {
+                    let at = current.get(&k).map_or(*at, |row| row.version.max(*at));
+                    (Cow::Owned(truth.clone()), at)
+                }
+                (Err(e), _) => {
+                    undo_event(staged, staged_before, current, undo);
+                    return Err(e.clone());
                 }
             }
         } else {
@@ -502,6 +620,22 @@ async fn decide<'a>(
     } else {
         Action::Stale
     })
+}
+
+/// Takes back what one event staged and the states it changed.
+fn undo_event<'a>(
+    staged: &mut Vec<Staged<'a>>,
+    staged_before: usize,
+    current: &mut HashMap<ObjectKey<'a>, Current<'a>>,
+    undo: Vec<(ObjectKey<'a>, Option<Current<'a>>)>,
+) {
+    staged.truncate(staged_before);
+    for (k, before) in undo.into_iter().rev() {
+        match before {
+            Some(state) => current.insert(k, state),
+            None => current.remove(&k),
+        };
+    }
 }
 
 /// Writes the staged changes, in order per object: a change goes in the first round after every
@@ -591,22 +725,49 @@ impl<'a> Staged<'a> {
     }
 }
 
-/// Fetches an object, retrying briefly; a webhook answers an error (and the provider delivers again)
-/// when the provider stays unavailable.
-async fn fetch_with_retry(
-    connector: &dyn Connector,
-    resource: &str,
-    id: &str,
-    account: Option<&str>,
+/// Fetches an object's state through the app's circuit breaker, retrying briefly, within
+/// [`FETCH_LIMIT`]; a webhook answers an error (and the provider delivers again) when the provider
+/// stays unavailable, is slow, or its circuit is open.
+async fn fetch_guarded(
+    item: Item<'_>,
+    (app_key, account, resource, id): FetchKey<'_>,
 ) -> Result<Change, ConnectorError> {
-    let mut attempt = 0;
-    loop {
-        match connector.fetch_object(resource, id, account).await {
-            Err(e) if e.is_retryable() && attempt < 2 => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+    let fetch = async {
+        let mut attempt = 0;
+        loop {
+            if let Some(breakers) = item.breakers {
+                if breakers.check(app_key).is_err() {
+                    return Err(ConnectorError::Retryable {
+                        message: format!(
+                            "the circuit of app {app_key} is open: {resource} {id} could not be fetched"
+                        ),
+                    });
+                }
             }
-            other => return other,
+            let result = item.connector.fetch_object(resource, id, account).await;
+            if let Some(breakers) = item.breakers {
+                match &result {
+                    Err(e) if e.is_provider_failure() => breakers.failure(app_key, e.message()),
+                    _ => breakers.success(app_key),
+                }
+            }
+            match result {
+                Err(e) if e.is_retryable() && attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                other => return other,
+            }
         }
-    }
+    };
+    tokio::time::timeout(FETCH_LIMIT, fetch)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::Retryable {
+                message: format!(
+                    "fetching {resource} {id} of app {app_key} took longer than {} s",
+                    FETCH_LIMIT.as_secs()
+                ),
+            })
+        })
 }

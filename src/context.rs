@@ -50,7 +50,8 @@ impl Context {
     pub fn build(config: Config) -> anyhow::Result<Context> {
         let pool = db::pool(&config.database.target, config.database.pool_size)?;
         let ops = Ops::start(&config, &pool);
-        let webhooks = GroupCommit::start(pool.clone(), webhook_lanes(config.database.pool_size));
+        let lanes = webhook_lanes(config.database.pool_size);
+        let webhooks = GroupCommit::start(pool.clone(), lanes, ops.breakers.clone());
         let mut map = HashMap::new();
         for app in &config.apps {
             let connector = build_connector(app, &config, &ops)

@@ -546,6 +546,7 @@ impl Run<'_> {
                     event,
                     source: "events_api",
                     run: Some((self.task.job_id, self.task.id)),
+                    breakers: Some(&self.ctx.ops.breakers),
                 })
                 .collect();
             let outcomes = apply::apply_guarded(&self.ctx.pool, &items).await?;

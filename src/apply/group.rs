@@ -2,17 +2,20 @@
 //! transaction, so a burst costs the database a few statements per batch instead of several per
 //! event.
 //!
-//! A delivery is handed to a channel; a few lanes take turns at it. A lane takes the first
-//! delivery waiting and every other one already queued (never waiting for more: an idle daemon
-//! applies a lone delivery at once), applies them with [`super::apply_events`] in one
-//! transaction, and answers each only after the commit, so nothing is acknowledged before it is
-//! durably written. While one lane commits, the next gathers the deliveries that arrive meanwhile.
+//! A delivery is handed to a channel. A few lanes take turns at the database: when one is free,
+//! the first delivery waiting and every other one already queued (never waiting for more: an idle
+//! daemon applies a lone delivery at once) make a batch, applied with
+//! [`super::apply_taking_turns`] in one transaction; each delivery is answered only after the
+//! commit, so nothing is acknowledged before it is durably written. While one lane commits, the
+//! next gathers the deliveries that arrive meanwhile. A batch that must ask the provider for an
+//! object (a same-second conflict, a truncated item list) gives its lane up while it waits, so a
+//! slow provider holds up no other app's deliveries.
 //!
 //! A batch that fails as a whole is not allowed to sink its neighbours: after a deadlock or
 //! serialization failure it is tried again, and after any other database error each delivery is
 //! tried alone, so a delivery the database refuses fails only itself (a value it refuses
-//! quarantines the delivery's objects: [`super::apply_alone`]). A batch that panics answers
-//! its own deliveries 503 and the lane goes on.
+//! quarantines the delivery's objects: [`super::apply_alone`]). A batch that panics answers its
+//! own deliveries 503 and the lanes go on.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -20,9 +23,10 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use futures_util::FutureExt;
 use supasaasy_connector::{Connector, Event};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{apply_alone, apply_in_transaction, Action, ApplyError, Item, Outcome, Scope};
+use super::{apply_alone, apply_taking_turns, Action, ApplyError, Item, Outcome, Scope, Turn};
+use crate::ops::breaker::Breakers;
 use crate::store::StoreError;
 
 /// Deliveries waiting for a lane before submitters wait for room.
@@ -52,12 +56,10 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts `lanes` lanes (at least one) applying deliveries on `pool`. Must be called inside a
     /// Tokio runtime.
-    pub fn start(pool: Pool, lanes: usize) -> GroupCommit {
+    pub fn start(pool: Pool, lanes: usize, breakers: Breakers) -> GroupCommit {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..lanes.max(1) {
-            tokio::spawn(lane(pool.clone(), rx.clone()));
-        }
+        let lanes = Arc::new(Semaphore::new(lanes.max(1)));
+        tokio::spawn(gather(pool, rx, lanes, breakers));
         GroupCommit { tx }
     }
 
@@ -97,44 +99,53 @@ impl GroupCommit {
     }
 }
 
-async fn lane(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Delivery>>>) {
+/// Takes turns at the lanes: once a lane is free, the first delivery waiting and every other
+/// one already queued make a batch, applied in a task of its own holding the lane's turn.
+async fn gather(
+    pool: Pool,
+    mut rx: mpsc::Receiver<Delivery>,
+    lanes: Arc<Semaphore>,
+    breakers: Breakers,
+) {
     loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(d) => batch.push(d),
-                    Err(_) => break,
-                }
-            }
-            batch
+        let permit = lanes.clone().acquire_owned().await;
+        let permit = permit.expect("the lanes are never closed");
+        let Some(first) = rx.recv().await else {
+            return;
         };
-        // A batch that panics fails its own deliveries (their answers are dropped: 503) and
-        // never takes the lane with it.
-        let applied = AssertUnwindSafe(apply_batch(&pool, batch))
-            .catch_unwind()
-            .await;
-        if let Err(panic) = applied {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %what, "a webhook batch panicked; its deliveries answer 503 and the lane goes on");
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
         }
+        let turn = Turn::new(lanes.clone(), permit);
+        let (pool, breakers) = (pool.clone(), breakers.clone());
+        tokio::spawn(async move {
+            // A batch that panics fails its own deliveries (their answers are dropped: 503) and
+            // never takes the lanes with it.
+            let applied = AssertUnwindSafe(apply_batch(&pool, batch, &breakers, turn))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = applied {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "a webhook batch panicked; its deliveries answer 503 and the lanes go on");
+            }
+        });
     }
 }
 
 /// Applies a batch and answers every delivery in it.
-async fn apply_batch(pool: &Pool, batch: Vec<Delivery>) {
-    let items: Vec<Item> = batch.iter().map(item).collect();
+async fn apply_batch(pool: &Pool, batch: Vec<Delivery>, breakers: &Breakers, mut turn: Turn) {
+    let items: Vec<Item> = batch.iter().map(|d| item(d, breakers)).collect();
     let mut tries = 0;
     let result = loop {
-        match apply_in_transaction(pool, &items).await {
+        match apply_taking_turns(pool, &items, Some(&mut turn)).await {
             Err(e) if is_conflict(&e) && tries < CONFLICT_RETRIES => tries += 1,
             other => break other,
         }
@@ -147,7 +158,7 @@ async fn apply_batch(pool: &Pool, batch: Vec<Delivery>) {
             tracing::warn!(error = %e, deliveries = batch.len(), "a webhook batch failed; applying its deliveries one by one");
             drop(items);
             for delivery in batch {
-                let reply = match apply_alone(pool, &item(&delivery)).await {
+                let reply = match apply_alone(pool, &item(&delivery, breakers)).await {
                     Ok(outcome) => to_reply(Some(outcome)),
                     Err(e) => Err(ApplyError::Store(e)),
                 };
@@ -165,7 +176,7 @@ async fn apply_batch(pool: &Pool, batch: Vec<Delivery>) {
     }
 }
 
-fn item(d: &Delivery) -> Item<'_> {
+fn item<'a>(d: &'a Delivery, breakers: &'a Breakers) -> Item<'a> {
     Item {
         app_key: &d.app_key,
         scope: Scope {
@@ -176,6 +187,7 @@ fn item(d: &Delivery) -> Item<'_> {
         event: &d.event,
         source: "webhook",
         run: None,
+        breakers: Some(breakers),
     }
 }
 

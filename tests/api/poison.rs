@@ -354,3 +354,81 @@ async fn a_conversation_answered_as_another_object_is_left_out_alone() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_provider_holds_up_no_other_apps_webhooks() {
+    let app = spawn_app(Setup {
+        apps: vec![
+            ("stripe_slow".into(), customers(20)),
+            ("stripe_fast".into(), customers(20)),
+        ],
+        workers: false,
+        ..Setup::default()
+    })
+    .await;
+    let (slow, fast) = (&app.stripes[0].fake, &app.stripes[1].fake);
+    // Three objects of the slow app, each with two states in one second: the second delivery
+    // must ask Stripe which is the latest.
+    let at = chrono::Utc::now().timestamp() - 30;
+    slow.set_clock(Some(at));
+    let mut conflicts = Vec::new();
+    for id in slow.ids("customer").iter().take(3) {
+        slow.update("customer", id, |c| c["name"] = json!("First"));
+        let first = slow.last_event().unwrap();
+        assert_eq!(
+            app.deliver("stripe_slow", &first).await.1["action"],
+            "applied"
+        );
+        slow.update("customer", id, |c| c["name"] = json!("Second"));
+        conflicts.push(slow.last_event().unwrap());
+    }
+    // Stripe now takes three seconds an answer for that app: more than both lanes' worth of
+    // deliveries wait for it.
+    slow.set_latency(std::time::Duration::from_secs(3));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut waiting = Vec::new();
+    for event in conflicts {
+        let (base, http, done) = (app.base.clone(), app.http.clone(), done_tx.clone());
+        let body = serde_json::to_vec(&event).unwrap();
+        waiting.push(tokio::spawn(async move {
+            let answer = http
+                .post(format!("{base}/webhook/stripe_slow"))
+                .header("Stripe-Signature", sign_now("stripe_slow", &body))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let _ = done.send(("slow", status));
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The other app's deliveries meanwhile are all answered before any of the slow ones.
+    for id in fast.ids("customer").iter().take(10) {
+        fast.update("customer", id, |c| c["name"] = json!("Fast"));
+        let event = fast.last_event().unwrap();
+        let (status, answer) = app.deliver("stripe_fast", &event).await;
+        assert_eq!(
+            (status, answer["action"].as_str()),
+            (200, Some("applied")),
+            "{answer}"
+        );
+        let _ = done_tx.send(("fast", status));
+    }
+    drop(done_tx);
+    for handle in waiting {
+        handle.await.unwrap();
+    }
+    let mut order = Vec::new();
+    while let Some((app_key, status)) = done_rx.recv().await {
+        assert_eq!(status, 200, "{app_key}");
+        order.push(app_key);
+    }
+    assert_eq!(order[..10], ["fast"; 10], "{order:?}");
+    assert_eq!(order[10..], ["slow"; 3], "{order:?}");
+    for id in slow.ids("customer").iter().take(3) {
+        let (row, _) = app.row("stripe_slow", "stripe_customer", id).await.unwrap();
+        assert_eq!(row["name"], "Second");
+    }
+    app.stop().await;
+}

@@ -305,7 +305,7 @@ pub struct Skipped {
 }
 
 /// Why a provider call failed, classified next to the HTTP call that got it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectorError {
     /// Worth retrying as is: 5xx, timeouts, connection errors, `Stripe-Should-Retry: true`.
     #[error("{message}")]
