@@ -549,9 +549,10 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// The admin keys: every variable named must be set (for commands that need secrets), and at
-/// least one must be named; several are accepted at once, so a key can be rotated without a
-/// moment when clients holding the old or the new one are refused.
+/// The admin keys: every variable named must be set (for commands that need secrets) and hold at
+/// least [`MIN_ADMIN_KEY_CHARS`] characters, and at least one must be named; several are accepted
+/// at once, so a key can be rotated without a moment when clients holding the old or the new one
+/// are refused. Commands that need no secrets take whatever is set (they never check a key).
 fn admin_keys(env: &Env, names: Option<OneOrMany>) -> Result<Vec<Secret>, ConfigError> {
     let key = "server.admin_api_key_env";
     let names = match names {
@@ -564,10 +565,26 @@ fn admin_keys(env: &Env, names: Option<OneOrMany>) -> Result<Vec<Secret>, Config
     };
     let mut keys = Vec::with_capacity(names.len());
     for name in &names {
-        keys.extend(env.secret(key, name)?);
+        let Some(secret) = env.secret(key, name)? else {
+            continue;
+        };
+        let length = secret.expose().chars().count();
+        if env.secrets && length < MIN_ADMIN_KEY_CHARS {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "environment variable {name} holds a key of {length} characters; \
+                     at least {MIN_ADMIN_KEY_CHARS} are needed"
+                ),
+            ));
+        }
+        keys.push(secret);
     }
     Ok(keys)
 }
+
+/// The shortest admin key accepted: a key anyone can guess in a few tries protects nothing.
+const MIN_ADMIN_KEY_CHARS: usize = 16;
 
 fn positive(v: i64, key: &str) -> Result<usize, ConfigError> {
     if v > 0 {

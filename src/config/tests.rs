@@ -27,7 +27,7 @@ cron = "0 */6 * * *"
 fn env(name: &str) -> Option<String> {
     match name {
         "DATABASE_URL" => Some("postgres://localhost/x".into()),
-        "ADMIN_API_KEY" => Some("admin".into()),
+        "ADMIN_API_KEY" => Some("admin-key-of-sixteen".into()),
         "STRIPE_API_KEY" => Some("sk_test_x".into()),
         _ => None,
     }
@@ -87,6 +87,41 @@ fn errors_name_the_key() {
         assert!(got.contains(want), "wanted {want:?} in {got:?}");
         assert!(!got.contains('\n'), "one line: {got:?}");
     }
+}
+
+#[test]
+fn a_short_admin_key_is_refused_naming_its_variable() {
+    let with_key = |key: &'static str| {
+        move |name: &str| match name {
+            "ADMIN_API_KEY" => Some(key.to_string()),
+            other => env(other),
+        }
+    };
+    for short in ["k", "123456789012345"] {
+        let got = Config::parse(GOOD, &with_key(short))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            got,
+            format!(
+                "config error: server.admin_api_key_env: environment variable ADMIN_API_KEY holds \
+                 a key of {} characters; at least 16 are needed",
+                short.len()
+            )
+        );
+    }
+    Config::parse(GOOD, &with_key("1234567890123456")).expect("16 characters are enough");
+    // The second of two keys is checked too.
+    let two = GOOD.replace(
+        "admin_api_key_env = \"ADMIN_API_KEY\"",
+        "admin_api_key_env = [\"ADMIN_API_KEY\", \"ADMIN_API_KEY_NEXT\"]",
+    );
+    let next = |name: &str| match name {
+        "ADMIN_API_KEY_NEXT" => Some("short".to_string()),
+        other => env(other),
+    };
+    let got = Config::parse(&two, &next).unwrap_err().to_string();
+    assert!(got.contains("ADMIN_API_KEY_NEXT holds a key of 5 characters"), "{got}");
 }
 
 #[test]
@@ -323,7 +358,7 @@ fn the_effective_config_shows_every_key_and_no_secret() {
         serde_json::Value::Null
     );
     assert!(!shown.to_string().contains("sk_test_x"));
-    assert!(!shown.to_string().contains("admin\""));
+    assert!(!shown.to_string().contains("admin-key-of-sixteen"));
 }
 
 const CONNECT: &str = r#"
