@@ -113,8 +113,14 @@ async fn an_immediate_sync_answers_202_when_its_wait_ends_with_no_worker_running
     })
     .await;
     for (body, needle) in [
-        (json!({"wait_seconds": -1}), "wait_seconds must be between 0 and 3600"),
-        (json!({"wait_seconds": 3601}), "wait_seconds must be between 0 and 3600"),
+        (
+            json!({"wait_seconds": -1}),
+            "wait_seconds must be between 0 and 3600",
+        ),
+        (
+            json!({"wait_seconds": 3601}),
+            "wait_seconds must be between 0 and 3600",
+        ),
         (json!({"wait_seconds": 1.5}), "wait_seconds"),
         (json!({"wait_seconds": "soon"}), "wait_seconds"),
     ] {
