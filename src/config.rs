@@ -73,23 +73,6 @@ pub struct DatabaseConfig {
     pub migrate: bool,
 }
 
-/// `[server]`.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Address the listener binds.
-    pub listen: SocketAddr,
-    /// Bearer key of the admin routes.
-    pub admin_api_keys: Vec<Secret>,
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
-    /// Connections served at once; more wait in the listen backlog.
-    pub max_connections: usize,
-    /// How long a stopping daemon gives in-flight requests and running tasks before it exits.
-    pub shutdown_grace: Duration,
-    /// How long a client may take to send a request's headers, and then its body.
-    pub read_timeout: Duration,
-}
-
 /// `[worker]`.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -416,32 +399,7 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
         migrate: raw.database.migrate.unwrap_or(true),
     };
 
-    let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
-    let server = ServerConfig {
-        listen: listen.parse().map_err(|_| {
-            ConfigError::new(
-                "server.listen",
-                format!("{listen:?} is not an address like 127.0.0.1:8080"),
-            )
-        })?,
-        admin_api_keys: admin_keys(env, raw.server.admin_api_key_env)?,
-        max_body_bytes: positive(
-            raw.server.max_body_bytes.unwrap_or(1 << 20),
-            "server.max_body_bytes",
-        )?,
-        max_connections: positive(
-            raw.server.max_connections.unwrap_or(1024),
-            "server.max_connections",
-        )?,
-        shutdown_grace: Duration::from_secs(positive(
-            raw.server.shutdown_grace_seconds.unwrap_or(30),
-            "server.shutdown_grace_seconds",
-        )? as u64),
-        read_timeout: Duration::from_secs(positive(
-            raw.server.read_timeout_seconds.unwrap_or(15),
-            "server.read_timeout_seconds",
-        )? as u64),
-    };
+    let server = server::server(raw.server, env)?;
 
     let w = raw.worker;
     let worker = WorkerConfig {
@@ -541,34 +499,6 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     })
 }
 
-/// A key that takes one name or a list of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// The admin keys: every variable named must be set (for commands that need secrets), and at
-/// least one must be named; several are accepted at once, so a key can be rotated without a
-/// moment when clients holding the old or the new one are refused.
-fn admin_keys(env: &Env, names: Option<OneOrMany>) -> Result<Vec<Secret>, ConfigError> {
-    let key = "server.admin_api_key_env";
-    let names = match names {
-        None => vec!["ADMIN_API_KEY".to_owned()],
-        Some(OneOrMany::One(name)) => vec![name],
-        Some(OneOrMany::Many(names)) if !names.is_empty() => names,
-        Some(OneOrMany::Many(_)) => {
-            return Err(ConfigError::new(key, "names no environment variable"))
-        }
-    };
-    let mut keys = Vec::with_capacity(names.len());
-    for name in &names {
-        keys.extend(env.secret(key, name)?);
-    }
-    Ok(keys)
-}
-
 fn positive(v: i64, key: &str) -> Result<usize, ConfigError> {
     if v > 0 {
         Ok(v as usize)
@@ -583,7 +513,7 @@ struct RawConfig {
     #[serde(default)]
     database: RawDatabase,
     #[serde(default)]
-    server: RawServer,
+    server: server::RawServer,
     #[serde(default)]
     worker: RawWorker,
     #[serde(default)]
@@ -606,17 +536,6 @@ struct RawDatabase {
     url_env: Option<String>,
     pool_size: Option<i64>,
     migrate: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    admin_api_key_env: Option<OneOrMany>,
-    max_body_bytes: Option<i64>,
-    max_connections: Option<i64>,
-    shutdown_grace_seconds: Option<i64>,
-    read_timeout_seconds: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -654,8 +573,10 @@ pub mod cron_expr;
 mod effective;
 mod operating;
 mod overrides;
+mod server;
 
 pub use operating::{AlertKind, AlertsConfig, CircuitBreakerConfig, EventsConfig};
+pub use server::ServerConfig;
 
 #[cfg(test)]
 mod tests;

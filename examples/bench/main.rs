@@ -31,7 +31,7 @@ use supasaasy_testkit::pg::TestPostgres;
 mod connect;
 mod mixed;
 
-const ADMIN_KEY: &str = "bench-admin-key";
+const ADMIN_KEY: &str = "bench-admin-key-0123456789";
 const WEBHOOK_SECRET: &str = "whsec_bench_secret";
 /// `--rps N`: the app's `requests_per_second` (0, the default here: no budget).
 static RPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

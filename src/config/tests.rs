@@ -27,7 +27,7 @@ cron = "0 */6 * * *"
 fn env(name: &str) -> Option<String> {
     match name {
         "DATABASE_URL" => Some("postgres://localhost/x".into()),
-        "ADMIN_API_KEY" => Some("admin".into()),
+        "ADMIN_API_KEY" => Some("admin-key-of-sixteen".into()),
         "STRIPE_API_KEY" => Some("sk_test_x".into()),
         _ => None,
     }
@@ -78,6 +78,10 @@ fn errors_name_the_key() {
         (GOOD.replace("cron = \"0 */6 * * *\"", "cron = \"often\""), "sync_schedules[0].cron"),
         (GOOD.replace("app_key = \"stripe_prod\"\ncron", "app_key = \"nope\"\ncron"), "sync_schedules[0].app_key"),
         (GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"here\""), "server.listen"),
+        (GOOD.replace("listen = \"127.0.0.1:0\"", "max_connections_per_ip = 0"), "server.max_connections_per_ip: must be positive"),
+        (GOOD.replace("listen = \"127.0.0.1:0\"", "max_requests_per_connection = -1"), "server.max_requests_per_connection: must be positive"),
+        (GOOD.replace("listen = \"127.0.0.1:0\"", "connection_max_seconds = 0"), "server.connection_max_seconds: must be positive"),
+        (GOOD.replace("listen = \"127.0.0.1:0\"", "webhook_body_budget_bytes = 1000"), "server.webhook_body_budget_bytes: must be at least server.max_body_bytes (1048576)"),
         (GOOD.replace("pool_size = 8", "pool_size = \"many\""), "database.pool_size"),
         (format!("{GOOD}\n[[apps]]\napp_key = \"stripe_prod\"\nconnector = \"stripe\"\napi_key_env = \"STRIPE_API_KEY\"\n"), "apps[1].app_key"),
     ];
@@ -87,6 +91,44 @@ fn errors_name_the_key() {
         assert!(got.contains(want), "wanted {want:?} in {got:?}");
         assert!(!got.contains('\n'), "one line: {got:?}");
     }
+}
+
+#[test]
+fn a_short_admin_key_is_refused_naming_its_variable() {
+    let with_key = |key: &'static str| {
+        move |name: &str| match name {
+            "ADMIN_API_KEY" => Some(key.to_string()),
+            other => env(other),
+        }
+    };
+    for short in ["k", "123456789012345"] {
+        let got = Config::parse(GOOD, &with_key(short))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            got,
+            format!(
+                "config error: server.admin_api_key_env: environment variable ADMIN_API_KEY holds \
+                 a key of {} characters; at least 16 are needed",
+                short.len()
+            )
+        );
+    }
+    Config::parse(GOOD, &with_key("1234567890123456")).expect("16 characters are enough");
+    // The second of two keys is checked too.
+    let two = GOOD.replace(
+        "admin_api_key_env = \"ADMIN_API_KEY\"",
+        "admin_api_key_env = [\"ADMIN_API_KEY\", \"ADMIN_API_KEY_NEXT\"]",
+    );
+    let next = |name: &str| match name {
+        "ADMIN_API_KEY_NEXT" => Some("short".to_string()),
+        other => env(other),
+    };
+    let got = Config::parse(&two, &next).unwrap_err().to_string();
+    assert!(
+        got.contains("ADMIN_API_KEY_NEXT holds a key of 5 characters"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -312,6 +354,10 @@ fn the_effective_config_shows_every_key_and_no_secret() {
     let c = Config::parse(GOOD, &env).unwrap();
     let shown = c.effective();
     assert_eq!(shown["worker"]["concurrency"], 4);
+    assert_eq!(shown["server"]["max_connections_per_ip"], 64);
+    assert_eq!(shown["server"]["max_requests_per_connection"], 1000);
+    assert_eq!(shown["server"]["connection_max_seconds"], 600);
+    assert_eq!(shown["server"]["webhook_body_budget_bytes"], 64 << 20);
     assert_eq!(
         shown["database"]["url"],
         "localhost:5432/x (sslmode=prefer)"
@@ -323,7 +369,7 @@ fn the_effective_config_shows_every_key_and_no_secret() {
         serde_json::Value::Null
     );
     assert!(!shown.to_string().contains("sk_test_x"));
-    assert!(!shown.to_string().contains("admin\""));
+    assert!(!shown.to_string().contains("admin-key-of-sixteen"));
 }
 
 const CONNECT: &str = r#"

@@ -3,36 +3,40 @@
 //! [`serve`] takes the listener and a cancellation token, so tests bind port 0 and the daemon's
 //! shutdown is one `cancel()`. On cancel it stops accepting, lets each open connection finish the
 //! request in hand (hyper's graceful shutdown), and returns when they have, or after the grace period.
-//! A slow client cannot hold a connection: headers, and then a body, must each arrive within
-//! `server.read_timeout_seconds`; at most `server.max_connections` connections are served at once.
+//! At most `server.max_connections` connections are served at once, and at most
+//! `server.max_connections_per_ip` of them from one client address: a connection past that is
+//! answered 503 and closed at once. What bounds each connection (slow or silent clients, its
+//! requests, its age) is in [`conn`].
 
+mod conn;
 pub mod openapi;
 mod operating;
 mod routes;
 mod util;
 mod webhook;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 
+/// The whole answer to a connection its address has no room for: written if the socket takes it
+/// at once, never waited on.
+const TOO_MANY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+Content-Type: application/json\r\nContent-Length: 51\r\n\r\n\
+{\"error\":\"too many connections from this address\"}\n";
+
 /// Serves the API on `listener` until `cancel`.
 pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToken) {
     let grace = ctx.config.server.shutdown_grace;
-    let read_timeout = ctx.config.server.read_timeout;
     let slots = Arc::new(Semaphore::new(ctx.config.server.max_connections));
+    let per_address = conn::PerAddress::new(ctx.config.server.max_connections_per_ip);
     let mut connections = JoinSet::new();
     loop {
         // At most max_connections at once: the next accept waits for a free slot.
@@ -52,28 +56,16 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
             _ = cancel.cancelled() => break,
         };
         while connections.try_join_next().is_some() {}
+        let Some(address_slot) = per_address.enter(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: server.max_connections_per_ip reached");
+            ctx.ops.metrics.connection_refused("per_ip");
+            refuse(&stream);
+            continue;
+        };
         let (ctx, cancel) = (ctx.clone(), cancel.clone());
         connections.spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(routes::handle(&ctx, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = cancel.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(slot);
+            conn::serve(stream, peer, ctx, cancel).await;
+            drop((slot, address_slot));
         });
     }
     drop(listener);
@@ -84,4 +76,10 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
     if drained.is_err() {
         tracing::warn!("closing connections still open after {grace:?}");
     }
+}
+
+/// Answers 503 to a connection refused for its address, if the socket takes the answer at once,
+/// and closes it (on drop).
+fn refuse(stream: &TcpStream) {
+    let _ = stream.try_write(TOO_MANY);
 }

@@ -3,6 +3,8 @@
 //! Every answer is JSON; errors are `{"error": ...}`; internal error text is logged, never returned.
 //! Admin routes check the bearer key before they read the body.
 
+use std::time::Duration;
+
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
@@ -91,10 +93,26 @@ struct SyncRequest {
     resource_types: Option<Vec<String>>,
     #[serde(default)]
     immediate: bool,
+    /// With `immediate`, how long to wait for the job to end before answering 202 as a call
+    /// without it does (default [`DEFAULT_WAIT_SECONDS`], at most [`MAX_WAIT_SECONDS`]).
+    #[serde(default)]
+    wait_seconds: Option<i64>,
 }
+
+/// How long `"immediate": true` waits for its job by default.
+const DEFAULT_WAIT_SECONDS: i64 = 300;
+/// The longest `wait_seconds` accepted: an hour, past which a client should poll the job.
+const MAX_WAIT_SECONDS: i64 = 3600;
 
 async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let request: SyncRequest = read_json(ctx, req).await?;
+    let wait_seconds = request.wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS);
+    if !(0..=MAX_WAIT_SECONDS).contains(&wait_seconds) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("wait_seconds must be between 0 and {MAX_WAIT_SECONDS}, got {wait_seconds}"),
+        ));
+    }
     let mode = match request.mode.as_deref() {
         None => SyncMode::Incremental,
         Some(m) => m
@@ -116,11 +134,24 @@ async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiE
     let job_id = sync::enqueue(ctx, &plan, "api")
         .await
         .map_err(store_error)?;
+    let mut status = "pending".to_string();
     if request.immediate {
-        let doc = sync::wait_for_end(ctx, job_id, |_| {})
-            .await
-            .map_err(store_error)?;
-        return Ok(json_response(StatusCode::OK, &doc));
+        // Bounded: with no worker running (or a long backfill) the answer is the 202 of a call
+        // without `immediate`, not a request that hangs.
+        let wait = Duration::from_secs(wait_seconds.unsigned_abs());
+        let ended = tokio::time::timeout(
+            wait,
+            sync::wait_for_end(ctx, job_id, |doc| {
+                if let Some(s) = doc["status"].as_str() {
+                    status = s.to_string();
+                }
+            }),
+        )
+        .await;
+        if let Ok(doc) = ended {
+            let doc = doc.map_err(store_error)?;
+            return Ok(json_response(StatusCode::OK, &doc));
+        }
     }
     Ok(json_response(
         StatusCode::ACCEPTED,
@@ -128,7 +159,7 @@ async fn create_sync(ctx: &Context, req: Request<Incoming>) -> Result<Resp, ApiE
             "job_id": job_id.to_string(),
             "app_key": plan.app_key,
             "mode": plan.mode.as_str(),
-            "status": "pending",
+            "status": status,
             "total_tasks": plan.resource_types.len(),
             "resource_types": plan.resource_types,
         }),

@@ -132,19 +132,23 @@ pub async fn read_body(
 }
 
 /// Reads the body as `server` allows ([`read_body`]) and parses it as JSON; a body that does not
-/// parse is a 400 saying why.
+/// parse is a 400 saying why, naming the field at fault (`wait_seconds: invalid type: ...`).
 pub async fn read_json<T: serde::de::DeserializeOwned>(
     ctx: &crate::context::Context,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let server = &ctx.config.server;
     let body = read_body(req, server.max_body_bytes, server.read_timeout).await?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let invalid = |e: &dyn std::fmt::Display| {
         error(
             StatusCode::BAD_REQUEST,
             format!("invalid request body: {e}"),
         )
-    })
+    };
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| invalid(&e))?;
+    de.end().map_err(|e| invalid(&e))?;
+    Ok(value)
 }
 
 /// Checks `Authorization: Bearer <admin key>` in constant time; the error answer is 401.

@@ -66,6 +66,11 @@ struct AppLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
     app_key: String,
     mode: String,
@@ -115,6 +120,8 @@ pub struct Metrics {
     rate_limit_waits: Family<AppLabels, Counter>,
     rate_limit_wait_seconds: Family<AppLabels, Counter<f64, AtomicU64>>,
     job_duration: JobHistograms,
+    connections_refused: Family<ReasonLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -174,8 +181,25 @@ impl Metrics {
             Unit::Seconds,
             job_duration.clone(),
         );
+        let connections_refused = Family::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections refused at once, by reason (per_ip: their client address had \
+             server.max_connections_per_ip open)",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::default();
+        registry.register(
+            "http_connections_closed",
+            "Connections the server closed early, by reason (stalled: the client read none of an \
+             answer for server.read_timeout_seconds; max_age: open past \
+             server.connection_max_seconds with an answer still unread)",
+            connections_closed.clone(),
+        );
         Metrics {
             registry,
+            connections_refused,
+            connections_closed,
             webhooks,
             objects_written,
             objects_skipped,
@@ -215,6 +239,22 @@ impl Metrics {
             source: source.to_owned(),
         };
         self.objects_skipped.get_or_create(&labels).inc();
+    }
+
+    /// A connection was refused as soon as it was accepted, for `reason`.
+    pub fn connection_refused(&self, reason: &str) {
+        let labels = ReasonLabels {
+            reason: reason.to_owned(),
+        };
+        self.connections_refused.get_or_create(&labels).inc();
+    }
+
+    /// The server closed a connection early, for `reason`.
+    pub fn connection_closed(&self, reason: &str) {
+        let labels = ReasonLabels {
+            reason: reason.to_owned(),
+        };
+        self.connections_closed.get_or_create(&labels).inc();
     }
 
     /// A request to `app_key`'s provider got `status` (`None`: no answer, a transport error).

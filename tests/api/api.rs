@@ -106,6 +106,57 @@ async fn sync_requests_are_checked() {
 }
 
 #[tokio::test]
+async fn an_immediate_sync_answers_202_when_its_wait_ends_with_no_worker_running() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::classic(StripeData::empty())
+    })
+    .await;
+    for (body, needle) in [
+        (
+            json!({"wait_seconds": -1}),
+            "wait_seconds must be between 0 and 3600",
+        ),
+        (
+            json!({"wait_seconds": 3601}),
+            "wait_seconds must be between 0 and 3600",
+        ),
+        (json!({"wait_seconds": 1.5}), "wait_seconds"),
+        (json!({"wait_seconds": "soon"}), "wait_seconds"),
+    ] {
+        let mut body = body;
+        body["app_key"] = json!("stripe_test");
+        body["immediate"] = json!(true);
+        let answer = app.sync(body.clone(), 400).await;
+        let msg = answer["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    assert_eq!(app.count("sync_jobs").await, 0, "nothing enqueued");
+
+    // No worker runs, so the job never ends: the answer comes when the wait does. The bound
+    // only detects a request that hangs.
+    let bound = std::time::Duration::from_secs(60);
+    for wait in [0, 1] {
+        let body = json!({"app_key": "stripe_test", "mode": "full", "resource_types": ["customer"],
+                          "immediate": true, "wait_seconds": wait});
+        let answer = tokio::time::timeout(bound, app.sync(body, 202))
+            .await
+            .expect("the answer comes when the wait ends");
+        assert_eq!(answer["status"], "pending", "{answer}");
+        assert_eq!(answer["total_tasks"], 1);
+        assert_eq!(answer["resource_types"], json!(["customer"]));
+        let job = answer["job_id"].as_str().unwrap();
+        let doc = app
+            .admin(Method::GET, &format!("/jobs/{job}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(doc.status(), 200, "the job exists, to be polled");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn jobs_are_found_listed_and_cancelled() {
     let app = spawn_app(Setup {
         workers: false,

@@ -62,7 +62,7 @@ fn config_errors_stop_start_up_with_one_line_naming_the_key() {
             let out = Command::new(BIN)
                 .args(["--config", path.to_str().unwrap(), command])
                 .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
-                .env("ADMIN_API_KEY", "k")
+                .env("ADMIN_API_KEY", ADMIN_KEY)
                 .env_remove("STRIPE_API_KEY")
                 .output()
                 .unwrap();
@@ -79,7 +79,7 @@ fn config_errors_stop_start_up_with_one_line_naming_the_key() {
     let ok = Command::new(BIN)
         .args(["--config", path.to_str().unwrap(), "check-config"])
         .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
-        .env("ADMIN_API_KEY", "k")
+        .env("ADMIN_API_KEY", ADMIN_KEY)
         .env("STRIPE_API_KEY", "sk_test_secret_value")
         .output()
         .unwrap();
@@ -248,7 +248,7 @@ fn the_environment_overrides_the_file_and_config_prints_what_is_in_effect() {
                 "DATABASE_URL",
                 "postgres://u:hunter2@db.example:5433/mirror?sslmode=require",
             )
-            .env("ADMIN_API_KEY", "k")
+            .env("ADMIN_API_KEY", ADMIN_KEY)
             .env("STRIPE_API_KEY", "sk_test_secret_value")
             .envs(extra.iter().copied())
             .output()

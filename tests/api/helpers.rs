@@ -14,7 +14,7 @@ use supasaasy_testkit::pg::TestPostgres;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-pub const ADMIN_KEY: &str = "test-admin-key";
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 /// The Postgres server tests create their databases on, and the migrated template.
 struct Server {

@@ -7,6 +7,7 @@ mod bad_input;
 mod billing;
 mod binary;
 mod connect;
+mod connections;
 mod crash;
 mod faults;
 mod group_commit;
