@@ -51,7 +51,12 @@ impl Context {
         let pool = db::pool(&config.database.target, config.database.pool_size)?;
         let ops = Ops::start(&config, &pool);
         let lanes = webhook_lanes(config.database.pool_size);
-        let webhooks = GroupCommit::start(pool.clone(), lanes, ops.breakers.clone());
+        let webhooks = GroupCommit::start(
+            pool.clone(),
+            lanes,
+            ops.breakers.clone(),
+            ops.stopping.clone(),
+        );
         let mut map = HashMap::new();
         for app in &config.apps {
             let connector = build_connector(app, &config, &ops)

@@ -1,8 +1,10 @@
 //! `serve`: the daemon itself. Serves HTTP at once (so probes answer: `/livez` 200, `/readyz` 503),
 //! waits for the database (retrying with backoff, a log line per try, while it cannot be reached),
 //! migrates or checks the schema, then runs the worker pool and the scheduler beside the listener
-//! until the cancellation token fires, and returns once all have stopped cleanly (running tasks
-//! checkpointed and released, in-flight requests answered). A database that refuses us for good (a
+//! until the cancellation token fires, and returns once all have stopped cleanly, within
+//! `shutdown_grace_seconds` (running tasks checkpointed and released, in-flight requests answered,
+//! then the background parts: alerts already raised sent or recorded as failed, the events log
+//! written last). A database that refuses us for good (a
 //! certificate, a password, a schema this binary cannot run against) stops start-up with one line.
 
 use std::time::Duration;
@@ -27,7 +29,6 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, apps = ctx.config.apps.len(), "supasaasy listening");
     let grace = ctx.config.server.shutdown_grace;
-    let ctx_events = ctx.ops.events.clone();
     let listener = tokio::spawn(http::serve(listener, ctx.clone(), cancel.clone()));
     let waited = wait_for_database(&ctx, &cancel).await;
     if waited.is_err() || cancel.is_cancelled() {
@@ -47,12 +48,15 @@ pub async fn run(
         });
     }
     let worker = tokio::spawn(Worker::new(ctx.clone()).run(cancel.clone()));
-    let scheduler = tokio::spawn(scheduler::run(ctx.clone(), cancel.clone()));
+    ctx.ops
+        .stopping
+        .spawn(scheduler::run(ctx.clone(), cancel.clone()));
     cancel.cancelled().await;
     // In-flight requests are answered; running tasks checkpoint the page in hand and release
     // themselves. A task that cannot within the grace period is left to its lease, which another
     // worker takes over when it expires.
-    let stopped = tokio::time::timeout(grace, async {
+    let deadline = tokio::time::Instant::now() + grace;
+    let stopped = tokio::time::timeout_at(deadline, async {
         let _ = listener.await;
         let _ = worker.await;
     })
@@ -60,8 +64,10 @@ pub async fn run(
     if stopped.is_err() {
         tracing::warn!("still busy after {grace:?}; exiting anyway");
     }
-    scheduler.abort();
-    ctx_events.flush(std::time::Duration::from_secs(5)).await;
+    // Then the background parts, by the same deadline: the scheduler ends between schedules, the
+    // webhook lanes apply what is queued, alerts already raised are sent or recorded as failed;
+    // the events log is written last.
+    ctx.ops.stop(deadline).await;
     tracing::info!("supasaasy stopped");
     Ok(())
 }

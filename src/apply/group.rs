@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{apply_alone, apply_taking_turns, Action, ApplyError, Item, Outcome, Scope, Turn};
 use crate::ops::breaker::Breakers;
+use crate::ops::Stopping;
 use crate::store::StoreError;
 
 /// Deliveries waiting for a lane before submitters wait for room.
@@ -56,10 +57,10 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts `lanes` lanes (at least one) applying deliveries on `pool`. Must be called inside a
     /// Tokio runtime.
-    pub fn start(pool: Pool, lanes: usize, breakers: Breakers) -> GroupCommit {
+    pub fn start(pool: Pool, lanes: usize, breakers: Breakers, stopping: Stopping) -> GroupCommit {
         let (tx, rx) = mpsc::channel(QUEUE);
         let lanes = Arc::new(Semaphore::new(lanes.max(1)));
-        tokio::spawn(gather(pool, rx, lanes, breakers));
+        stopping.spawn(gather(pool, rx, lanes, breakers, stopping.clone()));
         GroupCommit { tx }
     }
 
@@ -106,11 +107,26 @@ async fn gather(
     mut rx: mpsc::Receiver<Delivery>,
     lanes: Arc<Semaphore>,
     breakers: Breakers,
+    stopping: Stopping,
 ) {
+    let mut stop = false;
     loop {
         let permit = lanes.clone().acquire_owned().await;
         let permit = permit.expect("the lanes are never closed");
-        let Some(first) = rx.recv().await else {
+        // Once the daemon stops (its listener has answered everything) what is queued is
+        // applied, and the lanes end.
+        let first = if stop {
+            rx.try_recv().ok()
+        } else {
+            tokio::select! {
+                first = rx.recv() => first,
+                () = stopping.requested() => {
+                    stop = true;
+                    rx.try_recv().ok()
+                }
+            }
+        };
+        let Some(first) = first else {
             return;
         };
         let mut batch = vec![first];
@@ -122,7 +138,7 @@ async fn gather(
         }
         let turn = Turn::new(lanes.clone(), permit);
         let (pool, breakers) = (pool.clone(), breakers.clone());
-        tokio::spawn(async move {
+        stopping.spawn(async move {
             // A batch that panics fails its own deliveries (their answers are dropped: 503) and
             // never takes the lanes with it.
             let applied = AssertUnwindSafe(apply_batch(&pool, batch, &breakers, turn))

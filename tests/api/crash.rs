@@ -293,3 +293,70 @@ async fn secrets_never_reach_logs_errors_or_job_messages() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_an_alert_in_flight_records_how_it_ended_within_the_grace_period() {
+    let fake = FakeStripe::start(customers(10)).await;
+    let db_url = fresh_database().await;
+    let db = supasaasy::db::connect(&db_url).await.unwrap();
+    // The failed job's alert goes to a receiver that holds the request for a minute.
+    let receiver = FakeAlerts::start().await;
+    receiver.set_answer(Answer::Hang(Duration::from_secs(60)));
+    let alert_path = "/services/T000/B000/hanging";
+    let config = CONFIG.replace("shutdown_grace_seconds = 10", "shutdown_grace_seconds = 2");
+    let (dir, config) = temp_config(&format!(
+        "{config}\n[alerts]\nslack_webhook_url_env = \"SLACK_WEBHOOK_URL\"\n"
+    ));
+    let daemon = spawn_daemon_with(
+        &config,
+        &db_url,
+        &fake,
+        "sk_test_refused_by_the_fake",
+        &[("SLACK_WEBHOOK_URL", &receiver.url(alert_path))],
+    );
+    let failed: Value = reqwest::Client::new()
+        .post(format!("http://{}/sync", daemon.addr))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"app_key": "stripe_prod", "mode": "full", "immediate": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    receiver
+        .wait_for(alert_path, 1, Duration::from_secs(30))
+        .await;
+
+    let started = std::time::Instant::now();
+    daemon.signal("-TERM");
+    let (code, _) = daemon.wait().await;
+    assert_eq!(code, Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped within the grace period, not at the receiver's pace"
+    );
+    // The delivery cut short by the stop is recorded as failed, and says why.
+    let rows = db
+        .query(
+            "SELECT outcome, detail ->> 'error' FROM supasaasy.integration_events
+              WHERE event_type LIKE 'alert.%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let ended: Vec<(String, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // (The failed job's alert, and the open circuit's when the refusals opened it.)
+    assert!(!ended.is_empty());
+    for (outcome, error) in &ended {
+        assert_eq!(outcome, "failed", "{ended:?}");
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("the daemon stopped")),
+            "{ended:?}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

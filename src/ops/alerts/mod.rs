@@ -39,6 +39,7 @@ pub use window::{REJECTION_BURST, REJECTION_WINDOW};
 use self::deliver::{Channel, Retries, Service, BACKGROUND, NOW};
 use self::window::{RejectionBursts, RepeatWindow};
 use super::event_log::EventLog;
+use super::Stopping;
 use crate::config::{AlertKind, AlertsConfig};
 
 /// Raised alerts waiting for the background task; beyond it they are dropped with a warning.
@@ -103,12 +104,19 @@ struct Shared {
     rejections: Mutex<RejectionBursts>,
     /// Bounds the deliveries in progress.
     deliveries: Arc<Semaphore>,
+    /// The process's background tasks: deliveries run under it and end by its deadline.
+    stopping: Stopping,
 }
 
 impl Alerter {
     /// Starts the background sender. Must be called inside a Tokio runtime; the sender ends when
     /// every handle is dropped (deliveries in progress carry on).
-    pub fn start(config: AlertsConfig, events: EventLog, pool: Pool) -> Alerter {
+    pub fn start(
+        config: AlertsConfig,
+        events: EventLog,
+        pool: Pool,
+        stopping: Stopping,
+    ) -> Alerter {
         let channels: Vec<Channel> = Service::ALL
             .into_iter()
             .filter_map(|service| {
@@ -139,10 +147,11 @@ impl Alerter {
             events,
             rejections: Mutex::new(RejectionBursts::default()),
             deliveries: Arc::new(Semaphore::new(MAX_DELIVERIES)),
+            stopping: stopping.clone(),
         });
         let (tx, rx) = mpsc::channel(QUEUE);
         let window = RepeatWindow::new(pool, config.repeat_after);
-        tokio::spawn(dispatch(shared.clone(), window, rx));
+        stopping.spawn(dispatch(shared.clone(), window, rx));
         Alerter { tx, shared }
     }
 
@@ -289,7 +298,15 @@ impl Shared {
         let delivery = match &self.client {
             Some(client) => {
                 let payload = channel.service.payload(title, message);
-                deliver::deliver(client, channel, &payload, retries).await
+                // A delivery the daemon's stop cuts short is recorded as failed, not lost.
+                tokio::select! {
+                    delivery = deliver::deliver(client, channel, &payload, retries) => delivery,
+                    () = self.stopping.expired() => deliver::Delivery {
+                        attempts: 0,
+                        status: None,
+                        error: Some("the daemon stopped before the alert was delivered".into()),
+                    },
+                }
             }
             None => deliver::Delivery {
                 attempts: 0,
@@ -343,23 +360,38 @@ impl Shared {
 }
 
 /// The background task: one alert at a time through the repeat window, then a delivery task each.
+/// When the daemon stops, the alerts already raised are still sent, by the stopping deadline.
 async fn dispatch(shared: Arc<Shared>, mut window: RepeatWindow, mut rx: mpsc::Receiver<Alert>) {
-    while let Some(alert) = rx.recv().await {
-        if !window.take(alert.kind, &alert.app_key).await {
-            tracing::debug!(app = %alert.app_key, kind = alert.kind.as_str(), title = %alert.title, "alert suppressed: sent within the repeat window");
-            continue;
-        }
-        let Ok(permit) = shared.deliveries.clone().try_acquire_owned() else {
-            shared.dropped(
-                &alert,
-                &format!("dropped: {MAX_DELIVERIES} alerts were already being delivered"),
-            );
-            continue;
+    loop {
+        let alert = tokio::select! {
+            alert = rx.recv() => match alert {
+                Some(alert) => alert,
+                None => return,
+            },
+            () = shared.stopping.requested() => break,
         };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            shared.send_all(&alert).await;
-            drop(permit);
-        });
+        dispatch_one(&shared, &mut window, alert).await;
     }
+    while let Ok(alert) = rx.try_recv() {
+        dispatch_one(&shared, &mut window, alert).await;
+    }
+}
+
+async fn dispatch_one(shared: &Arc<Shared>, window: &mut RepeatWindow, alert: Alert) {
+    if !window.take(alert.kind, &alert.app_key).await {
+        tracing::debug!(app = %alert.app_key, kind = alert.kind.as_str(), title = %alert.title, "alert suppressed: sent within the repeat window");
+        return;
+    }
+    let Ok(permit) = shared.deliveries.clone().try_acquire_owned() else {
+        shared.dropped(
+            &alert,
+            &format!("dropped: {MAX_DELIVERIES} alerts were already being delivered"),
+        );
+        return;
+    };
+    let sender = shared.clone();
+    shared.stopping.spawn(async move {
+        sender.send_all(&alert).await;
+        drop(permit);
+    });
 }
