@@ -406,7 +406,113 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
         eprintln!("webhooks {result}");
         results.push(result);
     }
+    let conns = connections.iter().copied().max().unwrap_or(8);
+    results.push(conflict_burst(daemon, fake, count.min(ids.len() * 5), conns).await);
     Value::Array(results)
+}
+
+/// A burst in which every tenth event is the second state of its customer in the second of a
+/// first one delivered beforehand: the daemon cannot order the two from the events and fetches
+/// the customer from the fake, which now answers after 150 ms. The other events need no fetch;
+/// their latencies show what the fetches cost everyone else.
+async fn conflict_burst(daemon: &Daemon, fake: &FakeStripe, count: usize, conns: usize) -> Value {
+    let ids = fake.ids("customer");
+    let conflicts = count / 10;
+    let at = chrono::Utc::now().timestamp() + 100_000;
+    let url = format!("http://{}/webhook/stripe_bench", daemon.addr);
+    let event = |id: &str, n: usize, created: i64, tag: &str| {
+        let mut object = fake.get("customer", id).unwrap();
+        object["metadata"] = json!({"bench_conflict": tag});
+        serde_json::to_vec(&json!({
+            "id": format!("evt_conflict_{tag}_{n}"),
+            "object": "event",
+            "type": "customer.updated",
+            "created": created,
+            "data": {"object": object},
+        }))
+        .unwrap()
+    };
+    // The first state of each conflicting customer, delivered untimed.
+    let http = reqwest::Client::new();
+    for (n, id) in ids.iter().take(conflicts).enumerate() {
+        let body = event(id, n, at, "first");
+        let sig = stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
+        let r = http.post(&url).header("Stripe-Signature", sig).body(body).send().await;
+        assert!(r.is_ok_and(|r| r.status().is_success()), "first states delivered");
+    }
+    // The burst: a conflict every tenth event, the others each a newer state of another customer.
+    let bodies: Vec<(bool, Vec<u8>)> = (0..count)
+        .map(|i| {
+            if i % 10 == 0 {
+                (true, event(&ids[i / 10], i, at, "second"))
+            } else {
+                let id = &ids[conflicts + i % (ids.len() - conflicts)];
+                (false, event(id, i, at + 1 + (i / ids.len()) as i64, "plain"))
+            }
+        })
+        .collect();
+    fake.set_latency(Duration::from_millis(150));
+    let bodies = Arc::new(bodies);
+    let url = Arc::new(url);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (bodies, url) = (bodies.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let (mut plain, mut fetched, mut failures) = (Vec::new(), Vec::new(), 0u64);
+            let mut i = c;
+            while i < bodies.len() {
+                let (conflict, body) = &bodies[i];
+                let sig = stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), body);
+                let sent = Instant::now();
+                let resp = http
+                    .post(url.as_str())
+                    .header("Stripe-Signature", sig)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let ok = resp.is_ok_and(|r| r.status().is_success());
+                if !ok {
+                    failures += 1;
+                }
+                if *conflict { &mut fetched } else { &mut plain }.push(sent.elapsed());
+                i += conns;
+            }
+            (plain, fetched, failures)
+        }));
+    }
+    let (mut plain, mut fetched, mut failures) = (Vec::new(), Vec::new(), 0);
+    for t in tasks {
+        let (p, f, n) = t.await.unwrap();
+        plain.extend(p);
+        fetched.extend(f);
+        failures += n;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    fake.set_latency(Duration::ZERO);
+    let ms = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        let d = v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+        (d.as_secs_f64() * 10_000.0).round() / 10.0
+    };
+    let result = json!({
+        "connections": conns,
+        "events": count,
+        "needing_a_fetch": conflicts,
+        "provider_latency_ms": 150,
+        "events_per_second": (count as f64 / seconds).round(),
+        "plain_p50_ms": ms(&mut plain, 0.50),
+        "plain_p99_ms": ms(&mut plain, 0.99),
+        "fetching_p50_ms": ms(&mut fetched, 0.50),
+        "fetching_p99_ms": ms(&mut fetched, 0.99),
+        "non_2xx": failures,
+    });
+    eprintln!("webhooks with fetches {result}");
+    result
 }
 
 #[tokio::main]
