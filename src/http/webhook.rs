@@ -2,21 +2,28 @@
 //! endpoint for its connected accounts' events, with its own secret): verify the provider's
 //! signature on the raw bytes, then apply the event in the account it names.
 //!
-//! Nothing is parsed or written before the signature checks out. The answer is 200 only once the
-//! event is durably applied (or known to be a duplicate, or of a type the daemon does not map);
-//! a database or provider failure answers 503 so the provider delivers it again later.
+//! Nothing is parsed or written before the signature checks out, and nothing of the body is read
+//! before what can be checked without it is: the app exists, it has a secret for this route, the
+//! signature header is there, readable and (Stripe) timely, the `Content-Length` is within
+//! `server.max_body_bytes`, and the body's bytes fit the process's webhook body budget
+//! ([`super::budget`]). The answer is 200 only once the event is durably applied (or known to be
+//! a duplicate, or of a type the daemon does not map); a database or provider failure answers 503
+//! so the provider delivers it again later.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
 use hyper::{HeaderMap, Request, StatusCode};
 use serde_json::{json, Map, Value};
 use supasaasy_connector::{find_resource, Connector, WebhookError};
 
-use super::util::{error, json_response, read_body, ApiError, Resp};
+use super::budget::{BodyBudget, Reservation};
+use super::util::{error, json_response, read_body, retry_later, ApiError, Resp};
 use crate::apply::{ApplyError, Scope};
 use crate::config::AppConfig;
+use crate::config::ServerConfig;
 use crate::connect;
 use crate::context::Context;
 use crate::providers;
@@ -45,6 +52,28 @@ const SHOWN: [&str; 13] = [
     "x-request-id",
 ];
 
+/// What the webhook route keeps between requests.
+pub struct Intake {
+    /// Bytes of webhook bodies held at once.
+    bodies: BodyBudget,
+}
+
+impl Intake {
+    /// The route's state for a listener configured by `server`.
+    pub fn new(server: &ServerConfig) -> Intake {
+        Intake {
+            bodies: BodyBudget::new(server.webhook_body_budget_bytes),
+        }
+    }
+}
+
+/// A verified body, kept for the request log, and its share of the budget, returned when both
+/// are dropped.
+struct Held {
+    body: Bytes,
+    _reservation: Reservation,
+}
+
 /// What the events log and the metrics record of one webhook request.
 #[derive(Default)]
 struct Seen {
@@ -63,11 +92,17 @@ struct Seen {
 /// Handles one webhook request for `app_key`: records its outcome in the integration events log
 /// and the metrics, and logs the request when `[webhook_logging]` is enabled (the body, kept for
 /// the log, is a reference-counted buffer: no copy).
-pub async fn handle(ctx: &Context, app_key: &str, connect: bool, req: Request<Incoming>) -> Resp {
+pub async fn handle(
+    ctx: &Context,
+    intake: &Intake,
+    app_key: &str,
+    connect: bool,
+    req: Request<Incoming>,
+) -> Resp {
     let mut seen = Seen::default();
     if !ctx.config.webhook_logging.enabled {
         let mut body = None;
-        let result = receive(ctx, (app_key, connect), req, &mut body, &mut seen).await;
+        let result = receive(ctx, intake, (app_key, connect), req, &mut body, &mut seen).await;
         record(ctx, app_key, &seen, result.as_ref().err());
         return result.unwrap_or_else(Resp::from);
     }
@@ -76,7 +111,7 @@ pub async fn handle(ctx: &Context, app_key: &str, connect: bool, req: Request<In
     let method = req.method().to_string();
     let headers = req.headers().clone();
     let mut body = None;
-    let result = receive(ctx, (app_key, connect), req, &mut body, &mut seen).await;
+    let result = receive(ctx, intake, (app_key, connect), req, &mut body, &mut seen).await;
     record(ctx, app_key, &seen, result.as_ref().err());
     let (resp, err) = match result {
         Ok(resp) => (resp, None),
@@ -90,7 +125,7 @@ pub async fn handle(ctx: &Context, app_key: &str, connect: bool, req: Request<In
         method: &method,
         path: &path,
         headers: redacted_headers(&headers),
-        body: body.map(|b: Bytes| String::from_utf8_lossy(&b).into_owned()),
+        body: body.map(|held: Held| String::from_utf8_lossy(&held.body).into_owned()),
         status: resp.status().as_u16(),
         error: err,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -170,9 +205,10 @@ fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
 
 async fn receive(
     ctx: &Context,
+    intake: &Intake,
     (app_key, connect): (&str, bool),
     req: Request<Incoming>,
-    raw_body: &mut Option<Bytes>,
+    raw_body: &mut Option<Held>,
     seen: &mut Seen,
 ) -> Result<Resp, ApiError> {
     let Some((app, connector)) = ctx.app(app_key) else {
@@ -192,18 +228,6 @@ async fn receive(
     } else {
         app.webhook_secret.as_ref()
     };
-    let signature = req
-        .headers()
-        .get(connector.signature_header())
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = read_body(
-        req,
-        ctx.config.server.max_body_bytes,
-        ctx.config.server.read_timeout,
-    )
-    .await?;
-    *raw_body = Some(body.clone());
     let Some(secret) = secret else {
         let key = if connect {
             "connect.webhook_secret_env"
@@ -216,10 +240,25 @@ async fn receive(
             format!("no webhook secret is configured for this route ({key})"),
         ));
     };
+    let signature = req
+        .headers()
+        .get(connector.signature_header())
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let now = chrono::Utc::now().timestamp();
+    connector
+        .check_signature_header(signature.as_deref(), now)
+        .map_err(|e| webhook_error(app_key, e))?;
+    let reservation = reserve_body(ctx, intake, app_key, req.headers()).await?;
+    let server = &ctx.config.server;
+    let body = read_body(req, server.max_body_bytes, server.read_timeout).await?;
     connector
         .verify_webhook(secret, signature.as_deref(), &body, now)
         .map_err(|e| webhook_error(app_key, e))?;
+    *raw_body = Some(Held {
+        body: body.clone(),
+        _reservation: reservation,
+    });
     let event = connector
         .parse_webhook(&body)
         .map_err(|e| webhook_error(app_key, e))?;
@@ -287,6 +326,39 @@ async fn receive(
             ))
         }
     }
+}
+
+/// Reserves the body's bytes in the budget before any is read: its `Content-Length`, or the
+/// largest body accepted when it declares none. A declared length over the limit is refused at
+/// once (413); a budget that stays spent for [`super::budget::WAIT`] answers 503.
+async fn reserve_body(
+    ctx: &Context,
+    intake: &Intake,
+    app_key: &str,
+    headers: &HeaderMap,
+) -> Result<Reservation, ApiError> {
+    let limit = ctx.config.server.max_body_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()));
+    let bytes = match declared {
+        None => limit,
+        Some(Some(n)) if n <= limit as u64 => n as usize,
+        Some(Some(_)) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {limit} bytes"),
+            ))
+        }
+        Some(None) => return Err(error(StatusCode::BAD_REQUEST, "unreadable Content-Length")),
+    };
+    intake.bodies.reserve(bytes).await.ok_or_else(|| {
+        tracing::info!(
+            app = app_key,
+            "webhook refused: the webhook body budget is spent"
+        );
+        retry_later("too many webhook bodies arriving at once; deliver again later")
+    })
 }
 
 /// The 200 that acknowledges an event, saying what became of it.

@@ -27,4 +27,5 @@ mod sync;
 mod tls;
 mod upgrades;
 mod views;
+mod webhook_intake;
 mod webhooks;
