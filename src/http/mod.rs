@@ -12,9 +12,11 @@ mod budget;
 mod conn;
 pub mod openapi;
 mod operating;
+mod rejections;
 mod routes;
 mod util;
 mod webhook;
+mod webhook_log;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +40,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
     let grace = ctx.config.server.shutdown_grace;
     let slots = Arc::new(Semaphore::new(ctx.config.server.max_connections));
     let per_address = conn::PerAddress::new(ctx.config.server.max_connections_per_ip);
-    let intake = Arc::new(webhook::Intake::new(&ctx.config.server));
+    let intake = Arc::new(webhook::Intake::new(&ctx));
     let mut connections = JoinSet::new();
     loop {
         // At most max_connections at once: the next accept waits for a free slot.

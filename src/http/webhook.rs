@@ -10,59 +10,64 @@
 //! a duplicate, or of a type the daemon does not map); a database or provider failure answers 503
 //! so the provider delivers it again later.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::{HeaderMap, Request, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use supasaasy_connector::{find_resource, Connector, WebhookError};
 
 use super::budget::{BodyBudget, Reservation};
+use super::rejections::{self, Rejections};
 use super::util::{error, json_response, read_body, retry_later, ApiError, Resp};
+use super::webhook_log::{self, Logged, Seen};
 use crate::apply::{ApplyError, Scope};
 use crate::config::AppConfig;
-use crate::config::ServerConfig;
 use crate::connect;
 use crate::context::Context;
-use crate::providers;
-use crate::store::events::{self, WebhookLog};
 
 /// An event created at or after this (2100-01-01, Unix seconds) is refused as malformed: no
 /// provider sends one, and times near the end of `chrono`'s range overflow.
 const LATEST_CREATED: i64 = 4_102_444_800;
 
-/// Header names whose values the request log keeps; every other header is logged as
-/// `[redacted]` (an allow-list: a header a proxy adds to carry credentials, whatever its name,
-/// never reaches the log).
-const SHOWN: [&str; 13] = [
-    "accept",
-    "accept-encoding",
-    "cache-control",
-    "connection",
-    "content-length",
-    "content-type",
-    "host",
-    "user-agent",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-    "x-request-id",
-];
-
 /// What the webhook route keeps between requests.
 pub struct Intake {
     /// Bytes of webhook bodies held at once.
     bodies: BodyBudget,
+    /// How many refusals of each app were recorded this minute.
+    rejections: Arc<Rejections>,
 }
 
 impl Intake {
-    /// The route's state for a listener configured by `server`.
-    pub fn new(server: &ServerConfig) -> Intake {
+    /// The route's state for the daemon of `ctx`. Must be called inside a Tokio runtime.
+    pub fn new(ctx: &Context) -> Intake {
+        let events = ctx.ops.events.clone();
+        let services: HashMap<String, &'static str> = ctx
+            .config
+            .apps
+            .iter()
+            .map(|a| (a.app_key.clone(), a.connector.service))
+            .collect();
+        let summarize = move |app_key: &str, count: u64, last_reason: &str| {
+            let service = services.get(app_key).copied().unwrap_or("supasaasy");
+            events.record(
+                Some(app_key),
+                service,
+                "webhook.rejections_unrecorded",
+                "rejected",
+                json!({
+                    "count": count,
+                    "window_seconds": rejections::WINDOW.as_secs(),
+                    "last_reason": last_reason,
+                }),
+            );
+        };
         Intake {
-            bodies: BodyBudget::new(server.webhook_body_budget_bytes),
+            bodies: BodyBudget::new(ctx.config.server.webhook_body_budget_bytes),
+            rejections: Rejections::new(Box::new(summarize)),
         }
     }
 }
@@ -74,24 +79,9 @@ struct Held {
     _reservation: Reservation,
 }
 
-/// What the events log and the metrics record of one webhook request.
-#[derive(Default)]
-struct Seen {
-    /// The provider's event id, once parsed.
-    event_id: Option<String>,
-    /// The provider's event type, once parsed.
-    event_type: Option<String>,
-    /// The objects the event concerns.
-    object_ids: Vec<String>,
-    /// What applying it did.
-    action: Option<&'static str>,
-    /// Why a mapped event was ignored (its object is not what its type promises).
-    ignored_reason: Option<String>,
-}
-
-/// Handles one webhook request for `app_key`: records its outcome in the integration events log
-/// and the metrics, and logs the request when `[webhook_logging]` is enabled (the body, kept for
-/// the log, is a reference-counted buffer: no copy).
+/// Handles one webhook request for `app_key`: records its outcome in the metrics and, as
+/// [`webhook_log`] allows, the integration events log and (with `[webhook_logging]` enabled)
+/// the request log (the body, kept for the log, is a reference-counted buffer: no copy).
 pub async fn handle(
     ctx: &Context,
     intake: &Intake,
@@ -99,20 +89,17 @@ pub async fn handle(
     connect: bool,
     req: Request<Incoming>,
 ) -> Resp {
+    let logged = ctx.config.webhook_logging.enabled.then(|| Logged::of(&req));
     let mut seen = Seen::default();
-    if !ctx.config.webhook_logging.enabled {
-        let mut body = None;
-        let result = receive(ctx, intake, (app_key, connect), req, &mut body, &mut seen).await;
-        record(ctx, app_key, &seen, result.as_ref().err());
-        return result.unwrap_or_else(Resp::from);
-    }
-    let started = Instant::now();
-    let path = req.uri().path().to_string();
-    let method = req.method().to_string();
-    let headers = req.headers().clone();
-    let mut body = None;
-    let result = receive(ctx, intake, (app_key, connect), req, &mut body, &mut seen).await;
-    record(ctx, app_key, &seen, result.as_ref().err());
+    let mut held = None;
+    let result = receive(ctx, intake, (app_key, connect), req, &mut held, &mut seen).await;
+    let kept = webhook_log::record(
+        ctx,
+        &intake.rejections,
+        app_key,
+        &seen,
+        result.as_ref().err(),
+    );
     let (resp, err) = match result {
         Ok(resp) => (resp, None),
         Err(e) => {
@@ -120,87 +107,11 @@ pub async fn handle(
             (Resp::from(e), Some(message))
         }
     };
-    let log = WebhookLog {
-        app_key: ctx.config.app(app_key).map(|a| a.app_key.as_str()),
-        method: &method,
-        path: &path,
-        headers: redacted_headers(&headers),
-        body: body.map(|held: Held| String::from_utf8_lossy(&held.body).into_owned()),
-        status: resp.status().as_u16(),
-        error: err,
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-    };
-    match ctx.pool.get().await {
-        Ok(client) => {
-            if let Err(e) = events::log_webhook(&**client, &log).await {
-                tracing::warn!(error = %e, "could not write the webhook log");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not write the webhook log"),
+    if let Some(logged) = logged.filter(|_| kept) {
+        let body = held.map(|h: Held| h.body);
+        logged.write(ctx, app_key, body, &resp, err).await;
     }
     resp
-}
-
-/// Records a webhook's outcome: `applied`, `ignored`, `duplicate` or `stale` when it was
-/// answered 200, `rejected` with the reason when it was refused, `failed` when it must be
-/// delivered again. A refused signature also counts towards the rejection alert.
-fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
-    let ops = &ctx.ops;
-    let app = ctx.app(app_key);
-    let service = app.map_or("supasaasy", |(a, _)| a.connector.service);
-    let event_type = seen.event_type.as_deref().unwrap_or("webhook.rejected");
-    let (outcome, reason) = match (err, seen.action) {
-        (None, Some(action)) => (action, seen.ignored_reason.as_deref()),
-        (None, None) => ("applied", None),
-        (Some(e), _) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
-            ("failed", Some(e.message()))
-        }
-        (Some(e), _) => ("rejected", Some(e.message())),
-    };
-    let Some((app, _)) = app else {
-        // An unknown app in the URL: logged without naming it as an app (it is the caller's text).
-        let shown: String = app_key.chars().take(64).collect();
-        ops.events.record(
-            None,
-            service,
-            event_type,
-            outcome,
-            json!({"reason": reason, "path_app_key": shown}),
-        );
-        ops.metrics.webhook("unknown", event_type, outcome);
-        return;
-    };
-    let mut detail = Map::new();
-    if let Some(id) = &seen.event_id {
-        detail.insert("event_id".into(), json!(id));
-    }
-    match seen.object_ids.as_slice() {
-        [] => {}
-        [one] => {
-            detail.insert("object_id".into(), json!(one));
-        }
-        many => {
-            detail.insert("object_ids".into(), json!(many));
-        }
-    }
-    if let Some(reason) = reason {
-        detail.insert("reason".into(), json!(reason));
-    }
-    if let Some(e) = err {
-        detail.insert("status".into(), json!(e.status().as_u16()));
-    }
-    ops.events.record(
-        Some(&app.app_key),
-        service,
-        event_type,
-        outcome,
-        Value::Object(detail),
-    );
-    ops.metrics.webhook(&app.app_key, event_type, outcome);
-    if err.is_some_and(|e| e.status() == StatusCode::UNAUTHORIZED) {
-        ops.alerts
-            .webhook_rejected(&app.app_key, reason.unwrap_or_default());
-    }
 }
 
 async fn receive(
@@ -255,6 +166,7 @@ async fn receive(
     connector
         .verify_webhook(secret, signature.as_deref(), &body, now)
         .map_err(|e| webhook_error(app_key, e))?;
+    seen.verified = true;
     *raw_body = Some(Held {
         body: body.clone(),
         _reservation: reservation,
@@ -428,19 +340,4 @@ fn webhook_error(app_key: &str, e: WebhookError) -> ApiError {
             format!("malformed event: {reason}"),
         ),
     }
-}
-
-fn redacted_headers(headers: &HeaderMap) -> Value {
-    let mut map = Map::new();
-    for (name, value) in headers {
-        let name = name.as_str();
-        let signature = providers::signature_headers().any(|h| h == name);
-        let shown = if SHOWN.contains(&name) && !signature {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        } else {
-            "[redacted]".to_string()
-        };
-        map.insert(name.to_string(), Value::String(shown));
-    }
-    Value::Object(map)
 }
