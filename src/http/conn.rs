@@ -84,13 +84,12 @@ pub(super) async fn serve(
         }
         () = tokio::time::sleep(max_age) => {
             conn.as_mut().graceful_shutdown();
-            let ended = finish(conn, &handlers, read_timeout).await;
-            if ended.is_none() {
+            let Some(result) = finish(conn, &handlers, read_timeout).await else {
                 tracing::debug!(%peer, "connection closed: past server.connection_max_seconds");
                 metrics.connection_closed("max_age");
                 return;
-            }
-            ended.unwrap_or(Ok(()))
+            };
+            result
         }
     };
     if stalled.load(Ordering::Relaxed) {
