@@ -437,8 +437,16 @@ async fn conflict_burst(daemon: &Daemon, fake: &FakeStripe, count: usize, conns:
     for (n, id) in ids.iter().take(conflicts).enumerate() {
         let body = event(id, n, at, "first");
         let sig = stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
-        let r = http.post(&url).header("Stripe-Signature", sig).body(body).send().await;
-        assert!(r.is_ok_and(|r| r.status().is_success()), "first states delivered");
+        let r = http
+            .post(&url)
+            .header("Stripe-Signature", sig)
+            .body(body)
+            .send()
+            .await;
+        assert!(
+            r.is_ok_and(|r| r.status().is_success()),
+            "first states delivered"
+        );
     }
     // The burst: a conflict every tenth event, the others each a newer state of another customer.
     let bodies: Vec<(bool, Vec<u8>)> = (0..count)
@@ -447,7 +455,10 @@ async fn conflict_burst(daemon: &Daemon, fake: &FakeStripe, count: usize, conns:
                 (true, event(&ids[i / 10], i, at, "second"))
             } else {
                 let id = &ids[conflicts + i % (ids.len() - conflicts)];
-                (false, event(id, i, at + 1 + (i / ids.len()) as i64, "plain"))
+                (
+                    false,
+                    event(id, i, at + 1 + (i / ids.len()) as i64, "plain"),
+                )
             }
         })
         .collect();

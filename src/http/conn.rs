@@ -33,6 +33,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::routes;
+use super::webhook::Intake;
 use crate::context::Context;
 
 /// Serves one accepted connection until it ends, the daemon stops, or a bound closes it.
@@ -40,6 +41,7 @@ pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: Context,
+    intake: Arc<Intake>,
     cancel: CancellationToken,
 ) {
     let server = &ctx.config.server;
@@ -53,11 +55,12 @@ pub(super) async fn serve(
     let busy = Arc::new(AtomicUsize::new(0));
     let handlers = busy.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        let (ctx, served, busy) = (ctx.clone(), served.clone(), busy.clone());
+        let (ctx, intake, served, busy) =
+            (ctx.clone(), intake.clone(), served.clone(), busy.clone());
         async move {
             let _busy = Busy::enter(busy);
             let n = served.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut resp = routes::handle(&ctx, req).await;
+            let mut resp = routes::handle(&ctx, &intake, req).await;
             if n >= max_requests {
                 // Hyper reads no further request, pipelined or not, and closes once this is sent.
                 resp.headers_mut()
@@ -81,13 +84,12 @@ pub(super) async fn serve(
         }
         () = tokio::time::sleep(max_age) => {
             conn.as_mut().graceful_shutdown();
-            let ended = finish(conn, &handlers, read_timeout).await;
-            if ended.is_none() {
+            let Some(result) = finish(conn, &handlers, read_timeout).await else {
                 tracing::debug!(%peer, "connection closed: past server.connection_max_seconds");
                 metrics.connection_closed("max_age");
                 return;
-            }
-            ended.unwrap_or(Ok(()))
+            };
+            result
         }
     };
     if stalled.load(Ordering::Relaxed) {

@@ -8,12 +8,15 @@
 //! answered 503 and closed at once. What bounds each connection (slow or silent clients, its
 //! requests, its age) is in [`conn`].
 
+mod budget;
 mod conn;
 pub mod openapi;
 mod operating;
+mod rejections;
 mod routes;
 mod util;
 mod webhook;
+mod webhook_log;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
     let grace = ctx.config.server.shutdown_grace;
     let slots = Arc::new(Semaphore::new(ctx.config.server.max_connections));
     let per_address = conn::PerAddress::new(ctx.config.server.max_connections_per_ip);
+    let intake = Arc::new(webhook::Intake::new(&ctx));
     let mut connections = JoinSet::new();
     loop {
         // At most max_connections at once: the next accept waits for a free slot.
@@ -62,9 +66,9 @@ pub async fn serve(listener: TcpListener, ctx: Context, cancel: CancellationToke
             refuse(&stream);
             continue;
         };
-        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        let (ctx, intake, cancel) = (ctx.clone(), intake.clone(), cancel.clone());
         connections.spawn(async move {
-            conn::serve(stream, peer, ctx, cancel).await;
+            conn::serve(stream, peer, ctx, intake, cancel).await;
             drop((slot, address_slot));
         });
     }

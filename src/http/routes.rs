@@ -15,7 +15,8 @@ use super::util::{
     check_admin, error, json_response, method_not_allowed, parse_limit, query_pairs, read_json,
     store_error, ApiError, Resp,
 };
-use super::{openapi, operating, webhook};
+use super::webhook::{self, Intake};
+use super::{openapi, operating};
 use crate::config::SyncMode;
 use crate::context::Context;
 use crate::store::job_status::{self, JobFilter};
@@ -23,17 +24,17 @@ use crate::store::jobs::{self, CancelOutcome};
 use crate::sync;
 
 /// Routes one request.
-pub async fn handle(ctx: &Context, req: Request<Incoming>) -> Resp {
+pub async fn handle(ctx: &Context, intake: &Intake, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let admin = |req: &Request<Incoming>| check_admin(req, &ctx.config.server.admin_api_keys);
     let result = match (segments.as_slice(), &method) {
         (["webhook", app_key], &Method::POST) => {
-            Ok(webhook::handle(ctx, app_key, false, req).await)
+            Ok(webhook::handle(ctx, intake, app_key, false, req).await)
         }
         (["webhook", app_key, "connect"], &Method::POST) => {
-            Ok(webhook::handle(ctx, app_key, true, req).await)
+            Ok(webhook::handle(ctx, intake, app_key, true, req).await)
         }
         (["webhook", _] | ["webhook", _, "connect"], _) => Err(method_not_allowed("POST")),
         (["health"], &Method::GET) => Ok(operating::health(ctx, admin(&req).is_ok()).await),

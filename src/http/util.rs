@@ -35,7 +35,8 @@ pub fn text_response(status: StatusCode, content_type: &'static str, body: Strin
 pub struct ApiError {
     status: StatusCode,
     message: String,
-    /// A header the answer carries (`Allow` for 405, `WWW-Authenticate` for 401).
+    /// A header the answer carries (`Allow` for 405, `WWW-Authenticate` for 401, `Retry-After`
+    /// for a 503 refused for load).
     header: Option<(hyper::header::HeaderName, &'static str)>,
 }
 
@@ -68,6 +69,14 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
         status,
         message: message.into(),
         header: None,
+    }
+}
+
+/// 503 with `Retry-After: 1`: the request was refused for load, and may be sent again shortly.
+pub fn retry_later(message: impl Into<String>) -> ApiError {
+    ApiError {
+        header: Some((hyper::header::RETRY_AFTER, "1")),
+        ..error(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
 

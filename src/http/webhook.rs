@@ -2,84 +2,105 @@
 //! endpoint for its connected accounts' events, with its own secret): verify the provider's
 //! signature on the raw bytes, then apply the event in the account it names.
 //!
-//! Nothing is parsed or written before the signature checks out. The answer is 200 only once the
-//! event is durably applied (or known to be a duplicate, or of a type the daemon does not map);
-//! a database or provider failure answers 503 so the provider delivers it again later.
+//! Nothing is parsed or written before the signature checks out, and nothing of the body is read
+//! before what can be checked without it is: the app exists, it has a secret for this route, the
+//! signature header is there, readable and (Stripe) timely, the `Content-Length` is within
+//! `server.max_body_bytes`, and the body's bytes fit the process's webhook body budget
+//! ([`super::budget`]). The answer is 200 only once the event is durably applied (or known to be
+//! a duplicate, or of a type the daemon does not map); a database or provider failure answers 503
+//! so the provider delivers it again later.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::header::CONTENT_LENGTH;
 use hyper::{HeaderMap, Request, StatusCode};
-use serde_json::{json, Map, Value};
-use supasaasy_connector::{find_resource, Connector, WebhookError};
+use serde_json::json;
+use supasaasy_connector::{find_resource, surrogates, Connector, WebhookError};
 
-use super::util::{error, json_response, read_body, ApiError, Resp};
+use super::budget::{BodyBudget, Reservation};
+use super::rejections::{self, Rejections};
+use super::util::{error, json_response, read_body, retry_later, ApiError, Resp};
+use super::webhook_log::{self, Logged, Seen};
 use crate::apply::{Action, ApplyError, Scope};
 use crate::config::AppConfig;
 use crate::connect;
 use crate::context::Context;
-use crate::providers;
-use crate::store::events::{self, WebhookLog};
 use crate::store::StoreError;
-use supasaasy_connector::surrogates;
 
 /// An event created at or after this (2100-01-01, Unix seconds) is refused as malformed: no
 /// provider sends one, and times near the end of `chrono`'s range overflow.
 const LATEST_CREATED: i64 = 4_102_444_800;
 
-/// Header names whose values the request log keeps; every other header is logged as
-/// `[redacted]` (an allow-list: a header a proxy adds to carry credentials, whatever its name,
-/// never reaches the log).
-const SHOWN: [&str; 13] = [
-    "accept",
-    "accept-encoding",
-    "cache-control",
-    "connection",
-    "content-length",
-    "content-type",
-    "host",
-    "user-agent",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-    "x-request-id",
-];
-
-/// What the events log and the metrics record of one webhook request.
-#[derive(Default)]
-struct Seen {
-    /// The provider's event id, once parsed.
-    event_id: Option<String>,
-    /// The provider's event type, once parsed.
-    event_type: Option<String>,
-    /// The objects the event concerns.
-    object_ids: Vec<String>,
-    /// What applying it did.
-    action: Option<&'static str>,
-    /// Why a mapped event was ignored (its object is not what its type promises).
-    ignored_reason: Option<String>,
+/// What the webhook route keeps between requests.
+pub struct Intake {
+    /// Bytes of webhook bodies held at once.
+    bodies: BodyBudget,
+    /// How many refusals of each app were recorded this minute.
+    rejections: Arc<Rejections>,
 }
 
-/// Handles one webhook request for `app_key`: records its outcome in the integration events log
-/// and the metrics, and logs the request when `[webhook_logging]` is enabled (the body, kept for
-/// the log, is a reference-counted buffer: no copy).
-pub async fn handle(ctx: &Context, app_key: &str, connect: bool, req: Request<Incoming>) -> Resp {
-    let mut seen = Seen::default();
-    if !ctx.config.webhook_logging.enabled {
-        let mut body = None;
-        let result = receive(ctx, (app_key, connect), req, &mut body, &mut seen).await;
-        record(ctx, app_key, &seen, result.as_ref().err());
-        return result.unwrap_or_else(Resp::from);
+impl Intake {
+    /// The route's state for the daemon of `ctx`. Must be called inside a Tokio runtime.
+    pub fn new(ctx: &Context) -> Intake {
+        let events = ctx.ops.events.clone();
+        let services: HashMap<String, &'static str> = ctx
+            .config
+            .apps
+            .iter()
+            .map(|a| (a.app_key.clone(), a.connector.service))
+            .collect();
+        let summarize = move |app_key: &str, count: u64, last_reason: &str| {
+            let service = services.get(app_key).copied().unwrap_or("supasaasy");
+            events.record(
+                Some(app_key),
+                service,
+                "webhook.rejections_unrecorded",
+                "rejected",
+                json!({
+                    "count": count,
+                    "window_seconds": rejections::WINDOW.as_secs(),
+                    "last_reason": last_reason,
+                }),
+            );
+        };
+        Intake {
+            bodies: BodyBudget::new(ctx.config.server.webhook_body_budget_bytes),
+            rejections: Rejections::new(Box::new(summarize)),
+        }
     }
-    let started = Instant::now();
-    let path = req.uri().path().to_string();
-    let method = req.method().to_string();
-    let headers = req.headers().clone();
-    let mut body = None;
-    let result = receive(ctx, (app_key, connect), req, &mut body, &mut seen).await;
-    record(ctx, app_key, &seen, result.as_ref().err());
+}
+
+/// A verified body, kept for the request log, and its share of the budget, returned when both
+/// are dropped.
+struct Held {
+    body: Bytes,
+    _reservation: Reservation,
+}
+
+/// Handles one webhook request for `app_key`: records its outcome in the metrics and, as
+/// [`webhook_log`] allows, the integration events log and (with `[webhook_logging]` enabled)
+/// the request log (the body, kept for the log, is a reference-counted buffer: no copy).
+pub async fn handle(
+    ctx: &Context,
+    intake: &Intake,
+    app_key: &str,
+    connect: bool,
+    req: Request<Incoming>,
+) -> Resp {
+    let logged = ctx.config.webhook_logging.enabled.then(|| Logged::of(&req));
+    let mut seen = Seen::default();
+    let mut held = None;
+    let result = receive(ctx, intake, (app_key, connect), req, &mut held, &mut seen).await;
+    let kept = webhook_log::record(
+        ctx,
+        &intake.rejections,
+        app_key,
+        &seen,
+        result.as_ref().err(),
+    );
     let (resp, err) = match result {
         Ok(resp) => (resp, None),
         Err(e) => {
@@ -87,94 +108,19 @@ pub async fn handle(ctx: &Context, app_key: &str, connect: bool, req: Request<In
             (Resp::from(e), Some(message))
         }
     };
-    let log = WebhookLog {
-        app_key: ctx.config.app(app_key).map(|a| a.app_key.as_str()),
-        method: &method,
-        path: &path,
-        headers: redacted_headers(&headers),
-        body: body.map(|b: Bytes| String::from_utf8_lossy(&b).into_owned()),
-        status: resp.status().as_u16(),
-        error: err,
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-    };
-    match ctx.pool.get().await {
-        Ok(client) => {
-            if let Err(e) = events::log_webhook(&**client, &log).await {
-                tracing::warn!(error = %e, "could not write the webhook log");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "could not write the webhook log"),
+    if let Some(logged) = logged.filter(|_| kept) {
+        let body = held.map(|h: Held| h.body);
+        logged.write(ctx, app_key, body, &resp, err).await;
     }
     resp
 }
 
-/// Records a webhook's outcome: `applied`, `ignored`, `duplicate` or `stale` when it was
-/// answered 200, `rejected` with the reason when it was refused, `failed` when it must be
-/// delivered again. A refused signature also counts towards the rejection alert.
-fn record(ctx: &Context, app_key: &str, seen: &Seen, err: Option<&ApiError>) {
-    let ops = &ctx.ops;
-    let app = ctx.app(app_key);
-    let service = app.map_or("supasaasy", |(a, _)| a.connector.service);
-    let event_type = seen.event_type.as_deref().unwrap_or("webhook.rejected");
-    let (outcome, reason) = match (err, seen.action) {
-        (None, Some(action)) => (action, seen.ignored_reason.as_deref()),
-        (None, None) => ("applied", None),
-        (Some(e), _) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
-            ("failed", Some(e.message()))
-        }
-        (Some(e), _) => ("rejected", Some(e.message())),
-    };
-    let Some((app, _)) = app else {
-        // An unknown app in the URL: logged without naming it as an app (it is the caller's text).
-        let shown: String = app_key.chars().take(64).collect();
-        ops.events.record(
-            None,
-            service,
-            event_type,
-            outcome,
-            json!({"reason": reason, "path_app_key": shown}),
-        );
-        ops.metrics.webhook("unknown", event_type, outcome);
-        return;
-    };
-    let mut detail = Map::new();
-    if let Some(id) = &seen.event_id {
-        detail.insert("event_id".into(), json!(id));
-    }
-    match seen.object_ids.as_slice() {
-        [] => {}
-        [one] => {
-            detail.insert("object_id".into(), json!(one));
-        }
-        many => {
-            detail.insert("object_ids".into(), json!(many));
-        }
-    }
-    if let Some(reason) = reason {
-        detail.insert("reason".into(), json!(reason));
-    }
-    if let Some(e) = err {
-        detail.insert("status".into(), json!(e.status().as_u16()));
-    }
-    ops.events.record(
-        Some(&app.app_key),
-        service,
-        event_type,
-        outcome,
-        Value::Object(detail),
-    );
-    ops.metrics.webhook(&app.app_key, event_type, outcome);
-    if err.is_some_and(|e| e.status() == StatusCode::UNAUTHORIZED) {
-        ops.alerts
-            .webhook_rejected(&app.app_key, reason.unwrap_or_default());
-    }
-}
-
 async fn receive(
     ctx: &Context,
+    intake: &Intake,
     (app_key, connect): (&str, bool),
     req: Request<Incoming>,
-    raw_body: &mut Option<Bytes>,
+    raw_body: &mut Option<Held>,
     seen: &mut Seen,
 ) -> Result<Resp, ApiError> {
     let Some((app, connector)) = ctx.app(app_key) else {
@@ -194,18 +140,6 @@ async fn receive(
     } else {
         app.webhook_secret.as_ref()
     };
-    let signature = req
-        .headers()
-        .get(connector.signature_header())
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = read_body(
-        req,
-        ctx.config.server.max_body_bytes,
-        ctx.config.server.read_timeout,
-    )
-    .await?;
-    *raw_body = Some(body.clone());
     let Some(secret) = secret else {
         let key = if connect {
             "connect.webhook_secret_env"
@@ -218,10 +152,26 @@ async fn receive(
             format!("no webhook secret is configured for this route ({key})"),
         ));
     };
+    let signature = req
+        .headers()
+        .get(connector.signature_header())
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let now = chrono::Utc::now().timestamp();
+    connector
+        .check_signature_header(signature.as_deref(), now)
+        .map_err(|e| webhook_error(app_key, e))?;
+    let reservation = reserve_body(ctx, intake, app_key, req.headers()).await?;
+    let server = &ctx.config.server;
+    let body = read_body(req, server.max_body_bytes, server.read_timeout).await?;
     connector
         .verify_webhook(secret, signature.as_deref(), &body, now)
         .map_err(|e| webhook_error(app_key, e))?;
+    seen.verified = true;
+    *raw_body = Some(Held {
+        body: body.clone(),
+        _reservation: reservation,
+    });
     // Verified: a lone surrogate the provider let into a string is replaced before reading.
     let mut body = body.to_vec();
     surrogates::repair(&mut body);
@@ -312,6 +262,39 @@ async fn receive(
     }
 }
 
+/// Reserves the body's bytes in the budget before any is read: its `Content-Length`, or the
+/// largest body accepted when it declares none. A declared length over the limit is refused at
+/// once (413); a budget that stays spent for [`super::budget::WAIT`] answers 503.
+async fn reserve_body(
+    ctx: &Context,
+    intake: &Intake,
+    app_key: &str,
+    headers: &HeaderMap,
+) -> Result<Reservation, ApiError> {
+    let limit = ctx.config.server.max_body_bytes;
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()));
+    let bytes = match declared {
+        None => limit,
+        Some(Some(n)) if n <= limit as u64 => n as usize,
+        Some(Some(_)) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {limit} bytes"),
+            ))
+        }
+        Some(None) => return Err(error(StatusCode::BAD_REQUEST, "unreadable Content-Length")),
+    };
+    intake.bodies.reserve(bytes).await.ok_or_else(|| {
+        tracing::info!(
+            app = app_key,
+            "webhook refused: the webhook body budget is spent"
+        );
+        retry_later("too many webhook bodies arriving at once; deliver again later")
+    })
+}
+
 /// The 200 that acknowledges an event, saying what became of it.
 fn ack(event_id: &str, event_type: &str, action: &str) -> Resp {
     json_response(
@@ -379,19 +362,4 @@ fn webhook_error(app_key: &str, e: WebhookError) -> ApiError {
             format!("malformed event: {reason}"),
         ),
     }
-}
-
-fn redacted_headers(headers: &HeaderMap) -> Value {
-    let mut map = Map::new();
-    for (name, value) in headers {
-        let name = name.as_str();
-        let signature = providers::signature_headers().any(|h| h == name);
-        let shown = if SHOWN.contains(&name) && !signature {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        } else {
-            "[redacted]".to_string()
-        };
-        map.insert(name.to_string(), Value::String(shown));
-    }
-    Value::Object(map)
 }

@@ -122,6 +122,7 @@ pub struct Metrics {
     job_duration: JobHistograms,
     connections_refused: Family<ReasonLabels, Counter>,
     connections_closed: Family<ReasonLabels, Counter>,
+    webhooks_unrecorded: Family<AppLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -196,8 +197,17 @@ impl Metrics {
              server.connection_max_seconds with an answer still unread)",
             connections_closed.clone(),
         );
+        let webhooks_unrecorded = Family::default();
+        registry.register(
+            "webhook_rejections_unrecorded",
+            "Webhook requests refused before their signature verified past 100 a minute for an \
+             app: counted here and summed up in one integration event a minute, not recorded one \
+             by one",
+            webhooks_unrecorded.clone(),
+        );
         Metrics {
             registry,
+            webhooks_unrecorded,
             connections_refused,
             connections_closed,
             webhooks,
@@ -239,6 +249,11 @@ impl Metrics {
             source: source.to_owned(),
         };
         self.objects_skipped.get_or_create(&labels).inc();
+    }
+
+    /// A refused webhook request of `app_key` was counted, not recorded (past the rate).
+    pub fn webhook_unrecorded(&self, app_key: &str) {
+        self.webhooks_unrecorded.get_or_create(&app(app_key)).inc();
     }
 
     /// A connection was refused as soon as it was accepted, for `reason`.

@@ -28,4 +28,5 @@ mod sync;
 mod tls;
 mod upgrades;
 mod views;
+mod webhook_intake;
 mod webhooks;

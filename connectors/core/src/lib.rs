@@ -535,6 +535,17 @@ pub trait Connector: Send + Sync {
         now: i64,
     ) -> Result<(), WebhookError>;
 
+    /// Checks what of a webhook's signature needs no body: the header is there and readable, and
+    /// its timestamp, when the provider signs one, lies within tolerance of Unix time `now`. Cheap
+    /// (no MAC): the daemon calls it before it reads a body, so a delivery that cannot verify
+    /// costs it no memory. [`Connector::verify_webhook`] still checks all of it.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::BadSignature`] for a missing, malformed or stale signature header.
+    fn check_signature_header(&self, signature: Option<&str>, now: i64)
+        -> Result<(), WebhookError>;
+
     /// Parses a verified webhook body into an event.
     ///
     /// # Errors

@@ -38,7 +38,7 @@ use crate::client::IntercomHttp;
 use crate::objects::Kind;
 use crate::scroll::ScrollMemory;
 
-pub use crate::signature::{sign, verify};
+pub use crate::signature::{check_header, sign, verify};
 
 /// The Intercom API version every request pins and every fetched row records.
 pub const INTERCOM_API_VERSION: &str = "2.14";
@@ -226,6 +226,19 @@ impl Connector for IntercomConnector {
         _now: i64,
     ) -> Result<(), WebhookError> {
         verify(secret.expose(), signature, body)
+    }
+
+    /// The header is there and reads as `sha1=` and 40 hex digits (see [`check_header`]).
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::BadSignature`] with the reason [`verify`] would give.
+    fn check_signature_header(
+        &self,
+        signature: Option<&str>,
+        _now: i64,
+    ) -> Result<(), WebhookError> {
+        check_header(signature)
     }
 
     /// Reads a `notification_event`; see the `webhook` module for the topics mapped. A

@@ -38,7 +38,7 @@ use crate::resources::{Child, Parent, StripeResource};
 
 pub use crate::events::is_account_id;
 pub use crate::resources::{RESOURCES, TABLE};
-pub use crate::webhook::{sign, verify, SIGNATURE_TOLERANCE_SECS};
+pub use crate::webhook::{check_header, sign, verify, SIGNATURE_TOLERANCE_SECS};
 
 /// The Stripe API version every request pins and every fetched row records.
 pub const STRIPE_API_VERSION: &str = "2025-08-27.basil";
@@ -400,6 +400,20 @@ impl Connector for StripeConnector {
         now: i64,
     ) -> Result<(), WebhookError> {
         verify(secret.expose(), signature, body, now)
+    }
+
+    /// The header is there, reads as `t=...,v1=...` and `t` is within
+    /// [`SIGNATURE_TOLERANCE_SECS`] of `now` (see [`check_header`]).
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::BadSignature`] with the reason [`verify`] would give.
+    fn check_signature_header(
+        &self,
+        signature: Option<&str>,
+        now: i64,
+    ) -> Result<(), WebhookError> {
+        check_header(signature, now)
     }
 
     /// Reads a Stripe event. `customer.*`, `product.*`, `price.*` and `plan.*` (created, updated,

@@ -56,9 +56,25 @@ pub fn verify(
     if !matched {
         return Err(bad("no v1 signature matches"));
     }
+    within_tolerance(parsed.t, now)
+}
 
-    if now.abs_diff(parsed.t) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
-        return Err(if parsed.t < now {
+/// Checks what of a `Stripe-Signature` header can be checked without the body: it is there,
+/// reads as `t=...,v1=...` with a readable `v1`, and `t` lies within [`SIGNATURE_TOLERANCE_SECS`]
+/// of `now`. A delivery that fails this cannot verify, so it is refused before its body is read.
+///
+/// # Errors
+///
+/// [`WebhookError::BadSignature`], with the reason [`verify`] would give.
+pub fn check_header(header: Option<&str>, now: i64) -> Result<(), WebhookError> {
+    let header = header.ok_or_else(|| bad("missing Stripe-Signature header"))?;
+    let parsed = parse_header(header)?;
+    within_tolerance(parsed.t, now)
+}
+
+fn within_tolerance(t: i64, now: i64) -> Result<(), WebhookError> {
+    if now.abs_diff(t) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
+        return Err(if t < now {
             bad("signature timestamp is too old")
         } else {
             bad("signature timestamp is in the future")
@@ -299,6 +315,45 @@ mod tests {
         }
         let why = reason(verify("", Some(&golden_header()), body, GOLDEN_T));
         assert_eq!(why, "no webhook secret is configured");
+    }
+
+    #[test]
+    fn the_header_alone_is_checked_as_verify_checks_it() {
+        // What needs no body: present, readable, timely. A wrong MAC passes (the body decides).
+        let wrong_mac = format!("t={GOLDEN_T},v1={}", "0".repeat(64));
+        check_header(Some(&golden_header()), GOLDEN_T).expect("the golden header");
+        check_header(Some(&wrong_mac), GOLDEN_T + 300).expect("a MAC is not checked");
+        let cases = [
+            (None, GOLDEN_T, "missing Stripe-Signature header"),
+            (
+                Some("garbage"),
+                GOLDEN_T,
+                "no timestamp in Stripe-Signature",
+            ),
+            (
+                Some("t=1700000000"),
+                GOLDEN_T,
+                "no v1 signature in Stripe-Signature",
+            ),
+            (
+                Some("t=1700000000,v1=xyz"),
+                GOLDEN_T,
+                "no readable v1 signature in Stripe-Signature",
+            ),
+            (
+                Some(wrong_mac.as_str()),
+                GOLDEN_T + 301,
+                "signature timestamp is too old",
+            ),
+            (
+                Some(wrong_mac.as_str()),
+                GOLDEN_T - 301,
+                "signature timestamp is in the future",
+            ),
+        ];
+        for (header, now, expected) in cases {
+            assert_eq!(reason(check_header(header, now)), expected, "{header:?}");
+        }
     }
 
     #[test]
