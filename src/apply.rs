@@ -16,7 +16,11 @@
 //!
 //! Events are applied a batch at a time, in one transaction and a handful of statements whatever
 //! the batch's size ([`apply_events`]): a page of the events API, or the webhooks that arrived
-//! together ([`group`]). Within a batch each event sees the state the events before it left.
+//! together ([`group`]). Within a batch each event sees the state the events before it left. An
+//! event that needs an object from the provider writes nothing in that transaction: the object is
+//! fetched once it has committed, with no transaction open, through the app's circuit breaker and
+//! within a time limit, and the event is then decided again in a transaction of its own
+//! ([`apply_taking_turns`]).
 
 pub mod group;
 
@@ -142,7 +146,9 @@ pub struct Item<'a> {
 /// What one event of a batch came to.
 pub type Outcome = Result<Action, ConnectorError>;
 
-/// Applies `items` in one transaction and commits it.
+/// Applies `items` in one transaction and commits it; the events that need an object from the
+/// provider are set aside, the object fetched with no transaction open, and then applied in a
+/// transaction of their own.
 ///
 /// # Errors
 ///
@@ -183,6 +189,9 @@ pub async fn apply_taking_turns(
     mut turn: Option<&mut Turn>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut fetches = Fetches::default();
+    let mut outcomes: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
+    // The events still to apply, as indices into `items`.
+    let mut pending: Vec<usize> = (0..items.len()).collect();
     for round in 1..=FETCH_ROUNDS {
         // What the last decisions asked of the provider is fetched with no transaction open:
         // a slow provider holds no lock and no connection, and no other app's deliveries.
@@ -199,20 +208,33 @@ pub async fn apply_taking_turns(
         // The last round fetches what it still needs as it decides (objects that kept
         // changing between rounds): the old way, rarely taken.
         fetches.inline = round == FETCH_ROUNDS;
+        let batch: Vec<Item> = pending.iter().map(|&i| items[i]).collect();
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
-        let outcomes = apply_events(&tx, items, &mut fetches).await?;
-        if fetches.wanted.is_empty() {
-            tx.commit().await?;
-            return Ok(outcomes);
+        let decided = apply_events(&tx, &batch, &mut fetches).await?;
+        // The events that need nothing from the provider are committed now; those waiting for
+        // an object wrote nothing and are decided again, alone, once it is in hand.
+        tx.commit().await?;
+        let waiting: Vec<usize> = fetches.waiting.iter().map(|&j| pending[j]).collect();
+        for (j, outcome) in decided.into_iter().enumerate() {
+            if !fetches.waiting.contains(&j) {
+                outcomes[pending[j]] = Some(outcome);
+            }
         }
-        // Rolled back (dropped): the decisions are taken again once the objects are in hand.
+        if waiting.is_empty() {
+            break;
+        }
+        pending = waiting;
     }
-    unreachable!("the last round fetches what it needs")
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Ok(Action::Duplicate)))
+        .collect())
 }
 
-/// Transactions a batch may take: decisions that need objects from the provider end the first
-/// (rolled back, nothing written); the second decides with them in hand.
+/// Transactions a batch may take: the events whose decisions need objects from the provider
+/// write nothing in the first (the others are committed); the second decides them with the
+/// objects in hand; the last fetches inside the transaction whatever is still missing.
 const FETCH_ROUNDS: usize = 3;
 
 /// How long one fetch of an object's state may take, retries included.
@@ -228,6 +250,8 @@ struct Fetches<'a> {
     got: HashMap<FetchKey<'a>, (Result<Change, ConnectorError>, DateTime<Utc>)>,
     /// Objects a decision needs that are not in `got`, with the event asking.
     wanted: Vec<(FetchKey<'a>, Item<'a>)>,
+    /// The events of the last transaction that wait for one of them (indices into its batch).
+    waiting: Vec<usize>,
     /// Fetch what is not in `got` as the decision needs it (inside the transaction).
     inline: bool,
 }
@@ -462,8 +486,10 @@ async fn apply_events<'a>(
     let mut stale = Vec::new();
     let mut failed = Vec::new();
     let mut deauthorized = Vec::new();
+    fetches.waiting.clear();
     for &i in &to_apply {
         let event = items[i].event;
+        let wanted_before = fetches.wanted.len();
         let outcome = match (&event.account, event.deauthorizes) {
             (Some(account), true) => {
                 deauthorized.push((items[i].app_key, account.as_str(), event.created));
@@ -472,6 +498,13 @@ async fn apply_events<'a>(
             _ => decide(items[i], &mut current, &mut staged, fetches).await,
         };
         let (app_key, id) = (items[i].app_key, items[i].event.id.as_str());
+        if fetches.wanted.len() > wanted_before {
+            // Waits for an object from the provider: not recorded now, applied in a later
+            // transaction of its own round.
+            failed.push((app_key, id));
+            fetches.waiting.push(i);
+            continue;
+        }
         match &outcome {
             Ok(Action::Applied) => {}
             Ok(action) => stale.push((app_key, id, action.as_str())),
