@@ -84,6 +84,7 @@ impl Worker {
             &self.owner,
             &app_keys,
             self.ctx.config.worker.lease.as_secs_f64(),
+            self.ctx.ops.clock.now(),
         )
         .await
     }

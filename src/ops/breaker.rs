@@ -21,6 +21,7 @@ use deadpool_postgres::Pool;
 use serde_json::json;
 
 use super::alerts::{Alert, Alerter};
+use super::clock::Clock;
 use super::event_log::EventLog;
 use crate::config::{AlertKind, CircuitBreakerConfig};
 
@@ -94,6 +95,8 @@ pub struct Breakers {
     events: EventLog,
     alerts: Alerter,
     pool: Pool,
+    /// What "now" is for open periods.
+    clock: Clock,
 }
 
 /// What a transition asks of the outside world.
@@ -110,6 +113,7 @@ impl Breakers {
         events: EventLog,
         alerts: Alerter,
         pool: Pool,
+        clock: Clock,
     ) -> Breakers {
         let circuits = apps
             .iter()
@@ -128,6 +132,7 @@ impl Breakers {
             events,
             alerts,
             pool,
+            clock,
         }
     }
 
@@ -147,7 +152,7 @@ impl Breakers {
     pub fn check(&self, app_key: &str) -> Result<bool, Duration> {
         let open_for = self.config.open_for;
         self.with(app_key, |c| {
-            let now = Instant::now();
+            let now = self.clock.instant();
             if let Some(wait) = c.state.wait(now, open_for) {
                 return Err(wait);
             }
@@ -186,9 +191,9 @@ impl Breakers {
         let transition = self.with(app_key, |c| {
             c.last_error = Some(error.to_string());
             let open = |c: &mut Circuit| {
-                let until = Utc::now() + open_for;
+                let until = self.clock.now() + open_for;
                 c.state = State::Open {
-                    until: Instant::now() + open_for,
+                    until: self.clock.instant() + open_for,
                     since: Utc::now(),
                 };
                 Some(Transition::Opened {
@@ -218,7 +223,7 @@ impl Breakers {
     pub fn state(&self, app_key: &str) -> CircuitState {
         self.with(app_key, |c| match c.state {
             State::Closed { .. } => CircuitState::Closed,
-            State::Open { until, .. } if Instant::now() < until => CircuitState::Open,
+            State::Open { until, .. } if self.clock.instant() < until => CircuitState::Open,
             State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
         })
         .unwrap_or(CircuitState::Closed)
@@ -234,7 +239,7 @@ impl Breakers {
     pub fn is_blocked(&self, app_key: &str) -> bool {
         let open_for = self.config.open_for;
         self.with(app_key, |c| {
-            c.state.wait(Instant::now(), open_for).is_some()
+            c.state.wait(self.clock.instant(), open_for).is_some()
         })
         .unwrap_or(false)
     }
@@ -314,11 +319,11 @@ impl Breakers {
         for row in rows {
             self.with(&row.app_key, |c| match (&c.state, row.open_until) {
                 (State::Closed { .. }, Some(until))
-                    if row.state == "open" && until > Utc::now() =>
+                    if row.state == "open" && until > self.clock.now() =>
                 {
-                    let left = (until - Utc::now()).to_std().unwrap_or_default();
+                    let left = (until - self.clock.now()).to_std().unwrap_or_default();
                     c.state = State::Open {
-                        until: Instant::now() + left,
+                        until: self.clock.instant() + left,
                         since: row.updated_at,
                     };
                     c.last_error = row.last_error.clone();

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod breaker;
+pub mod clock;
 pub mod event_log;
 pub mod metrics;
 
@@ -82,12 +83,15 @@ pub struct Ops {
     pub metrics: Arc<metrics::Metrics>,
     /// The background parts' tracker and shutdown.
     pub stopping: Stopping,
+    /// What "now" is for what is due (open circuits, claimable tasks).
+    pub clock: clock::Clock,
 }
 
 impl Ops {
     /// Starts the event writer and the alert sender. Must be called inside a Tokio runtime.
     pub fn start(config: &Config, pool: &Pool) -> Ops {
         let stopping = Stopping::default();
+        let clock = clock::Clock::default();
         let events = event_log::EventLog::start(pool.clone(), config.events.enabled);
         let alerts = alerts::Alerter::start(
             config.alerts.clone(),
@@ -106,6 +110,7 @@ impl Ops {
             events.clone(),
             alerts.clone(),
             pool.clone(),
+            clock.clone(),
         );
         Ops {
             events,
@@ -113,6 +118,7 @@ impl Ops {
             breakers,
             metrics: Arc::new(metrics::Metrics::new()),
             stopping,
+            clock,
         }
     }
 

@@ -108,8 +108,9 @@ impl ClaimedTask {
     }
 }
 
-/// Claims the oldest runnable task of one of `app_keys`: pending and due, or processing with an
-/// expired lease (its worker died). Marks its job as processing.
+/// Claims the oldest runnable task of one of `app_keys`: pending and due by `now` (the
+/// process's clock), or processing with a lease expired by then (its worker died). Marks its job as
+/// processing.
 ///
 /// # Errors
 ///
@@ -119,14 +120,15 @@ pub async fn claim_task(
     owner: &str,
     app_keys: &[String],
     lease_secs: f64,
+    now: DateTime<Utc>,
 ) -> Result<Option<ClaimedTask>, StoreError> {
     let row = client
         .query_opt(
             "WITH next AS (
                 SELECT id FROM supasaasy.sync_tasks
                  WHERE app_key = ANY($1)
-                   AND ((status = 'pending' AND run_after <= now())
-                        OR (status = 'processing' AND lease_expires_at < now()))
+                   AND ((status = 'pending' AND run_after <= $4)
+                        OR (status = 'processing' AND lease_expires_at < $4))
                  ORDER BY created_at, id
                  LIMIT 1
                    FOR UPDATE SKIP LOCKED
@@ -154,7 +156,7 @@ pub async fn claim_task(
                   FROM job
              )
              SELECT * FROM claimed",
-            &[&app_keys, &owner, &lease_secs],
+            &[&app_keys, &owner, &lease_secs, &now],
         )
         .await?;
     Ok(row.map(|r| ClaimedTask {

@@ -422,13 +422,16 @@ async fn a_failing_provider_opens_its_apps_circuit_and_a_probe_closes_it() {
 
     // After open_seconds one probe decides: the provider is back, so the circuit closes.
     down.fail_next(0, 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The open period passes on the process's clock, not the test's time.
+    app.ctx.ops.clock.advance(Duration::from_millis(1100));
     let outcome = run_once(&app).await.expect("the probe claims the task");
     assert!(
         matches!(outcome, TaskOutcome::Completed { .. }),
         "{outcome:?}"
     );
     assert_eq!(app.wait_job(&job_id).await["status"], "completed");
+    // The webhook's event is in the log /health reads.
+    app.ctx.ops.events.flush(Duration::from_secs(5)).await;
     let (_, body) = health(&app).await;
     assert_eq!(body["status"], "ok");
     assert_eq!(app_health(&body, "stripe_down")["circuit"], "closed");
@@ -475,7 +478,8 @@ async fn a_failed_probe_opens_the_circuit_again_and_a_rejected_key_counts() {
         )
         .await;
     assert_eq!(run_once(&app).await, None);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The open period passes on the process's clock, not the test's time.
+    app.ctx.ops.clock.advance(Duration::from_millis(1100));
     let outcome = run_once(&app).await.expect("the probe claims the task");
     assert!(
         matches!(

@@ -231,6 +231,7 @@ async fn two_workers_never_run_the_same_task() {
                 &format!("racer-{i}"),
                 &["stripe_test".to_string()],
                 60.0,
+                chrono::Utc::now(),
             )
             .await
             .unwrap()
