@@ -157,7 +157,12 @@ pub async fn apply_in_transaction(
     pool: &Pool,
     items: &[Item<'_>],
 ) -> Result<Vec<Outcome>, StoreError> {
-    apply_taking_turns(pool, items, None).await
+    let mut outcomes: Vec<Outcome> = items.iter().map(|_| Ok(Action::Duplicate)).collect();
+    apply_taking_turns(pool, items, None, |i, outcome: &Outcome| {
+        outcomes[i] = outcome.clone();
+    })
+    .await?;
+    Ok(outcomes)
 }
 
 /// A webhook lane's turn at the database ([`group`]): held while the batch's transaction runs,
@@ -178,18 +183,20 @@ impl Turn {
     }
 }
 
-/// [`apply_in_transaction`], giving up `turn` (when given) while objects are fetched.
+/// [`apply_in_transaction`], giving up `turn` (when given) while objects are fetched, and
+/// handing each event's outcome to `settled` (with its index in `items`) as soon as the
+/// transaction that decided it has committed.
 ///
 /// # Errors
 ///
-/// A database error: nothing of any event was written then.
+/// A database error: the events not handed to `settled` yet wrote nothing.
 pub async fn apply_taking_turns(
     pool: &Pool,
     items: &[Item<'_>],
     mut turn: Option<&mut Turn>,
-) -> Result<Vec<Outcome>, StoreError> {
+    mut settled: impl FnMut(usize, &Outcome),
+) -> Result<(), StoreError> {
     let mut fetches = Fetches::default();
-    let mut outcomes: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
     // The events still to apply, as indices into `items`.
     let mut pending: Vec<usize> = (0..items.len()).collect();
     for round in 1..=FETCH_ROUNDS {
@@ -216,20 +223,17 @@ pub async fn apply_taking_turns(
         // an object wrote nothing and are decided again, alone, once it is in hand.
         tx.commit().await?;
         let waiting: Vec<usize> = fetches.waiting.iter().map(|&j| pending[j]).collect();
-        for (j, outcome) in decided.into_iter().enumerate() {
+        for (j, outcome) in decided.iter().enumerate() {
             if !fetches.waiting.contains(&j) {
-                outcomes[pending[j]] = Some(outcome);
+                settled(pending[j], outcome);
             }
         }
         if waiting.is_empty() {
-            break;
+            return Ok(());
         }
         pending = waiting;
     }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or(Ok(Action::Duplicate)))
-        .collect())
+    Ok(())
 }
 
 /// Transactions a batch may take: the events whose decisions need objects from the provider

@@ -44,7 +44,8 @@ struct Delivery {
     connected: Option<String>,
     connector: Arc<dyn Connector>,
     event: Event,
-    reply: oneshot::Sender<Result<Action, ApplyError>>,
+    /// Taken when the delivery is answered.
+    reply: Option<oneshot::Sender<Result<Action, ApplyError>>>,
 }
 
 /// A handle on the lanes; cheap to clone. The lanes end when every handle is dropped, after
@@ -89,7 +90,7 @@ impl GroupCommit {
             connected: scope.connected.map(str::to_owned),
             connector,
             event,
-            reply,
+            reply: Some(reply),
         };
         if self.tx.send(delivery).await.is_err() {
             return Err(ApplyError::Unavailable("the daemon is stopping".into()));
@@ -156,37 +157,50 @@ async fn gather(
     }
 }
 
-/// Applies a batch and answers every delivery in it.
-async fn apply_batch(pool: &Pool, batch: Vec<Delivery>, breakers: &Breakers, mut turn: Turn) {
+/// Applies a batch and answers every delivery in it, each as soon as its transaction commits
+/// (an event waiting for the provider does not hold up the others).
+async fn apply_batch(pool: &Pool, mut batch: Vec<Delivery>, breakers: &Breakers, mut turn: Turn) {
+    type Reply = oneshot::Sender<Result<Action, ApplyError>>;
+    let mut replies: Vec<Option<Reply>> = batch.iter_mut().map(|d| d.reply.take()).collect();
     let items: Vec<Item> = batch.iter().map(|d| item(d, breakers)).collect();
     let mut tries = 0;
     let result = loop {
-        match apply_taking_turns(pool, &items, Some(&mut turn)).await {
+        let answer = |i: usize, outcome: &Outcome| {
+            if let Some(reply) = replies[i].take() {
+                let _ = reply.send(to_reply(Some(outcome.clone())));
+            }
+        };
+        match apply_taking_turns(pool, &items, Some(&mut turn), answer).await {
             Err(e) if is_conflict(&e) && tries < CONFLICT_RETRIES => tries += 1,
             other => break other,
         }
     };
+    drop(items);
+    // Every delivery not answered yet failed with the batch.
+    let unanswered: Vec<(Delivery, Reply)> = batch
+        .into_iter()
+        .zip(replies)
+        .filter_map(|(d, r)| r.map(|r| (d, r)))
+        .collect();
     match result {
-        Ok(outcomes) => answer(batch, outcomes),
+        Ok(()) => {}
         Err(e)
-            if (batch.len() > 1 || e.is_refused_value()) && !matches!(e, StoreError::Pool(_)) =>
+            if (unanswered.len() > 1 || e.is_refused_value())
+                && !matches!(e, StoreError::Pool(_)) =>
         {
-            tracing::warn!(error = %e, deliveries = batch.len(), "a webhook batch failed; applying its deliveries one by one");
-            drop(items);
-            for delivery in batch {
-                let reply = match apply_alone(pool, &item(&delivery, breakers)).await {
+            tracing::warn!(error = %e, deliveries = unanswered.len(), "a webhook batch failed; applying its deliveries one by one");
+            for (delivery, reply) in unanswered {
+                let answer = match apply_alone(pool, &item(&delivery, breakers)).await {
                     Ok(outcome) => to_reply(Some(outcome)),
                     Err(e) => Err(ApplyError::Store(e)),
                 };
-                let _ = delivery.reply.send(reply);
+                let _ = reply.send(answer);
             }
         }
         Err(e) => {
             let message = e.to_string();
-            for delivery in batch {
-                let _ = delivery
-                    .reply
-                    .send(Err(ApplyError::Unavailable(message.clone())));
+            for (_, reply) in unanswered {
+                let _ = reply.send(Err(ApplyError::Unavailable(message.clone())));
             }
         }
     }
@@ -204,12 +218,6 @@ fn item<'a>(d: &'a Delivery, breakers: &'a Breakers) -> Item<'a> {
         source: "webhook",
         run: None,
         breakers: Some(breakers),
-    }
-}
-
-fn answer(batch: Vec<Delivery>, outcomes: Vec<Outcome>) {
-    for (delivery, outcome) in batch.into_iter().zip(outcomes) {
-        let _ = delivery.reply.send(to_reply(Some(outcome)));
     }
 }
 
