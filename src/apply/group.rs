@@ -18,6 +18,7 @@
 //! own deliveries 503 and the lanes go on.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
@@ -53,6 +54,48 @@ struct Delivery {
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Delivery>,
+    total: usize,
+    counts: Arc<Counts>,
+}
+
+/// What the lanes count, shared with the batches.
+#[derive(Default)]
+struct Counts {
+    /// Batches begun and not ended.
+    batches: AtomicUsize,
+    /// Batches that panicked.
+    panics: AtomicU64,
+}
+
+/// A batch in progress, counted until it ends (or unwinds).
+struct InProgress(Arc<Counts>);
+
+impl InProgress {
+    fn begin(counts: &Arc<Counts>) -> InProgress {
+        counts.batches.fetch_add(1, Ordering::Relaxed);
+        InProgress(counts.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.batches.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the lanes are doing, for `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LanesState {
+    /// Lanes in all.
+    pub lanes: usize,
+    /// Batches being applied now, those waiting for the provider (which have given their lane
+    /// up meanwhile) included.
+    pub batches: usize,
+    /// Deliveries waiting for a lane.
+    pub queued: usize,
+    /// Batches that panicked since the daemon started (their deliveries answered 503; the lanes
+    /// went on).
+    pub panics: u64,
 }
 
 impl GroupCommit {
@@ -60,9 +103,22 @@ impl GroupCommit {
     /// Tokio runtime.
     pub fn start(pool: Pool, lanes: usize, breakers: Breakers, stopping: Stopping) -> GroupCommit {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let lanes = Arc::new(Semaphore::new(lanes.max(1)));
-        stopping.spawn(gather(pool, rx, lanes, breakers, stopping.clone()));
-        GroupCommit { tx }
+        let total = lanes.max(1);
+        let lanes = Arc::new(Semaphore::new(total));
+        let counts = Arc::new(Counts::default());
+        let gathering = gather(pool, rx, lanes, breakers, counts.clone(), stopping.clone());
+        stopping.spawn(gathering);
+        GroupCommit { tx, total, counts }
+    }
+
+    /// What the lanes are doing now.
+    pub fn state(&self) -> LanesState {
+        LanesState {
+            lanes: self.total,
+            batches: self.counts.batches.load(Ordering::Relaxed),
+            queued: self.queued(),
+            panics: self.counts.panics.load(Ordering::Relaxed),
+        }
     }
 
     /// Deliveries waiting for a lane.
@@ -108,6 +164,7 @@ async fn gather(
     mut rx: mpsc::Receiver<Delivery>,
     lanes: Arc<Semaphore>,
     breakers: Breakers,
+    counts: Arc<Counts>,
     stopping: Stopping,
 ) {
     let mut stop = false;
@@ -138,14 +195,17 @@ async fn gather(
             }
         }
         let turn = Turn::new(lanes.clone(), permit);
-        let (pool, breakers) = (pool.clone(), breakers.clone());
+        let (pool, breakers, counts) = (pool.clone(), breakers.clone(), counts.clone());
+        let in_progress = InProgress::begin(&counts);
         stopping.spawn(async move {
+            let _in_progress = in_progress;
             // A batch that panics fails its own deliveries (their answers are dropped: 503) and
             // never takes the lanes with it.
             let applied = AssertUnwindSafe(apply_batch(&pool, batch, &breakers, turn))
                 .catch_unwind()
                 .await;
             if let Err(panic) = applied {
+                counts.panics.fetch_add(1, Ordering::Relaxed);
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())

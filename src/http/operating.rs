@@ -68,7 +68,8 @@ pub async fn readyz(ctx: &Context) -> Resp {
 }
 
 /// `GET /health`: 200 with each app's circuit and recent activity while the database answers
-/// (`degraded` when a circuit is not closed), 503 when it does not. The route is public: an app's
+/// (`degraded` when a circuit is not closed), 503 when it does not, and what the webhook lanes
+/// are doing. The route is public: an app's
 /// last error shows as a short category, and as the whole message (URLs, OS errors) only to a
 /// caller with the admin key (`admin`).
 pub async fn health(ctx: &Context, admin: bool) -> Resp {
@@ -106,9 +107,16 @@ pub async fn health(ctx: &Context, admin: bool) -> Resp {
         (true, true) => (StatusCode::OK, "degraded", "ok"),
         (true, false) => (StatusCode::OK, "ok", "ok"),
     };
+    let lanes = ctx.webhooks.state();
+    let webhooks = json!({
+        "lanes": lanes.lanes,
+        "batches": lanes.batches,
+        "queued": lanes.queued,
+        "panics": lanes.panics,
+    });
     json_response(
         code,
-        &json!({"status": status, "database": {"status": database}, "apps": apps}),
+        &json!({"status": status, "database": {"status": database}, "webhooks": webhooks, "apps": apps}),
     )
 }
 
