@@ -15,6 +15,7 @@ use supasaasy_connector::{Connector, ConnectorError};
 use tokio::sync::OnceCell;
 
 use crate::context::Context;
+use crate::store::locks::SessionLock;
 use crate::store::{accounts, StoreError};
 
 /// Rows given the app's account per statement while adopting older rows.
@@ -131,14 +132,12 @@ async fn adopt(
     connector: &dyn Connector,
     account_id: &str,
 ) -> Result<(), OwnAccountError> {
-    let client = ctx.pool.get().await.map_err(StoreError::from)?;
-    let lock = format!("supasaasy.own_account:{app_key}");
-    client
-        .execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&lock])
-        .await?;
+    let key = format!("supasaasy.own_account:{app_key}");
+    let lock = SessionLock::take(&ctx.pool, key).await?;
+    let client = &***lock.client();
     let adopted = async {
         // Another daemon may have done it while this one waited for the lock.
-        if accounts::stored_own(&**client, app_key).await?.as_deref() == Some(account_id) {
+        if accounts::stored_own(client, app_key).await?.as_deref() == Some(account_id) {
             return Ok::<_, StoreError>(0);
         }
         let started = Instant::now();
@@ -146,14 +145,9 @@ async fn adopt(
         for resource in connector.resources() {
             for collection in resource.collection_keys() {
                 loop {
-                    let n = accounts::adopt_batch(
-                        &**client,
-                        app_key,
-                        collection,
-                        account_id,
-                        ADOPT_BATCH,
-                    )
-                    .await?;
+                    let n =
+                        accounts::adopt_batch(client, app_key, collection, account_id, ADOPT_BATCH)
+                            .await?;
                     total += n;
                     if n < ADOPT_BATCH as u64 {
                         break;
@@ -167,7 +161,7 @@ async fn adopt(
                 }
             }
         }
-        accounts::record_own(&**client, app_key, account_id).await?;
+        accounts::record_own(client, app_key, account_id).await?;
         tracing::info!(
             app = app_key,
             account = account_id,
@@ -178,16 +172,7 @@ async fn adopt(
         Ok(total)
     }
     .await;
-    let unlocked = client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-            &[&lock],
-        )
-        .await;
-    if unlocked.is_err() {
-        // The session's locks go with its connection; don't reuse it.
-        let _ = deadpool_postgres::Object::take(client);
-    }
+    lock.release().await;
     adopted?;
     Ok(())
 }

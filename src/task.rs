@@ -31,7 +31,7 @@ mod ranges;
 pub(crate) mod support;
 mod trailing;
 
-use support::{with_retries, CallError, ExclusiveRun, Heartbeat};
+use support::{take_exclusive, with_retries, CallError, Heartbeat};
 
 /// The events list is eventually consistent: a window ends this long before now.
 const EVENTS_SETTLE_SECS: i64 = 60;
@@ -180,7 +180,7 @@ async fn run_inner(
     // A resource the provider lets one client walk at a time (one open scroll per account) runs
     // under a lock held for the whole run, across every daemon sharing the database.
     let exclusive = if resource.exclusive {
-        match ExclusiveRun::try_take(ctx, task).await? {
+        match take_exclusive(ctx, task).await? {
             Some(lock) => Some(lock),
             None => {
                 let client = ctx.pool.get().await?;

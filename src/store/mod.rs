@@ -13,6 +13,7 @@ pub mod integration_events;
 pub mod job_status;
 pub mod jobs;
 pub(crate) mod jsonb;
+pub mod locks;
 pub mod schedules;
 pub mod skipped;
 

@@ -9,53 +9,24 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::jitter;
 use crate::context::Context;
 use crate::store::jobs::{self, ClaimedTask};
+use crate::store::locks::SessionLock;
 use crate::store::StoreError;
 
 /// Provider calls retried in place before the task is handed back to the queue.
 const IN_PLACE_RETRIES: u32 = 4;
 
-/// The lock of an exclusive resource's run: a session advisory lock on a pooled connection kept
-/// for the run. If the daemon dies, the connection closes and the lock goes with it.
-pub(super) struct ExclusiveRun {
-    client: deadpool_postgres::Object,
-    key: String,
-}
-
-impl ExclusiveRun {
-    pub(super) async fn try_take(
-        ctx: &Context,
-        task: &ClaimedTask,
-    ) -> Result<Option<ExclusiveRun>, StoreError> {
-        let client = ctx.pool.get().await?;
-        let key = format!(
-            "supasaasy.exclusive:{}:{}",
-            task.app_key, task.resource_type
-        );
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
-            )
-            .await?;
-        Ok(row
-            .get::<_, bool>(0)
-            .then_some(ExclusiveRun { client, key }))
-    }
-
-    pub(super) async fn release(self) {
-        let unlocked = self
-            .client
-            .query_one(
-                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                &[&self.key],
-            )
-            .await;
-        if let Err(e) = unlocked {
-            // The connection is broken, and its session's locks went with it; don't reuse it.
-            tracing::debug!(error = %e, "exclusive lock not released explicitly");
-            let _ = deadpool_postgres::Object::take(self.client);
-        }
-    }
+/// Takes the lock of an exclusive resource's run, if no run of it holds it: a session advisory
+/// lock kept for the run ([`SessionLock`]). If the daemon dies, the connection closes and the
+/// lock goes with it.
+pub(super) async fn take_exclusive(
+    ctx: &Context,
+    task: &ClaimedTask,
+) -> Result<Option<SessionLock>, StoreError> {
+    let key = format!(
+        "supasaasy.exclusive:{}:{}",
+        task.app_key, task.resource_type
+    );
+    SessionLock::try_take(&ctx.pool, key).await
 }
 
 /// Why a provider call did not succeed.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use supasaasy::store::entities::{self, PageWrite};
 use supasaasy::store::jobs;
+use supasaasy::store::locks::SessionLock;
 use supasaasy::store::StoreError;
 use supasaasy::task::TaskOutcome;
 use supasaasy::worker::Worker;
@@ -519,4 +520,53 @@ async fn old_ended_jobs_and_ticks_are_pruned_keeping_each_apps_latest_per_mode()
         .get(0);
     assert_eq!(tasks, 4, "the pruned jobs' tasks went with them");
     app.stop().await;
+}
+
+/// Advisory locks granted on the test's database.
+async fn advisory_locks_held(app: &TestApp) -> i64 {
+    app.db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_run_lock_whose_holder_panics_does_not_outlive_it() {
+    let app = spawn_app(Setup {
+        workers: false,
+        ..Setup::stripe(customers(1))
+    })
+    .await;
+    let pool = app.ctx.pool.clone();
+    let holder = tokio::spawn(async move {
+        let key = "supasaasy.exclusive:stripe_test:stripe_customer".to_owned();
+        let lock = SessionLock::try_take(&pool, key).await.unwrap();
+        assert!(lock.is_some(), "the lock is free");
+        panic!("the run fails while holding its lock");
+    });
+    assert!(holder.await.unwrap_err().is_panic());
+    // The holder's pooled connection would keep the lock for as long as it lives: it is closed
+    // instead, and the lock goes with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while advisory_locks_held(&app).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock outlived its holder"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = SessionLock::try_take(
+        &app.ctx.pool,
+        "supasaasy.exclusive:stripe_test:stripe_customer".to_owned(),
+    )
+    .await
+    .unwrap();
+    again.expect("the next run takes it").release().await;
+    assert_eq!(advisory_locks_held(&app).await, 0, "released, it is gone");
 }
