@@ -714,7 +714,9 @@ async fn write_staged(
                     deleted,
                 );
             }
-            if let Some(children) = &s.change.children {
+            // Children the provider served only in part are written, and none is tombstoned.
+            let complete = s.change.children.as_ref().filter(|c| c.complete);
+            if let Some(children) = complete {
                 departures.push(Departures {
                     app_key: s.item.app_key,
                     account_id: s.account(),

@@ -21,7 +21,7 @@ use crate::connect::{self, OwnAccountError};
 use crate::context::Context;
 use crate::ops::alerts::Alert;
 use crate::store::accounts::{self, Listed};
-use crate::store::entities::{self, PageWrite, Sweep};
+use crate::store::entities::{self, PageWrite, Sweep, WithParent};
 use crate::store::jobs::{self, ClaimedTask, TaskEnd};
 use crate::store::skipped::{self, Refused};
 use crate::store::StoreError;
@@ -605,7 +605,8 @@ impl Run<'_> {
             let own = (self.task.app_key.as_str(), self.account);
             skipped::clear_after_full_run(&*tx, own, &keys, self.task.job_id).await?;
             if self.resource.sweep {
-                let sweep = sweep_of(self.app, self.account, self.task, &keys, started);
+                let resource = &self.resource;
+                let sweep = sweep_of(self.app, self.account, self.task, resource, &keys, started);
                 let swept = entities::sweep_unseen(&*tx, &sweep).await?;
                 if swept > 0 {
                     tracing::info!(swept, "tombstoned rows the full run did not see");
@@ -749,17 +750,33 @@ struct Walk {
     full: bool,
 }
 
+/// The sweep of a complete full run of `resource` (which writes `keys`): its unseen rows, and its
+/// children's, unseen too or, when the provider may serve only part of them, with their swept
+/// parents.
 fn sweep_of<'a>(
     app: &'a AppConfig,
     account_id: &'a str,
     task: &ClaimedTask,
+    resource: &'a Resource,
     keys: &'a [&'a str],
     run_started_at: DateTime<Utc>,
 ) -> Sweep<'a> {
+    let (collection_keys, with_parent) = match resource.children_swept_with_parent {
+        Some(parent_field) => (
+            std::slice::from_ref(&resource.collection_key),
+            Some(WithParent {
+                parent_collection: resource.collection_key,
+                child_collections: resource.child_collection_keys,
+                parent_field,
+            }),
+        ),
+        None => (keys, None),
+    };
     Sweep {
         app_key: &app.app_key,
         account_id,
-        collection_keys: keys,
+        collection_keys,
+        with_parent,
         job_id: task.job_id,
         run_started_at,
         created_from: app.sync_from,

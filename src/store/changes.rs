@@ -17,7 +17,7 @@ use deadpool_postgres::GenericClient;
 use supasaasy_connector::Record;
 
 use super::entities::{Columns, ON_CONFLICT};
-use super::StoreError;
+use super::{literal, StoreError};
 
 /// An object of the mirror: app, account, collection, provider id.
 pub type ObjectKey<'a> = (&'a str, &'a str, &'a str, &'a str);
@@ -262,11 +262,6 @@ fn departed_sql(collection_key: &str, parent_field: &str) -> String {
         literal(collection_key),
         literal(parent_field)
     )
-}
-
-/// A SQL string literal (standard conforming strings: only quotes are doubled).
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::jsonb::Jsonb;
 use super::skipped::{self, Origin, Refused};
-use super::StoreError;
+use super::{literal, StoreError};
 
 /// The conflict rule shared by every write into `entities`: newer-or-equal state replaces, older
 /// changes nothing, unchanged rows are only marked as seen.
@@ -424,8 +424,12 @@ pub struct Sweep<'a> {
     pub app_key: &'a str,
     /// The account whose rows are swept.
     pub account_id: &'a str,
-    /// The collections the run wrote (the resource's and its children's).
+    /// The collections whose unseen rows are tombstoned: the resource's, and its children's
+    /// unless they go with their parents.
     pub collection_keys: &'a [&'a str],
+    /// Children that go with their parents instead: the provider may serve only part of them,
+    /// so a child is tombstoned with the parent the sweep tombstones, never for being unseen.
+    pub with_parent: Option<WithParent<'a>>,
     /// The run: rows it saw carry its id.
     pub job_id: Uuid,
     /// When the run's first page was fetched: rows written after it (by a webhook, say) are newer
@@ -435,8 +439,19 @@ pub struct Sweep<'a> {
     pub created_from: Option<DateTime<Utc>>,
 }
 
-/// Tombstones the rows a complete full run did not see. Call only after a complete, error-free run,
-/// in the transaction that completes it.
+/// Children tombstoned with their swept parents ([`Sweep::with_parent`]).
+pub struct WithParent<'a> {
+    /// The parents' collection.
+    pub parent_collection: &'a str,
+    /// The children's collections.
+    pub child_collections: &'a [&'a str],
+    /// The field of a child's payload naming its parent.
+    pub parent_field: &'a str,
+}
+
+/// Tombstones the rows a complete full run did not see, and the children of those that go with
+/// their parents. Call only after a complete, error-free run, in the transaction that completes
+/// it. Returns the rows tombstoned.
 ///
 /// # Errors
 ///
@@ -445,17 +460,9 @@ pub async fn sweep_unseen(
     client: &impl GenericClient,
     sweep: &Sweep<'_>,
 ) -> Result<u64, StoreError> {
-    let n = client
-        .execute(
-            "UPDATE supasaasy.entities
-                SET deleted_at = now(), updated_at = now()
-              WHERE app_key = $1
-                AND collection_key = ANY($2)
-                AND deleted_at IS NULL
-                AND last_seen_job IS DISTINCT FROM $3
-                AND source_updated_at < $4
-                AND ($5::timestamptz IS NULL OR source_created_at IS NULL OR source_created_at >= $5)
-                AND account_id = $6",
+    let row = client
+        .query_one(
+            &sweep_sql(sweep.with_parent.as_ref()),
             &[
                 &sweep.app_key,
                 &sweep.collection_keys,
@@ -466,7 +473,53 @@ pub async fn sweep_unseen(
             ],
         )
         .await?;
-    Ok(n)
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// The sweep's statement: the unseen rows, then for children that go with their parents, those
+/// of the parents just swept. A child's collection and parent field are written out as literals
+/// so Postgres finds a parent's children through their partial index (migration V6).
+fn sweep_sql(with_parent: Option<&WithParent<'_>>) -> String {
+    let mut sql = String::from(
+        "WITH swept AS (
+            UPDATE supasaasy.entities
+               SET deleted_at = now(), updated_at = now()
+             WHERE app_key = $1
+               AND collection_key = ANY($2)
+               AND deleted_at IS NULL
+               AND last_seen_job IS DISTINCT FROM $3
+               AND source_updated_at < $4
+               AND ($5::timestamptz IS NULL OR source_created_at IS NULL OR source_created_at >= $5)
+               AND account_id = $6
+            RETURNING collection_key, external_id)",
+    );
+    let mut counts = vec!["(SELECT count(*) FROM swept)".to_owned()];
+    for (n, child) in with_parent
+        .iter()
+        .flat_map(|w| w.child_collections.iter().map(move |c| (w, c)))
+        .enumerate()
+    {
+        let (w, child) = child;
+        sql.push_str(&format!(
+            ",
+         children_{n} AS (
+            UPDATE supasaasy.entities c
+               SET deleted_at = now(), updated_at = now()
+              FROM swept p
+             WHERE p.collection_key = {parent}
+               AND c.app_key = $1 AND c.collection_key = {child}
+               AND c.raw_payload ->> {field} = p.external_id
+               AND c.account_id = $6 AND c.deleted_at IS NULL
+            RETURNING 1)",
+            parent = literal(w.parent_collection),
+            child = literal(child),
+            field = literal(w.parent_field),
+        ));
+        counts.push(format!("(SELECT count(*) FROM children_{n})"));
+    }
+    sql.push_str("\nSELECT ");
+    sql.push_str(&counts.join(" + "));
+    sql
 }
 
 #[cfg(test)]

@@ -48,6 +48,13 @@ impl StoreError {
 }
 
 /// The server's message for a database error ("db error" alone says nothing).
+/// A SQL string literal (standard conforming strings: only quotes are doubled), for the
+/// connectors' constant collection keys and fields written into a statement so Postgres can use
+/// the partial indexes on them.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),

@@ -460,3 +460,90 @@ async fn a_stripe_app_and_an_intercom_app_share_one_database() {
     assert_eq!(others, 0);
     app.stop().await;
 }
+
+/// Live part ids of conversation `conv`, sorted.
+async fn live_parts(app: &TestApp, conv: &str) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            "SELECT external_id FROM supasaasy.intercom_conversation_parts
+              WHERE conversation_id = $1 ORDER BY 1",
+            &[&conv],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_conversation_past_500_parts_keeps_the_older_parts_intercom_no_longer_serves() {
+    let app = spawn_app(setup(data(20, 4))).await;
+    let fake = fake(&app);
+    let convs = fake.ids("conversation");
+    let (long, gone) = (convs[0].clone(), convs[1].clone());
+    let template = fake.parts(&long).unwrap()[0].clone();
+    let part = |i: usize| {
+        let mut p = template.clone();
+        p["id"] = json!(format!("77{i:05}"));
+        p
+    };
+    // 480 parts: Intercom serves them all, and the mirror learns each.
+    fake.set_parts(&long, (0..480).map(part).collect());
+    full(&app, None).await;
+    let all: Vec<String> = sorted((0..480).map(|i| format!("77{i:05}")).collect());
+    assert_eq!(live_parts(&app, &long).await, all);
+
+    // 40 more: Intercom now serves the newest 500 only. A full run must not take the 20 oldest,
+    // which still exist, for deleted; a conversation that is gone takes its parts along.
+    fake.set_parts(&long, (0..520).map(part).collect());
+    let gone_parts = live_parts(&app, &gone).await;
+    assert!(!gone_parts.is_empty());
+    assert!(fake.delete("conversation", &gone));
+    full(&app, None).await;
+    let all: Vec<String> = sorted((0..520).map(|i| format!("77{i:05}")).collect());
+    assert_eq!(
+        live_parts(&app, &long).await,
+        all,
+        "a full run keeps the parts Intercom no longer serves"
+    );
+    assert!(
+        live_parts(&app, &gone).await.is_empty(),
+        "swept with the conversation"
+    );
+    let tombstoned: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM supasaasy.entities
+              WHERE collection_key = 'intercom_conversation_part' AND deleted_at IS NOT NULL
+                AND external_id = ANY($1)",
+            &[&gone_parts],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tombstoned as usize, gone_parts.len());
+
+    // An event refreshes the conversation from the API: the newest 500 parts come back, and the
+    // older ones stay.
+    fake.set_parts(&long, (0..521).map(part).collect());
+    fake.update("conversation", &long, |c| c["state"] = json!("open"));
+    let mut item = fake.get("conversation", &long).unwrap();
+    item.as_object_mut().unwrap().remove("conversation_parts");
+    let event = fake.notification("conversation.admin.replied", item);
+    let (status, answer) = app.deliver_intercom("intercom_main", &event).await;
+    assert_eq!(
+        (status, answer["action"].as_str()),
+        (200, Some("applied")),
+        "{answer}"
+    );
+    let all: Vec<String> = sorted((0..521).map(|i| format!("77{i:05}")).collect());
+    assert_eq!(
+        live_parts(&app, &long).await,
+        all,
+        "an event keeps the parts Intercom no longer serves"
+    );
+    app.stop().await;
+}

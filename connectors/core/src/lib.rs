@@ -29,6 +29,11 @@ pub struct Resource {
     /// Collection keys of rows that ride along with this resource (a subscription's items). A
     /// complete run of the resource also sweeps these collections.
     pub child_collection_keys: &'static [&'static str],
+    /// The field of a child's payload naming its parent, when the provider may serve only part
+    /// of a parent's children (Intercom's 500 newest conversation parts): a complete run then
+    /// tombstones the children of the parents it swept, never a child only because the run did
+    /// not see it. `None`: a run sees every child, and sweeps those it did not see.
+    pub children_swept_with_parent: Option<&'static str>,
     /// At most one run of this resource per app at a time, across every daemon sharing the
     /// database (a provider that allows one open scroll per account).
     pub exclusive: bool,
@@ -430,8 +435,12 @@ pub struct ChildSet {
     pub collection_key: &'static str,
     /// The field of a child's payload holding the parent's id (`subscription`).
     pub parent_field: &'static str,
-    /// Every child the parent has now.
+    /// The children the provider served.
     pub records: Vec<Record>,
+    /// The provider served every child the parent has: the others left it. False when it serves
+    /// only part of them (Intercom's 500 newest conversation parts): those served are written
+    /// and none is tombstoned.
+    pub complete: bool,
 }
 
 /// One object's new state, from an event or a fetch.

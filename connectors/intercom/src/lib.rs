@@ -65,6 +65,7 @@ pub static RESOURCES: &[Resource] = &[
         per_parent: None,
         fetchable: true,
         connected_accounts: false,
+        children_swept_with_parent: None,
     },
     Resource {
         name: "contact",
@@ -78,6 +79,7 @@ pub static RESOURCES: &[Resource] = &[
         per_parent: None,
         fetchable: true,
         connected_accounts: false,
+        children_swept_with_parent: None,
     },
     Resource {
         name: "admin",
@@ -91,6 +93,7 @@ pub static RESOURCES: &[Resource] = &[
         per_parent: None,
         fetchable: true,
         connected_accounts: false,
+        children_swept_with_parent: None,
     },
     Resource {
         name: "conversation",
@@ -104,6 +107,7 @@ pub static RESOURCES: &[Resource] = &[
         per_parent: None,
         fetchable: true,
         connected_accounts: false,
+        children_swept_with_parent: Some(PART_PARENT_FIELD),
     },
 ];
 

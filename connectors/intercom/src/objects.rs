@@ -151,15 +151,38 @@ fn part_record(conversation_id: &str, mut part: Value) -> Result<Record, Malform
     })
 }
 
-/// The change of a full conversation: the conversation and the complete set of its parts.
+/// The change of a full conversation: the conversation and its parts, the set complete unless
+/// Intercom may have left some out.
 pub(crate) fn conversation_change(conversation: Value) -> Result<Change, Malformed> {
+    let complete = all_parts_served(&conversation);
     let (record, parts) = conversation_records(conversation)?;
     Ok(Change {
         resource: Kind::Conversation.name(),
         record,
         deleted: false,
-        children: Some(part_set(parts)),
+        children: Some(part_set(parts, complete)),
     })
+}
+
+/// Intercom serves at most this many of a conversation's parts, the newest.
+const MAX_SERVED_PARTS: usize = 500;
+
+/// Whether a retrieved conversation carries all its parts: fewer than Intercom serves at most, and
+/// no count (the list's `total_count`, `statistics.count_conversation_parts`) saying it has more.
+fn all_parts_served(conversation: &Value) -> bool {
+    let list = conversation.get("conversation_parts");
+    let served = list
+        .and_then(|l| l.get("conversation_parts"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let counts = [
+        list.and_then(|l| l.get("total_count")),
+        conversation
+            .get("statistics")
+            .and_then(|s| s.get("count_conversation_parts")),
+    ];
+    let counted = counts.into_iter().flatten().filter_map(Value::as_u64).max();
+    served < MAX_SERVED_PARTS && counted.is_none_or(|n| n <= served as u64)
 }
 
 /// The upsert of one object whose children, if it has any, are not known.
@@ -185,7 +208,7 @@ pub(crate) fn deletion(kind: Kind, external_id: String, payload: Value) -> Chang
             archived: false,
         },
         deleted: true,
-        children: (kind == Kind::Conversation).then(|| part_set(Vec::new())),
+        children: (kind == Kind::Conversation).then(|| part_set(Vec::new(), true)),
     }
 }
 
@@ -194,11 +217,12 @@ pub(crate) fn gone(kind: Kind, id: &str) -> Change {
     deletion(kind, id.to_owned(), json!({"id": id, "deleted": true}))
 }
 
-fn part_set(records: Vec<Record>) -> ChildSet {
+fn part_set(records: Vec<Record>, complete: bool) -> ChildSet {
     ChildSet {
         collection_key: PART_COLLECTION,
         parent_field: PART_PARENT_FIELD,
         records,
+        complete,
     }
 }
 
@@ -322,6 +346,35 @@ mod tests {
         }
         let empty = json!({"id": "1", "conversation_parts": {"conversation_parts": []}});
         assert_eq!(conversation_records(empty).expect("records").1, vec![]);
+    }
+
+    #[test]
+    fn a_conversation_served_in_part_has_an_incomplete_part_set() {
+        let conversation = |served: usize, counts: Value| {
+            let parts: Vec<Value> = (0..served)
+                .map(|i| json!({"type": "conversation_part", "id": i.to_string()}))
+                .collect();
+            let mut c = json!({"type": "conversation", "id": "1",
+                               "conversation_parts": {"conversation_parts": parts}});
+            if let Some(total) = counts.get("total_count") {
+                c["conversation_parts"]["total_count"] = total.clone();
+            }
+            if let Some(n) = counts.get("count_conversation_parts") {
+                c["statistics"] = json!({"count_conversation_parts": n});
+            }
+            conversation_change(c).unwrap().children.unwrap().complete
+        };
+        assert!(conversation(
+            3,
+            json!({"total_count": 3, "count_conversation_parts": 3})
+        ));
+        assert!(conversation(499, json!({})));
+        assert!(
+            !conversation(500, json!({"total_count": 500})),
+            "the limit: maybe more"
+        );
+        assert!(!conversation(3, json!({"total_count": 7})));
+        assert!(!conversation(3, json!({"count_conversation_parts": 4})));
     }
 
     #[test]

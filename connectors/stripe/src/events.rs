@@ -188,6 +188,7 @@ pub(crate) fn child_set(
         collection_key: child.collection_key,
         parent_field: child.parent_field,
         records,
+        complete: true,
     })
 }
 

@@ -126,6 +126,7 @@ impl StripeResource {
             },
             fetchable: self.retrieve.is_some(),
             connected_accounts: self.connected_accounts,
+            children_swept_with_parent: None,
         }
     }
 
