@@ -123,7 +123,14 @@ impl Target {
             SslMode::Require | SslMode::VerifyCa => Trust::Chain(roots()?),
             SslMode::VerifyFull => Trust::Full(roots()?),
         };
+        // As libpq: a Unix socket is local and never encrypted, whatever the sslmode.
+        let hosts = pg.get_hosts();
+        let unix_only = !hosts.is_empty()
+            && hosts
+                .iter()
+                .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)));
         pg.ssl_mode(match ssl_mode {
+            _ if unix_only => PgSslMode::Disable,
             SslMode::Disable => PgSslMode::Disable,
             SslMode::Prefer => PgSslMode::Prefer,
             _ => PgSslMode::Require,

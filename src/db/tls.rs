@@ -84,12 +84,17 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, io::Error> {
-        let name = ServerName::try_from(domain.to_owned()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{domain:?} is not a host name TLS can check"),
-            )
-        })?;
+        // A Unix socket has no host name (`""`): Postgres never speaks TLS there, so no
+        // handshake follows, and a name is needed only if one did.
+        let name = match domain {
+            "" => None,
+            _ => Some(ServerName::try_from(domain.to_owned()).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{domain:?} is not a host name TLS can check"),
+                )
+            })?),
+        };
         Ok(RustlsConnect {
             config: self.config.clone(),
             name,
@@ -100,7 +105,8 @@ where
 /// One connection's TLS handshake, to the host it was made for.
 pub struct RustlsConnect {
     config: Arc<ClientConfig>,
-    name: ServerName<'static>,
+    /// `None` for a Unix socket.
+    name: Option<ServerName<'static>>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnect
@@ -114,7 +120,13 @@ where
     fn connect(self, stream: S) -> Self::Future {
         let connector = tokio_rustls::TlsConnector::from(self.config);
         Box::pin(async move {
-            let stream = connector.connect(self.name, stream).await?;
+            let name = self.name.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "no host name to check over TLS",
+                )
+            })?;
+            let stream = connector.connect(name, stream).await?;
             Ok(RustlsStream(stream))
         })
     }

@@ -180,3 +180,23 @@ fn a_refused_certificate_or_plain_connection_stops_start_up_with_one_line() {
         &["database.url_env", "sslmode \"always\""],
     );
 }
+
+#[tokio::test]
+async fn a_unix_socket_connects_unencrypted_whatever_the_sslmode() {
+    let server = TlsServer::start();
+    let socket = server.pg.dir().join("sock");
+    for query in ["", "&sslmode=prefer", "&sslmode=require"] {
+        let url = format!(
+            "postgres://postgres@/postgres?host={}&port={}{query}",
+            socket.display(),
+            server.pg.port()
+        );
+        let target = supasaasy::db::Target::parse(&url).unwrap();
+        let client = target
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let row = client.query_one("SELECT 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 1);
+    }
+}
