@@ -27,6 +27,7 @@
 mod deliver;
 mod window;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -106,6 +107,10 @@ struct Shared {
     deliveries: Arc<Semaphore>,
     /// The process's background tasks: deliveries run under it and end by its deadline.
     stopping: Stopping,
+    /// Alerts queued for the sender, and of those, alerts whose fate is settled: held back by
+    /// the repeat window, dropped, or delivered (or not) to every channel.
+    raised: AtomicU64,
+    settled: AtomicU64,
 }
 
 impl Alerter {
@@ -148,6 +153,8 @@ impl Alerter {
             rejections: Mutex::new(RejectionBursts::default()),
             deliveries: Arc::new(Semaphore::new(MAX_DELIVERIES)),
             stopping: stopping.clone(),
+            raised: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel(QUEUE);
         let window = RepeatWindow::new(pool, config.repeat_after);
@@ -174,7 +181,9 @@ impl Alerter {
             return;
         }
         match self.tx.try_send(alert) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.shared.raised.fetch_add(1, Ordering::SeqCst);
+            }
             Err(mpsc::error::TrySendError::Full(alert)) => {
                 tracing::warn!(app = %alert.app_key, kind = alert.kind.as_str(), title = %alert.title, "alert dropped: too many alerts waiting");
             }
@@ -182,6 +191,15 @@ impl Alerter {
                 tracing::debug!(app = %alert.app_key, kind = alert.kind.as_str(), "alert sender stopped; alert dropped");
             }
         }
+    }
+
+    /// Alerts queued for sending so far, and how many of them are settled (held back by the
+    /// repeat window, dropped, or through with every channel): equal when none is in flight.
+    pub fn progress(&self) -> (u64, u64) {
+        // Settled first: an alert is raised before it settles, so the pair never shows more
+        // settled than raised.
+        let settled = self.shared.settled.load(Ordering::SeqCst);
+        (self.shared.raised.load(Ordering::SeqCst), settled)
     }
 
     /// Counts a refused webhook of `app_key`; a burst raises a `webhook_rejections` alert.
@@ -378,8 +396,10 @@ async fn dispatch(shared: Arc<Shared>, mut window: RepeatWindow, mut rx: mpsc::R
 }
 
 async fn dispatch_one(shared: &Arc<Shared>, window: &mut RepeatWindow, alert: Alert) {
+    let settled = || shared.settled.fetch_add(1, Ordering::SeqCst);
     if !window.take(alert.kind, &alert.app_key).await {
         tracing::debug!(app = %alert.app_key, kind = alert.kind.as_str(), title = %alert.title, "alert suppressed: sent within the repeat window");
+        settled();
         return;
     }
     let Ok(permit) = shared.deliveries.clone().try_acquire_owned() else {
@@ -387,11 +407,13 @@ async fn dispatch_one(shared: &Arc<Shared>, window: &mut RepeatWindow, alert: Al
             &alert,
             &format!("dropped: {MAX_DELIVERIES} alerts were already being delivered"),
         );
+        settled();
         return;
     };
     let sender = shared.clone();
     shared.stopping.spawn(async move {
         sender.send_all(&alert).await;
+        sender.settled.fetch_add(1, Ordering::SeqCst);
         drop(permit);
     });
 }
