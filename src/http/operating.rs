@@ -69,9 +69,8 @@ pub async fn readyz(ctx: &Context) -> Resp {
 
 /// `GET /health`: 200 with each app's circuit and recent activity while the database answers
 /// (`degraded` when a circuit is not closed), 503 when it does not, and what the webhook lanes
-/// are doing. The route is public: an app's
-/// last error shows as a short category, and as the whole message (URLs, OS errors) only to a
-/// caller with the admin key (`admin`).
+/// are doing. The route is public: an app's last error shows as a short category, and as the
+/// whole message (URLs, OS errors) only to a caller with the admin key (`admin`).
 pub async fn health(ctx: &Context, admin: bool) -> Resp {
     let app_keys: Vec<String> = ctx.config.apps.iter().map(|a| a.app_key.clone()).collect();
     let probe = async {
