@@ -33,6 +33,9 @@ use crate::store::StoreError;
 /// An event created at or after this (2100-01-01, Unix seconds) is refused as malformed: no
 /// provider sends one, and times near the end of `chrono`'s range overflow.
 const LATEST_CREATED: i64 = 4_102_444_800;
+/// The longest event id accepted, in bytes. Providers' ids are a few dozen characters; the id keys
+/// the table of events seen, whose index refuses entries of a few KiB.
+const MAX_EVENT_ID_BYTES: usize = 255;
 
 /// What the webhook route keeps between requests.
 pub struct Intake {
@@ -184,6 +187,15 @@ async fn receive(
             format!(
                 "malformed event: created {} is not a time this daemon accepts (1970 to 2100)",
                 event.created
+            ),
+        ));
+    }
+    // An id Postgres cannot store, or too long to index, would fail every delivery of it.
+    if event.id.contains('\0') || event.id.len() > MAX_EVENT_ID_BYTES {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "malformed event: its id holds U+0000 or is longer than {MAX_EVENT_ID_BYTES} bytes"
             ),
         ));
     }

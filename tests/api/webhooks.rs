@@ -451,7 +451,7 @@ async fn webhook_requests_are_logged_with_secrets_redacted() {
 }
 
 #[tokio::test]
-async fn a_time_at_the_end_of_time_is_refused_and_stops_nothing() {
+async fn a_time_at_the_end_of_time_or_an_id_beyond_storing_is_refused_and_stops_nothing() {
     let app = app().await;
     let fake = app.fake();
     let id = fake.ids("customer")[0].clone();
@@ -474,6 +474,18 @@ async fn a_time_at_the_end_of_time_is_refused_and_stops_nothing() {
         body["error"].as_str().unwrap().contains("8210266876799"),
         "{body}"
     );
+    // Event ids the table of events seen cannot hold (U+0000) or index (kilobytes of random
+    // characters): refused at once, not answered 503 for the provider to redeliver for days.
+    let long: String = (0..600)
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect();
+    for bad in ["evt_\u{0}x".to_owned(), format!("evt_{long}")] {
+        let mut event = first.clone();
+        event["id"] = json!(bad);
+        let (status, body) = app.deliver("stripe_test", &event).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("its id"), "{body}");
+    }
     // The lanes go on: the next delivery is applied.
     fake.update("customer", &id, |c| c["name"] = json!("Second"));
     let second = last_event(&app);
