@@ -24,6 +24,7 @@ mod process;
 mod queue;
 mod ranges;
 mod schedules;
+mod stripe_ids;
 mod sync;
 mod tls;
 mod upgrades;

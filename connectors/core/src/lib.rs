@@ -16,6 +16,7 @@ use async_trait::async_trait;
 pub mod answer;
 pub mod budget;
 pub mod hex;
+pub mod segment;
 pub mod surrogates;
 pub mod turns;
 

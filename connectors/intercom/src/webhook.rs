@@ -16,6 +16,7 @@
 use serde_json::Value;
 use supasaasy_connector::{Event, WebhookError};
 
+use crate::listing;
 use crate::objects::{self, Kind, Malformed};
 
 /// Contact topics that mean the contact is gone.
@@ -101,6 +102,15 @@ pub(crate) fn parse_notification(body: &[u8]) -> Result<Event, WebhookError> {
             "the {topic} notification says neither created_at nor updated_at"
         ))
     })?;
+    // An id no request can name could never be fetched to settle its order: acknowledged and
+    // left out, with the reason.
+    if let Err(Malformed(why)) = listing::checked_id(&change.record.external_id) {
+        let id: String = change.record.external_id.chars().take(80).collect();
+        return Ok(Event {
+            ignored_reason: Some(format!("{topic}: the item's id {id:?} is {why}")),
+            ..ignored(Some(created))
+        });
+    }
     Ok(Event {
         id,
         event_type: topic,

@@ -299,3 +299,21 @@ fn an_item_without_updated_at_takes_the_notification_time() {
     );
     assert_eq!(event.created, 1_734_599_000);
 }
+
+#[test]
+fn an_item_whose_id_no_request_can_name_is_ignored_with_the_reason() {
+    for id in ["../../admins", "1?x=y", "é"] {
+        let mut item = conversation();
+        item["id"] = json!(id);
+        let event = parse("conversation.admin.replied", item);
+        assert!(
+            event.ignored && event.changes.is_empty(),
+            "{id:?}: {event:?}"
+        );
+        let reason = event.ignored_reason.unwrap_or_default();
+        assert!(
+            reason.contains("not an Intercom object id"),
+            "{id:?}: {reason}"
+        );
+    }
+}

@@ -21,6 +21,7 @@
 //!   lost that account.
 
 use serde_json::Value;
+use supasaasy_connector::segment::path_segment;
 use supasaasy_connector::{Change, ChildSet, Event, EventWindow};
 
 use crate::listing::{self, Embedded, Malformed, PAGE_LIMIT};
@@ -105,7 +106,20 @@ pub(crate) fn parse_event(mut event: Value) -> Result<Event, Malformed> {
         return Ok(parsed);
     };
     let deleted = row.deleted_by.contains(&parsed.event_type.as_str());
-    match object_changes(row, object, deleted) {
+    let changes = object_changes(row, object, deleted).and_then(|changes| {
+        // An id no request can name could never be fetched to settle its order.
+        match changes
+            .iter()
+            .find(|c| path_segment(&c.record.external_id).is_none())
+        {
+            Some(c) => Err(Malformed(format!(
+                "{:?} is not an id Stripe serves",
+                c.record.external_id.chars().take(80).collect::<String>()
+            ))),
+            None => Ok(changes),
+        }
+    });
+    match changes {
         Ok(changes) => {
             parsed.changes = changes;
             parsed.ignored = false;

@@ -9,6 +9,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use supasaasy_connector::segment::path_segment;
 use supasaasy_connector::{ListOptions, Payload, Record};
 
 use crate::resources::{Child, StripeResource};
@@ -154,13 +155,21 @@ pub(crate) fn fetch_query(row: &StripeResource) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// A request's query parameters.
+pub(crate) type Query = Vec<(&'static str, String)>;
+
 /// The query of one page of a parent's complete child list, and its path under `/v1/`.
+///
+/// # Errors
+///
+/// [`Malformed`] when the list sits under the parent's path and its id is not one a path can
+/// hold.
 pub(crate) fn child_query(
     row: &StripeResource,
     child: &Child,
     parent_id: &str,
     cursor: Option<&str>,
-) -> (String, Vec<(&'static str, String)>) {
+) -> Result<(String, Query), Malformed> {
     let mut query = Vec::new();
     let path = match child.list {
         crate::resources::ChildList::Query { path, param } => {
@@ -168,14 +177,16 @@ pub(crate) fn child_query(
             path.to_owned()
         }
         crate::resources::ChildList::Nested { segment } => {
-            format!("{}/{parent_id}/{segment}", row.path)
+            let parent = path_segment(parent_id)
+                .ok_or_else(|| Malformed(format!("{parent_id:?} is not an id a path can hold")))?;
+            format!("{}/{parent}/{segment}", row.path)
         }
     };
     query.push(("limit", PAGE_LIMIT.to_owned()));
     if let Some(cursor) = cursor {
         query.push(("starting_after", cursor.to_owned()));
     }
-    (path, query)
+    Ok((path, query))
 }
 
 /// A listed object as a tree, for the lists whose objects are looked into (parents of children,
@@ -501,7 +512,8 @@ mod tests {
     #[test]
     fn child_queries_follow_the_child_list() {
         let sub = row("subscription");
-        let (path, query) = child_query(sub, &sub.child.expect("items"), "sub_1", Some("si_9"));
+        let (path, query) =
+            child_query(sub, &sub.child.expect("items"), "sub_1", Some("si_9")).unwrap();
         assert_eq!(path, "subscription_items");
         assert_eq!(
             query,
@@ -512,7 +524,8 @@ mod tests {
             ]
         );
         let invoice = row("invoice");
-        let (path, query) = child_query(invoice, &invoice.child.expect("lines"), "in_1", None);
+        let (path, query) =
+            child_query(invoice, &invoice.child.expect("lines"), "in_1", None).unwrap();
         assert_eq!(path, "invoices/in_1/lines");
         assert_eq!(query, vec![("limit", "100".to_owned())]);
     }
