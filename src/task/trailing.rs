@@ -129,6 +129,14 @@ impl Run<'_> {
             let mut left_out = Vec::new();
             for (result, id) in fetched.into_iter().zip(chunk) {
                 match result {
+                    // An object the mirror could not store that the provider no longer has by
+                    // that id (gone, or an id the mirror could only store altered) stays
+                    // recorded until a full run lists the resource again.
+                    Ok(change) if change.deleted && tolerant => {
+                        let collection_key = self.resource.collection_key;
+                        let reason = "the provider has no object by this id now; kept until a full run lists the resource again";
+                        left_out.push(Refused::new(collection_key, id, reason));
+                    }
                     // An object gone from the provider is left to the next full run's sweep.
                     Ok(change) if change.deleted => {}
                     Ok(change) => records.push(change.record),
