@@ -395,7 +395,11 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     let database = DatabaseConfig {
         url,
         target,
-        pool_size: positive(raw.database.pool_size.unwrap_or(16), "database.pool_size")?,
+        pool_size: within(
+            raw.database.pool_size.unwrap_or(16),
+            "database.pool_size",
+            1_000,
+        )?,
         migrate: raw.database.migrate.unwrap_or(true),
     };
 
@@ -403,30 +407,37 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
 
     let w = raw.worker;
     let worker = WorkerConfig {
-        concurrency: positive(w.concurrency.unwrap_or(4), "worker.concurrency")?,
-        poll_interval: Duration::from_millis(positive(
+        concurrency: within(w.concurrency.unwrap_or(4), "worker.concurrency", 1_000)?,
+        poll_interval: Duration::from_millis(within(
             w.poll_interval_ms.unwrap_or(1000),
             "worker.poll_interval_ms",
+            HOUR_SECS * 1_000,
         )? as u64),
-        lease: Duration::from_secs(
-            positive(w.lease_seconds.unwrap_or(60), "worker.lease_seconds")? as u64,
-        ),
-        max_attempts: positive(w.max_attempts.unwrap_or(3), "worker.max_attempts")? as i32,
-        request_timeout: Duration::from_secs(positive(
+        lease: Duration::from_secs(within(
+            w.lease_seconds.unwrap_or(60),
+            "worker.lease_seconds",
+            DAY_SECS,
+        )? as u64),
+        max_attempts: within(w.max_attempts.unwrap_or(3), "worker.max_attempts", 1_000)? as i32,
+        request_timeout: Duration::from_secs(within(
             w.request_timeout_seconds.unwrap_or(30),
             "worker.request_timeout_seconds",
+            HOUR_SECS,
         )? as u64),
-        connect_timeout: Duration::from_secs(positive(
+        connect_timeout: Duration::from_secs(within(
             w.connect_timeout_seconds.unwrap_or(10),
             "worker.connect_timeout_seconds",
+            HOUR_SECS,
         )? as u64),
-        retry_base: Duration::from_millis(positive(
+        retry_base: Duration::from_millis(within(
             w.retry_base_ms.unwrap_or(250),
             "worker.retry_base_ms",
+            HOUR_SECS * 1_000,
         )? as u64),
-        job_retention_days: positive(
+        job_retention_days: within(
             w.job_retention_days.unwrap_or(30),
             "worker.job_retention_days",
+            CENTURY_DAYS,
         )? as u32,
     };
     if worker.lease < worker.request_timeout * 2 {
@@ -438,7 +449,11 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
 
     let webhook_logging = WebhookLoggingConfig {
         enabled: raw.webhook_logging.enabled.unwrap_or(false),
-        retention_days: raw.webhook_logging.retention_days.unwrap_or(7),
+        retention_days: within(
+            i64::from(raw.webhook_logging.retention_days.unwrap_or(7)),
+            "webhook_logging.retention_days",
+            CENTURY_DAYS,
+        )? as u32,
     };
 
     let mut apps = Vec::with_capacity(raw.apps.len());
@@ -499,13 +514,25 @@ fn validate(raw: RawConfig, env: &Env) -> Result<Config, ConfigError> {
     })
 }
 
-fn positive(v: i64, key: &str) -> Result<usize, ConfigError> {
-    if v > 0 {
-        Ok(v as usize)
-    } else {
+/// `v` when it lies between 1 and `max`: past a sane bound a number is a mistake (a lease of
+/// centuries overflows every timestamp it is added to), and start-up says which key.
+fn within(v: i64, key: &str, max: i64) -> Result<usize, ConfigError> {
+    if v <= 0 {
         Err(ConfigError::new(key, format!("must be positive, got {v}")))
+    } else if v > max {
+        Err(ConfigError::new(
+            key,
+            format!("must be at most {max}, got {v}"),
+        ))
+    } else {
+        Ok(v as usize)
     }
 }
+
+/// A day, an hour and a hundred years, the bounds of most keys.
+const DAY_SECS: i64 = 86_400;
+const HOUR_SECS: i64 = 3_600;
+const CENTURY_DAYS: i64 = 36_500;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

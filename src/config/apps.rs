@@ -107,11 +107,11 @@ pub(super) fn validate_app(i: usize, a: RawApp, env: &Env) -> Result<AppConfig, 
     let requests_per_second = match a.requests_per_second {
         None => (connector.default_requests_per_second)(api_key.expose()),
         Some(0.0) => None,
-        Some(n) if n.is_finite() && n > 0.0 => Some(n),
+        Some(n) if (0.001..=100_000.0).contains(&n) => Some(n),
         Some(n) => {
             return Err(ConfigError::new(
                 key("requests_per_second"),
-                format!("must be a positive number (or 0 for no budget), got {n}"),
+                format!("must be between 0.001 and 100000 (or 0 for no budget), got {n}"),
             ))
         }
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use supasaasy_connector::Secret;
 
-use super::{positive, ConfigError, Env};
+use super::{within, ConfigError, Env, CENTURY_DAYS, DAY_SECS};
 
 /// What raises an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,19 +139,22 @@ pub(super) fn alerts(raw: RawAlerts, env: &Env) -> Result<AlertsConfig, ConfigEr
         repeat_after: Duration::from_secs(non_negative(
             raw.repeat_after_s.unwrap_or(900),
             "alerts.repeat_after_s",
+            30 * DAY_SECS,
         )? as u64),
     })
 }
 
 pub(super) fn circuit_breaker(raw: RawCircuitBreaker) -> Result<CircuitBreakerConfig, ConfigError> {
     Ok(CircuitBreakerConfig {
-        failure_threshold: positive(
+        failure_threshold: within(
             raw.failure_threshold.unwrap_or(5),
             "circuit_breaker.failure_threshold",
+            1_000_000,
         )? as u32,
-        open_for: Duration::from_secs(positive(
+        open_for: Duration::from_secs(within(
             raw.open_seconds.unwrap_or(60),
             "circuit_breaker.open_seconds",
+            DAY_SECS,
         )? as u64),
     })
 }
@@ -159,17 +162,26 @@ pub(super) fn circuit_breaker(raw: RawCircuitBreaker) -> Result<CircuitBreakerCo
 pub(super) fn events(raw: RawEvents) -> Result<EventsConfig, ConfigError> {
     Ok(EventsConfig {
         enabled: raw.enabled.unwrap_or(true),
-        retention_days: positive(raw.retention_days.unwrap_or(30), "events.retention_days")? as u32,
+        retention_days: within(
+            raw.retention_days.unwrap_or(30),
+            "events.retention_days",
+            CENTURY_DAYS,
+        )? as u32,
     })
 }
 
-fn non_negative(v: i64, key: &str) -> Result<i64, ConfigError> {
-    if v >= 0 {
-        Ok(v)
-    } else {
+fn non_negative(v: i64, key: &str, max: i64) -> Result<i64, ConfigError> {
+    if v < 0 {
         Err(ConfigError::new(
             key,
             format!("must not be negative, got {v}"),
         ))
+    } else if v > max {
+        Err(ConfigError::new(
+            key,
+            format!("must be at most {max}, got {v}"),
+        ))
+    } else {
+        Ok(v)
     }
 }

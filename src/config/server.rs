@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use supasaasy_connector::Secret;
 
-use super::{positive, ConfigError, Env};
+use super::{within, ConfigError, Env, DAY_SECS};
 
 /// The shortest admin key accepted: a key anyone can guess in a few tries protects nothing.
 const MIN_ADMIN_KEY_CHARS: usize = 16;
+/// A gibibyte, the bound of the body sizes.
+const GIB: i64 = 1 << 30;
 
 /// `[server]`.
 #[derive(Debug, Clone)]
@@ -69,7 +71,7 @@ pub(super) fn server(raw: RawServer, env: &Env) -> Result<ServerConfig, ConfigEr
     let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
     let seconds = |v: Option<i64>, default: i64, key: &str| -> Result<Duration, ConfigError> {
         Ok(Duration::from_secs(
-            positive(v.unwrap_or(default), key)? as u64
+            within(v.unwrap_or(default), key, DAY_SECS)? as u64,
         ))
     };
     let server = ServerConfig {
@@ -80,30 +82,35 @@ pub(super) fn server(raw: RawServer, env: &Env) -> Result<ServerConfig, ConfigEr
             )
         })?,
         admin_api_keys: admin_keys(env, raw.admin_api_key_env)?,
-        max_body_bytes: positive(
+        max_body_bytes: within(
             raw.max_body_bytes.unwrap_or(1 << 20),
             "server.max_body_bytes",
+            GIB,
         )?,
-        max_connections: positive(
+        max_connections: within(
             raw.max_connections.unwrap_or(1024),
             "server.max_connections",
+            1_000_000,
         )?,
-        max_connections_per_ip: positive(
+        max_connections_per_ip: within(
             raw.max_connections_per_ip.unwrap_or(64),
             "server.max_connections_per_ip",
+            1_000_000,
         )?,
-        max_requests_per_connection: positive(
+        max_requests_per_connection: within(
             raw.max_requests_per_connection.unwrap_or(1000),
             "server.max_requests_per_connection",
+            1_000_000_000,
         )?,
         connection_max_age: seconds(
             raw.connection_max_seconds,
             600,
             "server.connection_max_seconds",
         )?,
-        webhook_body_budget_bytes: positive(
+        webhook_body_budget_bytes: within(
             raw.webhook_body_budget_bytes.unwrap_or(64 << 20),
             "server.webhook_body_budget_bytes",
+            64 * GIB,
         )?,
         shutdown_grace: seconds(
             raw.shutdown_grace_seconds,

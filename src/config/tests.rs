@@ -94,6 +94,67 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn numbers_past_their_bound_are_refused_naming_the_key() {
+    // Each of these starts a daemon that never works: a lease of centuries overflows the
+    // timestamps a claim compares it with, a budget of 1e-300 requests a second waits forever.
+    let worker = |line: &str| format!("{GOOD}\n[worker]\n{line}\n");
+    let cases = [
+        (
+            worker("lease_seconds = 9223372036854775807"),
+            "worker.lease_seconds: must be at most 86400, got 9223372036854775807",
+        ),
+        (
+            worker("concurrency = 100000000"),
+            "worker.concurrency: must be at most 1000",
+        ),
+        (
+            worker("poll_interval_ms = 9223372036854775807"),
+            "worker.poll_interval_ms: must be at most 3600000",
+        ),
+        (
+            worker("retry_base_ms = 86400000"),
+            "worker.retry_base_ms: must be at most 3600000",
+        ),
+        (
+            worker("job_retention_days = 100000"),
+            "worker.job_retention_days: must be at most 36500",
+        ),
+        (
+            GOOD.replace("pool_size = 8", "pool_size = 5000"),
+            "database.pool_size: must be at most 1000",
+        ),
+        (
+            GOOD.replace(
+                "listen = \"127.0.0.1:0\"",
+                "shutdown_grace_seconds = 9999999",
+            ),
+            "server.shutdown_grace_seconds: must be at most 86400",
+        ),
+        (
+            format!("{GOOD}\n[alerts]\nrepeat_after_s = 99999999999\n"),
+            "alerts.repeat_after_s: must be at most 2592000",
+        ),
+        (
+            format!("{GOOD}\n[events]\nretention_days = 99999999\n"),
+            "events.retention_days: must be at most 36500",
+        ),
+        (
+            format!("{GOOD}\n[webhook_logging]\nretention_days = 0\n"),
+            "webhook_logging.retention_days: must be positive",
+        ),
+        (
+            GOOD.replace("sync_from =", "requests_per_second = 1e-300\nsync_from ="),
+            "apps[0].requests_per_second: must be between 0.001 and 100000",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error_of(&text);
+        assert!(got.contains(want), "wanted {want:?} in {got:?}");
+        assert!(!got.contains('\n'), "one line: {got:?}");
+    }
+}
+
+#[test]
 fn a_short_admin_key_is_refused_naming_its_variable() {
     let with_key = |key: &'static str| {
         move |name: &str| match name {
@@ -237,8 +298,9 @@ fn request_budgets_default_by_key_and_can_be_set_or_turned_off() {
     assert_eq!(c.apps[0].requests_per_second, Some(2.5));
     let c = Config::parse(&with("requests_per_second = 0"), &env).unwrap();
     assert_eq!(c.apps[0].requests_per_second, None);
-    assert!(error_of(&with("requests_per_second = -3"))
-        .starts_with("config error: apps[0].requests_per_second: must be a positive number"));
+    assert!(error_of(&with("requests_per_second = -3")).starts_with(
+        "config error: apps[0].requests_per_second: must be between 0.001 and 100000"
+    ));
 }
 
 #[test]
