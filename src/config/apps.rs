@@ -91,11 +91,20 @@ pub(super) fn validate_app(i: usize, a: RawApp, env: &Env) -> Result<AppConfig, 
     let sync_from = a
         .sync_from
         .map(|s| {
-            DateTime::parse_from_rfc3339(&s)
+            let t = DateTime::parse_from_rfc3339(&s)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| {
                     ConfigError::new(key("sync_from"), format!("{s:?} is not RFC 3339: {e}"))
-                })
+                })?;
+            // Providers count time in Unix seconds from 1970: an earlier filter is a negative
+            // `created`, which none of them documents.
+            if !(0..4_102_444_800).contains(&t.timestamp()) {
+                return Err(ConfigError::new(
+                    key("sync_from"),
+                    format!("{s:?} is not between 1970 and 2100"),
+                ));
+            }
+            Ok(t)
         })
         .transpose()?;
     let api_key_env = a

@@ -146,6 +146,10 @@ fn numbers_past_their_bound_are_refused_naming_the_key() {
             GOOD.replace("sync_from =", "requests_per_second = 1e-300\nsync_from ="),
             "apps[0].requests_per_second: must be between 0.001 and 100000",
         ),
+        (
+            GOOD.replace("2024-01-01T00:00:00Z", "0001-01-01T00:00:00Z"),
+            "apps[0].sync_from: \"0001-01-01T00:00:00Z\" is not between 1970 and 2100",
+        ),
     ];
     for (text, want) in cases {
         let got = error_of(&text);
