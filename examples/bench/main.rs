@@ -340,66 +340,17 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
                 .unwrap()
             })
             .collect();
-        let bodies = Arc::new(bodies);
-        let url = Arc::new(format!("http://{}/webhook/stripe_bench", daemon.addr));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..conns {
-            let (bodies, url) = (bodies.clone(), url.clone());
-            tasks.push(tokio::spawn(async move {
-                let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .build()
-                    .unwrap();
-                let mut latencies = Vec::new();
-                let mut failures = 0u64;
-                let mut applied = 0u64;
-                let mut i = c;
-                while i < bodies.len() {
-                    let body = bodies[i].clone();
-                    let sig =
-                        stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
-                    let sent = Instant::now();
-                    let resp = http
-                        .post(url.as_str())
-                        .header("Stripe-Signature", sig)
-                        .body(body)
-                        .send()
-                        .await;
-                    latencies.push(sent.elapsed());
-                    match resp {
-                        Ok(r) if r.status().is_success() => {
-                            let body = r.bytes().await.unwrap_or_default();
-                            if body.windows(18).any(|w| w == br#""action":"applied""#) {
-                                applied += 1;
-                            }
-                        }
-                        _ => failures += 1,
-                    }
-                    i += conns;
-                }
-                (latencies, failures, applied)
-            }));
-        }
-        let mut latencies = Vec::with_capacity(count);
-        let mut failures = 0;
-        let mut applied = 0;
-        for t in tasks {
-            let (l, f, a) = t.await.unwrap();
-            latencies.extend(l);
-            failures += f;
-            applied += a;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        latencies.sort();
-        let pct =
-            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let url = format!("http://{}/webhook/stripe_bench", daemon.addr);
+        let (sent, seconds) = burst(&url, bodies, conns).await;
+        let failures = sent.iter().filter(|d| !d.ok).count();
+        let applied = sent.iter().filter(|d| d.applied).count();
+        let mut latencies: Vec<Duration> = sent.iter().map(|d| d.elapsed).collect();
         let result = json!({
             "connections": conns,
             "events": count,
             "events_per_second": (count as f64 / seconds).round(),
-            "p50_ms": (pct(0.50).as_secs_f64() * 10_000.0).round() / 10.0,
-            "p99_ms": (pct(0.99).as_secs_f64() * 10_000.0).round() / 10.0,
+            "p50_ms": ms(&mut latencies, 0.50),
+            "p99_ms": ms(&mut latencies, 0.99),
             "non_2xx": failures,
             "applied": applied,
         });
@@ -409,6 +360,84 @@ async fn webhook_bursts(daemon: &Daemon, fake: &FakeStripe) -> Value {
     let conns = connections.iter().copied().max().unwrap_or(8);
     results.push(conflict_burst(daemon, fake, count.min(ids.len() * 5), conns).await);
     Value::Array(results)
+}
+
+/// One delivery of a burst.
+struct Sent {
+    /// From sending the request to its answer's head.
+    elapsed: Duration,
+    /// The answer was 2xx.
+    ok: bool,
+    /// The answer said `"action":"applied"`.
+    applied: bool,
+}
+
+/// Sends `bodies` as signed webhooks to `url` over `conns` keep-alive connections (connection
+/// `c` sends bodies `c`, `c + conns`, ...): each delivery, in the bodies' order, and the seconds
+/// the burst took.
+async fn burst(url: &str, bodies: Vec<Vec<u8>>, conns: usize) -> (Vec<Sent>, f64) {
+    let count = bodies.len();
+    let bodies = Arc::new(bodies);
+    let url = Arc::new(url.to_owned());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (bodies, url) = (bodies.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let mut sent = Vec::new();
+            for i in (c..bodies.len()).step_by(conns) {
+                let body = bodies[i].clone();
+                let sig = stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &body);
+                let start = Instant::now();
+                let resp = http
+                    .post(url.as_str())
+                    .header("Stripe-Signature", sig)
+                    .body(body)
+                    .send()
+                    .await;
+                let elapsed = start.elapsed();
+                let (ok, applied) = match resp {
+                    Ok(r) if r.status().is_success() => {
+                        let body = r.bytes().await.unwrap_or_default();
+                        (
+                            true,
+                            body.windows(18).any(|w| w == br#""action":"applied""#),
+                        )
+                    }
+                    _ => (false, false),
+                };
+                sent.push((
+                    i,
+                    Sent {
+                        elapsed,
+                        ok,
+                        applied,
+                    },
+                ));
+            }
+            sent
+        }));
+    }
+    let mut sent: Vec<Option<Sent>> = (0..count).map(|_| None).collect();
+    for t in tasks {
+        for (i, d) in t.await.unwrap() {
+            sent[i] = Some(d);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let sent = sent.into_iter().map(|d| d.expect("every body sent"));
+    (sent.collect(), seconds)
+}
+
+/// The `p` quantile of `v`, in milliseconds to a tenth.
+fn ms(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    let d = v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// A burst in which every tenth event is the second state of its customer in the second of a
@@ -449,67 +478,30 @@ async fn conflict_burst(daemon: &Daemon, fake: &FakeStripe, count: usize, conns:
         );
     }
     // The burst: a conflict every tenth event, the others each a newer state of another customer.
-    let bodies: Vec<(bool, Vec<u8>)> = (0..count)
+    let needs_fetch = |i: usize| i.is_multiple_of(10);
+    let bodies: Vec<Vec<u8>> = (0..count)
         .map(|i| {
-            if i % 10 == 0 {
-                (true, event(&ids[i / 10], i, at, "second"))
+            if needs_fetch(i) {
+                event(&ids[i / 10], i, at, "second")
             } else {
                 let id = &ids[conflicts + i % (ids.len() - conflicts)];
-                (
-                    false,
-                    event(id, i, at + 1 + (i / ids.len()) as i64, "plain"),
-                )
+                event(id, i, at + 1 + (i / ids.len()) as i64, "plain")
             }
         })
         .collect();
     fake.set_latency(Duration::from_millis(150));
-    let bodies = Arc::new(bodies);
-    let url = Arc::new(url);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..conns {
-        let (bodies, url) = (bodies.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .build()
-                .unwrap();
-            let (mut plain, mut fetched, mut failures) = (Vec::new(), Vec::new(), 0u64);
-            let mut i = c;
-            while i < bodies.len() {
-                let (conflict, body) = &bodies[i];
-                let sig = stripe_signature(WEBHOOK_SECRET, chrono::Utc::now().timestamp(), body);
-                let sent = Instant::now();
-                let resp = http
-                    .post(url.as_str())
-                    .header("Stripe-Signature", sig)
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let ok = resp.is_ok_and(|r| r.status().is_success());
-                if !ok {
-                    failures += 1;
-                }
-                if *conflict { &mut fetched } else { &mut plain }.push(sent.elapsed());
-                i += conns;
-            }
-            (plain, fetched, failures)
-        }));
-    }
-    let (mut plain, mut fetched, mut failures) = (Vec::new(), Vec::new(), 0);
-    for t in tasks {
-        let (p, f, n) = t.await.unwrap();
-        plain.extend(p);
-        fetched.extend(f);
-        failures += n;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let (sent, seconds) = burst(&url, bodies, conns).await;
     fake.set_latency(Duration::ZERO);
-    let ms = |v: &mut Vec<Duration>, p: f64| {
-        v.sort();
-        let d = v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
-        (d.as_secs_f64() * 10_000.0).round() / 10.0
-    };
+    let failures = sent.iter().filter(|d| !d.ok).count();
+    let (mut plain, mut fetched) = (Vec::new(), Vec::new());
+    for (i, d) in sent.iter().enumerate() {
+        if needs_fetch(i) {
+            &mut fetched
+        } else {
+            &mut plain
+        }
+        .push(d.elapsed);
+    }
     let result = json!({
         "connections": conns,
         "events": count,

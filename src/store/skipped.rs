@@ -7,7 +7,7 @@
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{jsonb, StoreError};
 
 /// One object left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +31,14 @@ impl Refused {
     }
 }
 
-/// `text` with what a Postgres `text` cannot hold (U+0000) replaced, and cut to 2,000 characters.
+/// `text` cut to 2,000 characters, with what a Postgres `text` cannot hold replaced
+/// ([`jsonb::text`]).
 fn storable(text: &str) -> String {
-    text.chars()
-        .take(2_000)
-        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
-        .collect()
+    let end = text
+        .char_indices()
+        .nth(2_000)
+        .map_or(text.len(), |(i, _)| i);
+    jsonb::text(&text[..end]).into_owned()
 }
 
 /// Where refused objects came from.

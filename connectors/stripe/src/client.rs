@@ -798,19 +798,29 @@ mod tests {
         hold.abort();
     }
 
-    #[tokio::test]
-    async fn an_answer_larger_than_any_page_is_refused() {
+    /// Reads one request and writes `answer` as it is, then holds the connection `linger` long
+    /// before dropping it.
+    async fn answer_raw(
+        answer: &'static str,
+        linger: Duration,
+    ) -> (String, tokio::task::JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.expect("accept");
             let mut request = [0u8; 4096];
             let _ = socket.read(&mut request).await;
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1099511627776\r\n\r\n{";
-            let _ = socket.write_all(head.as_bytes()).await;
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            let _ = socket.write_all(answer.as_bytes()).await;
+            tokio::time::sleep(linger).await;
         });
-        let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
+        (format!("http://{addr}"), server)
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_any_page_is_refused() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1099511627776\r\n\r\n{";
+        let (base, server) = answer_raw(head, Duration::from_secs(5)).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
         let err = http
             .get_list("customers", &[], None)
             .await
@@ -822,17 +832,10 @@ mod tests {
 
     #[tokio::test]
     async fn answer_cut_mid_body_is_retryable() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.expect("accept");
-            let mut request = [0u8; 4096];
-            let _ = socket.read(&mut request).await;
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"data\": [";
-            let _ = socket.write_all(head.as_bytes()).await;
-            // Dropping the socket here ends the body 90 bytes short.
-        });
-        let http = StripeHttp::new(settings(&format!("http://{addr}"))).expect("client");
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"data\": [";
+        // Dropping the socket at once ends the body 90 bytes short.
+        let (base, server) = answer_raw(head, Duration::ZERO).await;
+        let http = StripeHttp::new(settings(&base)).expect("client");
         let err = http
             .get_list("customers", &[], None)
             .await
