@@ -7,8 +7,9 @@
 //! - a row from the same second whose state differs: the order of the two cannot be known, so the
 //!   object is fetched from the provider, which is the truth, and that state is written as of now,
 //!   or as of the row's time when that is later (a provider clock ahead of the daemon's stamped
-//!   it): the fetched state replaces the row whatever the clocks say (an object the provider cannot fetch, a Stripe discount, is ordered by the rule that a
-//!   deletion is final: a tombstone of the same second stays, a deletion of it is written).
+//!   it): the fetched state replaces the row whatever the clocks say (an object the provider
+//!   cannot fetch, a Stripe discount, is ordered by the rule that a deletion is final: a tombstone
+//!   of the same second stays, a deletion of it is written).
 //!
 //! A parent whose event does not carry all its children (a truncated item list) is fetched too.
 //! Children that left their parent are tombstoned. The event id is recorded in the same
@@ -247,11 +248,14 @@ const FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// An object to fetch: app, connected account to ask (if any), resource, id.
 type FetchKey<'a> = (&'a str, Option<&'a str>, &'a str, &'a str);
 
+/// An object's state as fetched (or why it could not be had), and when it was asked for.
+type Fetched = (Result<Change, ConnectorError>, DateTime<Utc>);
+
 /// Objects fetched from the provider for a batch, outside its transaction.
 #[derive(Default)]
 struct Fetches<'a> {
     /// Each object's state (or why it could not be had), and when it was asked for.
-    got: HashMap<FetchKey<'a>, (Result<Change, ConnectorError>, DateTime<Utc>)>,
+    got: HashMap<FetchKey<'a>, Fetched>,
     /// Objects a decision needs that are not in `got`, with the event asking.
     wanted: Vec<(FetchKey<'a>, Item<'a>)>,
     /// The events of the last transaction that wait for one of them (indices into its batch).
@@ -279,13 +283,7 @@ impl<'a> Fetches<'a> {
 }
 
 /// Fetches one wanted object, noting when it was asked for.
-#[allow(clippy::type_complexity)]
-async fn fetch_one<'a>(
-    (key, item): (FetchKey<'a>, Item<'a>),
-) -> (
-    FetchKey<'a>,
-    (Result<Change, ConnectorError>, DateTime<Utc>),
-) {
+async fn fetch_one<'a>((key, item): (FetchKey<'a>, Item<'a>)) -> (FetchKey<'a>, Fetched) {
     let at = Utc::now();
     (key, (fetch_guarded(item, key).await, at))
 }
